@@ -1,0 +1,1 @@
+"""phonetree: telephone trees and daily check-ins for peer-support groups."""

@@ -1,0 +1,39 @@
+"""Settings from the environment; a matching command-line option wins over it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+DEFAULT_DATABASE_URL = "sqlite:///phonetree.db"
+DEFAULT_GATEWAY = "outbox"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    gateway: str = DEFAULT_GATEWAY
+    public_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)  # never printed
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str | None = None
+    messages_per_second: float = 10.0
+    calls_per_second: float = 1.0
+
+    @classmethod
+    def from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
+        env = os.environ
+        return cls(
+            database_url=database_url or env.get("PHONETREE_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            gateway=gateway or env.get("PHONETREE_GATEWAY") or DEFAULT_GATEWAY,
+            public_url=(env.get("PHONETREE_PUBLIC_URL") or None),
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
+            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            messages_per_second=float(env.get("PHONETREE_MESSAGES_PER_SECOND") or 10.0),
+            calls_per_second=float(env.get("PHONETREE_CALLS_PER_SECOND") or 1.0),
+        )

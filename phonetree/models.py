@@ -1,0 +1,290 @@
+"""The tables. Rules (groups, members, plans) are what organisers set; items (check-ins, tasks)
+are dated promises made from them; messages are what leaves; events record every transition.
+
+Every time column is UTC. `UTCDateTime` stores naive UTC (SQLite has no zones) and hands back
+aware datetimes, so arithmetic with `clock.now()` is always safe.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20), default="rural")
+    default_channel: Mapped[str] = mapped_column(String(8), default="sms")
+    window_s: Mapped[int] = mapped_column(Integer, default=30 * 60)
+    escalation_wait_s: Mapped[int] = mapped_column(Integer, default=20 * 60)
+    # Quiet hours as local "HH:MM"; routine prompts wait until they end.
+    quiet_start: Mapped[str] = mapped_column(String(5), default="21:00")
+    quiet_end: Mapped[str] = mapped_column(String(5), default="08:00")
+    reminder: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    members: Mapped[list["Member"]] = relationship(back_populates="group", order_by="Member.id")
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("group_id", "name", name="uq_members_group_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    phone: Mapped[str] = mapped_column(String(20), index=True)  # E.164
+    channel: Mapped[str] = mapped_column(String(8), default="sms")  # sms | voice
+    roles: Mapped[str] = mapped_column(String(60), default="peer")  # comma-separated
+    paused_until: Mapped[date | None] = mapped_column(Date, nullable=True)  # last paused day, local
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone_problem: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    group: Mapped[Group] = relationship(back_populates="members")
+
+    @property
+    def role_list(self) -> list[str]:
+        return [r for r in self.roles.split(",") if r]
+
+    def is_paused(self, local_day: date) -> bool:
+        return self.paused_until is not None and local_day <= self.paused_until
+
+
+class CheckInPlan(Base):
+    """The rule: ring or text this member at this local time on these days."""
+
+    __tablename__ = "checkin_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    at_time: Mapped[str] = mapped_column(String(5))  # local HH:MM
+    days: Mapped[str] = mapped_column(String(40), default="daily")  # daily | weekdays | mon,wed
+    window_s: Mapped[int] = mapped_column(Integer)
+    escalation_wait_s: Mapped[int] = mapped_column(Integer)
+    reminder_s: Mapped[int | None] = mapped_column(Integer, nullable=True)  # after the send
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Occurrences are materialised up to here; the planner carries on from it.
+    planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    member: Mapped[Member] = relationship(foreign_keys=[member_id])
+    contacts: Mapped[list["PlanContact"]] = relationship(
+        order_by="PlanContact.position", cascade="all, delete-orphan"
+    )
+
+
+class PlanContact(Base):
+    __tablename__ = "plan_contacts"
+    __table_args__ = (UniqueConstraint("plan_id", "position", name="uq_plan_contacts_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("checkin_plans.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+
+    member: Mapped[Member] = relationship()
+
+
+class CheckIn(Base):
+    """One day's check-in for one member: the item whose life ARCHITECTURE.md draws.
+
+    state: scheduled -> prompting -> sent -> answered
+                                       \\-> escalating -> resolved | alerted -> resolved
+           scheduled -> skipped (paused / opted out) | missed (the service was down all day)
+    """
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "occurrence", name="uq_checkins_plan_occurrence"),
+        Index("ix_checkins_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkin_plans.id", ondelete="CASCADE"), nullable=True
+    )
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    # The local date (YYYY-MM-DD) for a planned one; "help:<id>" for a call asked for out of turn.
+    occurrence: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    window_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    escalation_step: Mapped[int] = mapped_column(Integer, default=-1)  # index of contact asked
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    member: Mapped[Member] = relationship(foreign_keys=[member_id])
+    plan: Mapped[CheckInPlan | None] = relationship()
+    tasks: Mapped[list["Task"]] = relationship(back_populates="checkin", order_by="Task.id")
+
+
+class Task(Base):
+    """Something a person has been asked to do and should answer DONE or CANT:
+    ring a member who has not checked in (escalation), act on an end-of-chain alert (alert),
+    make a rota call (call_prompt) or pass news down the tree (cascade)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_tasks_dedupe_key"),
+        Index("ix_tasks_state_expires", "state", "expires_at"),
+        Index("ix_tasks_assignee_state", "assignee_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # escalation | alert | call_prompt | cascade
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    assignee_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    subject_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), nullable=True
+    )
+    checkin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    dedupe_key: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(16), default="asked")  # asked|done|cant|expired|stood_down
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    assignee: Mapped[Member] = relationship(foreign_keys=[assignee_id])
+    subject: Mapped[Member | None] = relationship(foreign_keys=[subject_id])
+    checkin: Mapped[CheckIn | None] = relationship(back_populates="tasks")
+
+
+class Message(Base):
+    """One outgoing SMS or call. Written before anything is sent; the dispatcher moves it on.
+
+    state: queued -> sending -> sent -> delivered | failed ; queued -> suppressed (opted out)
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_messages_dedupe_key"),
+        Index("ix_messages_state_priority", "state", "priority", "not_before"),
+        Index("ix_messages_provider_sid", "provider_sid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), nullable=True)
+    checkin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), nullable=True)
+    to_phone: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(8))  # sms | voice
+    kind: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)  # lower goes first
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)  # purged after retention
+    dedupe_key: Mapped[str] = mapped_column(String(160))
+    state: Mapped[str] = mapped_column(String(12), default="queued")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Twilio's validity period: a routine prompt not out by then is pointless; it is reported instead.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    gateway: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    provider_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Inbound(Base):
+    """A reply from a member (SMS text or keypress). Unknown senders are not recorded at all."""
+
+    __tablename__ = "inbound"
+    __table_args__ = (UniqueConstraint("provider_sid", name="uq_inbound_provider_sid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)  # purged after retention
+    intent: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """A recorded transition: what reports count and what an organiser reads back."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_group_at", "group_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), nullable=True)
+    checkin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(400), nullable=True)
+
+
+class WebhookReceipt(Base):
+    """Seen (sid, event) pairs, so a repeated Twilio delivery has no second effect."""
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (UniqueConstraint("sid", "event", name="uq_webhook_receipts_sid_event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Recurrence, planning, the tick engine, the dispatcher and the runner."""
