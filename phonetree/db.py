@@ -106,3 +106,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) -> int:
+    """INSERT rows, silently skipping any that collide with a unique key: how every promise is
+    made idempotent (two ticks at the same instant insert each row once). Returns rows inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect}")
+    result = session.execute(dialect_insert(model).on_conflict_do_nothing(), rows)
+    return max(result.rowcount or 0, 0)

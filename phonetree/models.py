@@ -160,6 +160,10 @@ class CheckIn(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[str] = mapped_column(String(16), default="scheduled")
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Copied from the plan when planned, so a later edit doesn't change a check-in in flight.
+    window_s: Mapped[int] = mapped_column(Integer)
+    reminder_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    escalation_wait_s: Mapped[int] = mapped_column(Integer)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     window_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -229,6 +233,7 @@ class Message(Base):
     to_phone: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(8))  # sms | voice
     kind: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(24))  # key in texts.SMS / texts.VOICE
     priority: Mapped[int] = mapped_column(Integer)  # lower goes first
     body: Mapped[str | None] = mapped_column(Text, nullable=True)  # purged after retention
     dedupe_key: Mapped[str] = mapped_column(String(160))

@@ -2,12 +2,13 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 11:54:08.852317
+Create Date: 2026-11-23
 """
 from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
+
 
 
 revision = '0001'
@@ -103,6 +104,9 @@ def upgrade() -> None:
     sa.Column('due_at', sa.DateTime(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('urgent', sa.Boolean(), nullable=False),
+    sa.Column('window_s', sa.Integer(), nullable=False),
+    sa.Column('reminder_s', sa.Integer(), nullable=True),
+    sa.Column('escalation_wait_s', sa.Integer(), nullable=False),
     sa.Column('sent_at', sa.DateTime(), nullable=True),
     sa.Column('remind_at', sa.DateTime(), nullable=True),
     sa.Column('window_ends_at', sa.DateTime(), nullable=True),
@@ -185,6 +189,7 @@ def upgrade() -> None:
     sa.Column('to_phone', sa.String(length=20), nullable=False),
     sa.Column('channel', sa.String(length=8), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('template', sa.String(length=24), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('body', sa.Text(), nullable=True),
     sa.Column('dedupe_key', sa.String(length=160), nullable=False),

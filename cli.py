@@ -1,0 +1,670 @@
+"""phonetree's command line: parse, call one domain function, print. No logic lives here."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+from contextlib import contextmanager
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from phonetree import clock, directory, importer, inbound, status as status_view
+from phonetree.checkins import add_plan
+from phonetree.config import Settings
+from phonetree.db import get_engine, session_scope
+from phonetree.errors import PhonetreeError
+from phonetree.gateways import get_gateway
+from phonetree.phones import display, mask
+from phonetree.presets import PRESETS
+from phonetree.replies import parse_reply
+from schedules.recurrence import format_duration, parse_duration
+
+
+class App:
+    """What every command needs: settings, and the database opened on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            try:
+                self._engine = get_engine(self.settings.database_url)
+            except PhonetreeError:
+                raise
+            except Exception as error:  # noqa: BLE001 - shown as one line, not a traceback
+                raise PhonetreeError(f"can't open the database {self.settings.database_url!r}: "
+                                     f"{str(error).splitlines()[0]}")
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.engine) as session:
+            yield session
+
+
+class PhonetreeGroup(click.Group):
+    """Every error, ours or click's, is one line on stderr starting `Error:`."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.Abort:
+            click.echo("Error: stopped.", err=True)
+            sys.exit(1)
+        except click.UsageError as error:
+            hint = f" (see: phonetree {error.ctx.command_path.partition(' ')[2]} --help)".replace("  ", " ") \
+                if error.ctx else ""
+            click.echo(f"Error: {error.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.ClickException as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except PhonetreeError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+
+
+def fails_cleanly(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Domain errors become click errors; the session has already rolled back."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except PhonetreeError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def duration_option(text: str | None) -> int | None:
+    return parse_duration(text) if text is not None else None
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(cls=PhonetreeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "database_url", metavar="URL", help="Database URL (env PHONETREE_DATABASE_URL; "
+              "default sqlite:///phonetree.db).")
+@click.option("--gateway", metavar="NAME", help="outbox (record only, the default) or twilio "
+              "(env PHONETREE_GATEWAY).")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the service does.")
+@click.version_option("0.1.0", prog_name="phonetree")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, gateway: str | None, verbose: bool) -> None:
+    """phonetree: daily check-ins and telephone trees for peer-support groups, by SMS and voice.
+
+    \b
+    Example:
+      phonetree group add Oakfield --timezone Europe/London --kind grandparents
+      phonetree member add Oakfield Vera --phone "01522 500001"
+      phonetree member add Oakfield Jo --phone "07911 100002" --role organiser
+      phonetree checkin add Oakfield Vera --at 10:00 --escalate-to Jo
+      phonetree run
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = App(Settings.from_env(database_url=database_url, gateway=gateway))
+
+
+# ---------------------------------------------------------------- groups
+
+
+@cli.group()
+def group() -> None:
+    """Create and look at groups.
+
+    \b
+    Example:
+      phonetree group add Oakfield --timezone Europe/London --kind grandparents
+    """
+
+
+@group.command("add")
+@click.argument("name")
+@click.option("--timezone", "tz", required=True, help="The group's time zone, e.g. Europe/London.")
+@click.option("--kind", type=click.Choice(list(PRESETS)), default="rural", show_default=True,
+              help="A preset of defaults: channel, reply window, quiet hours.")
+@click.option("--json", "as_json", is_flag=True, help="Print the group as JSON.")
+@pass_app
+@fails_cleanly
+def group_add(app: App, name: str, tz: str, kind: str, as_json: bool) -> None:
+    """Add a group. All times you give for it are in its time zone.
+
+    \b
+    Example:
+      phonetree group add Oakfield --timezone Europe/London --kind grandparents
+    """
+    with app.session() as session:
+        created = directory.add_group(session, name, tz, kind)
+        data = group_json(created)
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"Added group {data['name']} ({data['kind']}, {data['timezone']}): "
+                   f"window {data['window']}, quiet hours {data['quiet_hours']}.")
+
+
+def group_json(g: Any) -> dict[str, Any]:
+    return {"name": g.name, "timezone": g.timezone, "kind": g.kind, "default_channel": g.default_channel,
+            "window": format_duration(g.window_s), "escalation_wait": format_duration(g.escalation_wait_s),
+            "quiet_hours": f"{g.quiet_start}-{g.quiet_end}", "reminder": g.reminder}
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def group_list(app: App, as_json: bool) -> None:
+    """List the groups.
+
+    \b
+    Example:
+      phonetree group list
+    """
+    with app.session() as session:
+        data = [group_json(g) | {"members": len(g.members)} for g in directory.list_groups(session)]
+    if as_json:
+        emit_json(data)
+        return
+    if not data:
+        click.echo("No groups yet. Add one: phonetree group add NAME --timezone Europe/London")
+    for g in data:
+        click.echo(f"{g['name']:<20} {g['kind']:<13} {g['timezone']:<20} {g['members']} member(s)")
+
+
+@group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def group_show(app: App, name: str, as_json: bool) -> None:
+    """Show a group's settings.
+
+    \b
+    Example:
+      phonetree group show Oakfield
+    """
+    with app.session() as session:
+        data = group_json(directory.get_group(session, name))
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key.replace('_', ' '):<16} {value}")
+
+
+@group.command("set")
+@click.argument("name")
+@click.option("--quiet", help="Quiet hours for routine prompts, local: 21:00-08:00, or off.")
+@click.option("--window", help="Default reply window for new check-ins, e.g. 45m.")
+@click.option("--escalation-wait", "escalation_wait", help="Default wait per contact, e.g. 20m.")
+@click.option("--reminder/--no-reminder", default=None, help="Remind half-way through the window.")
+@click.option("--channel", type=click.Choice(["sms", "voice"]), help="Default channel for new members.")
+@pass_app
+@fails_cleanly
+def group_set(app: App, name: str, quiet: str | None, window: str | None, escalation_wait: str | None,
+              reminder: bool | None, channel: str | None) -> None:
+    """Change a group's defaults (its kind's preset is only the start).
+
+    \b
+    Example:
+      phonetree group set Oakfield --quiet 20:30-09:00 --window 45m
+    """
+    with app.session() as session:
+        changes = directory.update_group(
+            session, directory.get_group(session, name), quiet=quiet, window_s=duration_option(window),
+            escalation_wait_s=duration_option(escalation_wait), reminder=reminder, channel=channel)
+    click.echo(f"{name}: " + ", ".join(changes) + ".")
+
+
+# ---------------------------------------------------------------- members
+
+
+@cli.group()
+def member() -> None:
+    """Add, import, list and pause members.
+
+    \b
+    Example:
+      phonetree member add Oakfield Vera --phone "01522 500001" --role carer
+    """
+
+
+def member_json(m: Any, show_numbers: bool = False) -> dict[str, Any]:
+    return {"name": m.name, "phone": m.phone if show_numbers else mask(m.phone), "channel": m.channel,
+            "roles": m.role_list, "paused_until": m.paused_until.isoformat() if m.paused_until else None,
+            "opted_out": m.opted_out, "phone_problem": m.phone_problem}
+
+
+@member.command("add")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name")
+@click.option("--phone", required=True, help="UK forms are fine: 07911 100001, +44 (0)7911 100001.")
+@click.option("--channel", type=click.Choice(["sms", "voice"]), help="How check-ins reach them "
+              "(default: the group's; a landline is always voice).")
+@click.option("--role", "roles", multiple=True, type=click.Choice(list(directory.ROLES)),
+              help="peer, carer or organiser; repeat for several. Default peer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the member as JSON.")
+@pass_app
+@fails_cleanly
+def member_add(app: App, group_name: str, name: str, phone: str, channel: str | None,
+               roles: tuple[str, ...], as_json: bool) -> None:
+    """Add a member. Use a first name or a chosen name only.
+
+    \b
+    Example:
+      phonetree member add Oakfield Jo --phone "07911 100002" --role peer --role organiser
+    """
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        added, note = directory.add_member(session, g, name, phone, channel, roles)
+        data = member_json(added)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"Added {data['name']} to {group_name} ({data['channel']}, {', '.join(data['roles'])}).")
+    if note:
+        click.echo(f"Note: {note}")
+
+
+@member.command("list")
+@click.argument("group_name", metavar="GROUP")
+@click.option("--show-numbers", is_flag=True, help="Show whole phone numbers (masked by default).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def member_list(app: App, group_name: str, show_numbers: bool, as_json: bool) -> None:
+    """List a group's members. Numbers are masked unless you ask.
+
+    \b
+    Example:
+      phonetree member list Oakfield --show-numbers
+    """
+    with app.session() as session:
+        data = [member_json(m, show_numbers) for m in directory.list_members(
+            session, directory.get_group(session, group_name))]
+    if as_json:
+        emit_json(data)
+        return
+    for m in data:
+        flags = [f"paused to {m['paused_until']}"] if m["paused_until"] else []
+        flags += ["opted out"] if m["opted_out"] else []
+        flags += [m["phone_problem"]] if m["phone_problem"] else []
+        click.echo(f"{m['name']:<20} {m['phone']:<16} {m['channel']:<6} {','.join(m['roles']):<18} "
+                   f"{'; '.join(flags)}".rstrip())
+
+
+@member.command("import")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would be added and what is rejected; change nothing.")
+@click.option("--skip-invalid", is_flag=True, help="Add the good rows even if some are rejected.")
+@pass_app
+@fails_cleanly
+def member_import(app: App, group_name: str, file: Path, dry_run: bool, skip_invalid: bool) -> None:
+    """Import members from a CSV: a name,phone sheet, or a Google Contacts or Outlook export.
+
+    Every row is checked first; if any is rejected nothing is added unless --skip-invalid.
+
+    \b
+    Example:
+      phonetree member import Oakfield contacts.csv --dry-run
+    """
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        plan = importer.plan_import(session, g, file)
+        for row in plan.good:
+            click.echo(f"{'would add' if dry_run else 'add'}: {row.name} ({row.channel}, {mask(row.phone)})")
+        for line, what, why in plan.rejected:
+            click.echo(f"rejected line {line}: {what}: {why}", err=True)
+        if dry_run:
+            click.echo(f"Dry run: {len(plan.good)} would be added, {len(plan.rejected)} rejected.")
+            return
+        if plan.rejected and not skip_invalid:
+            raise PhonetreeError(f"{len(plan.rejected)} row(s) rejected, so nothing was added; fix them, "
+                                 "or add the rest with --skip-invalid.")
+        importer.apply_import(session, g, plan)
+    click.echo(f"Added {len(plan.good)} member(s) to {group_name}"
+               + (f"; {len(plan.rejected)} row(s) skipped." if plan.rejected else "."))
+
+
+@member.command("pause")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name")
+@click.option("--until", "until", required=True, help="Last day with no check-in, YYYY-MM-DD.")
+@pass_app
+@fails_cleanly
+def member_pause(app: App, group_name: str, name: str, until: str) -> None:
+    """Pause a member's check-ins up to and including a date (they can text BACK to resume).
+
+    \b
+    Example:
+      phonetree member pause Oakfield Vera --until 2026-12-01
+    """
+    try:
+        last_day = date.fromisoformat(until)
+    except ValueError:
+        raise PhonetreeError(f"{until!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-12-01.")
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        m = directory.get_member(session, g, name)
+        if last_day < clock.now().date():
+            raise PhonetreeError(f"{until} is in the past; give the last day of the pause.")
+        directory.pause_member(session, m, last_day)
+    click.echo(f"Paused {m.name}'s check-ins until {last_day:%a %d %b %Y} (inclusive).")
+
+
+@member.command("resume")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name")
+@pass_app
+@fails_cleanly
+def member_resume(app: App, group_name: str, name: str) -> None:
+    """End a pause now.
+
+    \b
+    Example:
+      phonetree member resume Oakfield Vera
+    """
+    with app.session() as session:
+        m = directory.get_member(session, directory.get_group(session, group_name), name)
+        directory.pause_member(session, m, None)
+    click.echo(f"{m.name}'s check-ins resume.")
+
+
+# ---------------------------------------------------------------- check-ins
+
+
+@cli.group()
+def checkin() -> None:
+    """Set up daily check-ins.
+
+    \b
+    Example:
+      phonetree checkin add Oakfield Vera --at 10:00 --escalate-to Jo,Sam
+    """
+
+
+@checkin.command("add")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("member_name", metavar="MEMBER")
+@click.option("--at", "at", required=True, help="Local time, HH:MM.")
+@click.option("--days", default="daily", show_default=True, help="daily, weekdays, or e.g. mon,wed,fri.")
+@click.option("--window", help="How long to wait for a reply, e.g. 30m (default: the group's).")
+@click.option("--escalate-to", "escalate_to", required=True, help="Who to ask to ring if there's no reply, "
+              "in order: NAME[,NAME...].")
+@click.option("--escalation-wait", "escalation_wait", help="How long each person gets before the next is "
+              "asked, e.g. 20m (default: the group's).")
+@click.option("--reminder", help="Send a reminder this long after the prompt, e.g. 15m, or 'off' "
+              "(default: half-way through the window).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@pass_app
+@fails_cleanly
+def checkin_add(app: App, group_name: str, member_name: str, at: str, days: str, window: str | None,
+                escalate_to: str, escalation_wait: str | None, reminder: str | None, as_json: bool) -> None:
+    """Add a daily check-in for a member, with the people to ask if they don't reply.
+
+    \b
+    Example:
+      phonetree checkin add Oakfield Vera --at 10:00 --days weekdays --window 1h \\
+          --escalate-to Jo,Sam --escalation-wait 20m
+    """
+    no_reminder = reminder is not None and reminder.strip().lower() in ("off", "none", "no")
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        m = directory.get_member(session, g, member_name)
+        plan, warnings = add_plan(
+            session, g, m, at, days, [n.strip() for n in escalate_to.split(",") if n.strip()],
+            window_s=duration_option(window), escalation_wait_s=duration_option(escalation_wait),
+            reminder_s=None if no_reminder else duration_option(reminder),
+            reminder=False if no_reminder else None,
+        )
+        data = plan_json(plan)
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"{data['member']} will get a check-in {data['days']} at {data['at']} ({g.timezone}); "
+                   f"window {data['window']}" + (f", reminder after {data['reminder']}" if data["reminder"] else "")
+                   + f"; if no reply: {' then '.join(data['escalate_to'])}, {data['escalation_wait']} each, "
+                   "then the organisers.")
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+def plan_json(plan: Any) -> dict[str, Any]:
+    return {"member": plan.member.name, "at": plan.at_time, "days": plan.days,
+            "window": format_duration(plan.window_s), "escalation_wait": format_duration(plan.escalation_wait_s),
+            "reminder": format_duration(plan.reminder_s) if plan.reminder_s else None,
+            "escalate_to": [c.member.name for c in plan.contacts], "active": plan.active}
+
+
+@checkin.command("list")
+@click.argument("group_name", metavar="GROUP")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def checkin_list(app: App, group_name: str, as_json: bool) -> None:
+    """List a group's check-in plans.
+
+    \b
+    Example:
+      phonetree checkin list Oakfield
+    """
+    from phonetree.checkins import plans_for_group
+
+    with app.session() as session:
+        data = [plan_json(p) for p in plans_for_group(session, directory.get_group(session, group_name))]
+    if as_json:
+        emit_json(data)
+        return
+    for p in data:
+        click.echo(f"{p['member']:<20} {p['days']:<12} {p['at']}  window {p['window']:<6} "
+                   f"then {', '.join(p['escalate_to'])}")
+
+
+# ---------------------------------------------------------------- the service
+
+
+@cli.command()
+@click.option("--from", "sender", required=True, help="The sender's phone number.")
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")
+@pass_app
+@fails_cleanly
+def receive(app: App, sender: str, text: str, as_json: bool) -> None:
+    """Handle an inbound SMS as if it came from the gateway, then send any replies due.
+
+    \b
+    Example:
+      phonetree receive --from "07911 100001" "OK thanks"
+    """
+    from schedules import dispatcher
+
+    now = clock.now()
+    with app.session() as session:
+        outcome = inbound.handle(session, now, sender, text)
+    if outcome.known:
+        dispatcher.dispatch(app.engine, get_gateway(app.settings), now)
+    data = {"known": outcome.known, "member": outcome.member, "intent": outcome.intent,
+            "actions": outcome.actions}
+    if as_json:
+        emit_json(data)
+    elif not outcome.known:
+        click.echo("That number belongs to no member: nothing changed.")
+    else:
+        click.echo(f"{outcome.member}: {outcome.intent}: {'; '.join(outcome.actions)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@pass_app
+@fails_cleanly
+def tick(app: App, as_json: bool) -> None:
+    """One pass of the scheduler at the current time, then exit (for cron).
+
+    \b
+    Example:
+      phonetree tick
+    """
+    from schedules.engine import tick as run_tick
+
+    report = run_tick(app.engine, get_gateway(app.settings), clock.now())
+    if as_json:
+        emit_json({k: v for k, v in vars(report).items() if k != "details"})
+    else:
+        click.echo(f"tick: {report.summary()}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for the webhook server.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port for the webhook server.")
+@pass_app
+@fails_cleanly
+def run(app: App, host: str, port: int) -> None:
+    """Run the scheduler and the webhook server until stopped (Ctrl-C).
+
+    Twilio should post inbound SMS to PHONETREE_PUBLIC_URL/twilio/sms.
+
+    \b
+    Example:
+      PHONETREE_PUBLIC_URL=https://tree.example.org phonetree run --port 8080
+    """
+    from schedules.runner import Runner
+
+    logging.getLogger().setLevel(logging.INFO)
+    runner = Runner(app.engine, get_gateway(app.settings), app.settings, host=host, port=port)
+    click.echo(f"phonetree running: gateway {app.settings.gateway}, webhooks on {runner.address}"
+               " (Ctrl-C to stop)")
+    runner.serve_forever()
+
+
+@cli.command()
+@click.option("--group", "group_name", help="Only this group's messages.")
+@click.option("--last", type=int, help="Only the last N messages.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, oldest first.")
+@pass_app
+@fails_cleanly
+def outbox(app: App, group_name: str | None, last: int | None, as_json: bool) -> None:
+    """Messages the service has sent or recorded, oldest first.
+
+    \b
+    Example:
+      phonetree outbox --json
+    """
+    with app.session() as session:
+        g = directory.get_group(session, group_name) if group_name else None
+        data = status_view.outbox(session, g, last)
+    if as_json:
+        emit_json(data)
+        return
+    if not data:
+        click.echo("The outbox is empty.")
+    for m in data:
+        click.echo(f"{m['created_at'][:16].replace('T', ' ')}  {m['kind']:<12} {m['channel']:<5} "
+                   f"to {m['name'] or '?'} ({mask(m['to'])}) [{m['state']}]: {m['body']}")
+
+
+@cli.command()
+@click.argument("group_name", metavar="GROUP")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def status(app: App, group_name: str, as_json: bool) -> None:
+    """What is open now: check-ins awaiting a reply, escalations, alerts, replies to read.
+
+    \b
+    Example:
+      phonetree status Oakfield
+    """
+    with app.session() as session:
+        data = status_view.group_status(session, directory.get_group(session, group_name), clock.now())
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(render_status(data))
+
+
+def render_status(data: dict[str, Any]) -> str:
+    lines = [f"{data['group']} ({data['timezone']})"]
+    if not data["open"]:
+        lines.append("Nothing open: every check-in so far is answered or resolved.")
+    for item in data["open"]:
+        asked = ", ".join(f"{a['name']} ({a['state']})" for a in item["asked"]) or "nobody yet"
+        flag = "URGENT " if item["urgent"] else ""
+        lines.append(f"  {flag}{item['member']}: {item['state']} (due {item['due_local']}); asked: {asked}"
+                     + (f"; {item['note']}" if item["note"] else ""))
+    if data["replies_to_read"]:
+        lines.append("Replies to read:")
+        lines += [f"  {r['member']} at {r['received_at'][:16]}: {r['text']}" for r in data["replies_to_read"]]
+    if data["upcoming"]:
+        lines.append("Next 24 hours: " + ", ".join(f"{u['member']} {u['due_local']}" for u in data["upcoming"]))
+    for key, label in (("paused", "Paused"), ("opted_out", "Opted out"), ("phone_problems", "Phone problems")):
+        if data[key]:
+            lines.append(f"{label}: " + ", ".join(x if isinstance(x, str) else " ".join(map(str, x.values()))
+                                                 for x in data[key]))
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("group_name", metavar="GROUP")
+@click.argument("member_name", metavar="MEMBER")
+@click.option("--note", default="resolved by an organiser", help="What was done (kept in the record).")
+@pass_app
+@fails_cleanly
+def resolve(app: App, group_name: str, member_name: str, note: str) -> None:
+    """Close a member's open check-in once a person has acted (stands everyone down).
+
+    \b
+    Example:
+      phonetree resolve Oakfield Vera --note "spoke to her daughter"
+    """
+    from phonetree.checkins import resolve_by_organiser
+
+    with app.session() as session:
+        m = directory.get_member(session, directory.get_group(session, group_name), member_name)
+        told = resolve_by_organiser(session, m, clock.now(), note)
+    click.echo(f"Closed {m.name}'s open check-in; {told} person(s) told they needn't ring.")
+
+
+@cli.command()
+@click.option("--db", "demo_db", default="phonetree-demo.db", show_default=True,
+              help="The SQLite file to build the sample group in (replaced each run).")
+def demo(demo_db: str) -> None:
+    """Play a sample grandparents' group through a simulated day, on SQLite and the outbox.
+
+    Nothing is sent: the conversation is printed as it happens, on a clock that steps
+    through the day by itself.
+
+    \b
+    Example:
+      phonetree demo
+    """
+    from phonetree.demo import play
+
+    play(Path(demo_db), click.echo)
+
+
+def main() -> None:
+    cli(prog_name="phonetree")
+
+
+if __name__ == "__main__":
+    main()

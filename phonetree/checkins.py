@@ -1,0 +1,325 @@
+"""The check-in: its plan (the rule) and its life (one day's item), as ARCHITECTURE.md draws it.
+
+Each step function takes `now`, does one thing for every row that is due, and is safe to run
+twice or from two workers at once: rows are claimed with a conditional UPDATE before anything
+is written for them, and messages carry dedupe keys.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from phonetree import clock, events
+from zoneinfo import ZoneInfo
+
+from phonetree.directory import get_member, organisers
+from phonetree.errors import PhonetreeError
+from phonetree.escalation import OPEN_CHECKIN_STATES, ask, ask_next, chain_for, stand_down
+from phonetree.messages import message_row, queue
+from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
+from phonetree.quiet_hours import in_quiet_hours, next_allowed
+from phonetree.texts import GATHER
+from schedules.recurrence import format_duration, local_date, parse_days, parse_time
+
+BATCH = 5000
+
+
+# ---------------------------------------------------------------- plans
+
+
+def add_plan(session: Session, group: Group, member: Member, at: str, days: str,
+             contacts: list[str], window_s: int | None = None,
+             escalation_wait_s: int | None = None, reminder_s: int | None = None,
+             reminder: bool | None = None) -> tuple[CheckInPlan, list[str]]:
+    """Create a check-in plan. Returns it and any warnings for the organiser."""
+    at_time = parse_time(at)
+    day_rule = parse_days(days)
+    window = window_s or group.window_s
+    wait = escalation_wait_s or group.escalation_wait_s
+    if in_quiet_hours(datetime.strptime(at_time, "%H:%M").time(), group.quiet_start, group.quiet_end):
+        raise PhonetreeError(
+            f"{at_time} is inside {group.name}'s quiet hours ({group.quiet_start}-{group.quiet_end}); "
+            f"choose a time between {group.quiet_end} and {group.quiet_start}."
+        )
+    if not contacts:
+        raise PhonetreeError("name at least one person to ring if there's no reply: --escalate-to NAME.")
+    chain: list[Member] = []
+    for name in contacts:
+        contact = get_member(session, group, name)
+        if contact.id == member.id:
+            raise PhonetreeError(f"{member.name} can't be their own escalation contact.")
+        if contact in chain:
+            raise PhonetreeError(f"{contact.name} is named twice in --escalate-to.")
+        chain.append(contact)
+    use_reminder = group.reminder if reminder is None else reminder
+    if reminder_s is not None:
+        if reminder_s >= window:
+            raise PhonetreeError(
+                f"the reminder ({format_duration(reminder_s)}) must come before the window closes "
+                f"({format_duration(window)})."
+            )
+    elif use_reminder and window >= 10 * 60:
+        reminder_s = window // 2  # half-way through the window by default
+    now = clock.now()
+    plan = CheckInPlan(
+        group_id=group.id, member_id=member.id, at_time=at_time, days=day_rule, window_s=window,
+        escalation_wait_s=wait, reminder_s=reminder_s, active=True, created_at=now,
+        planned_until=now,
+    )
+    plan.contacts = [PlanContact(position=i, member_id=c.id) for i, c in enumerate(chain)]
+    session.add(plan)
+    session.flush()
+    events.record(session, now, "plan_added", group_id=group.id, member_id=member.id,
+                  detail=f"{day_rule} at {at_time}")
+    warnings = []
+    if not any("organiser" in m.role_list for m in group.members):
+        warnings.append(f"{group.name} has no organiser yet, so if nobody on the list answers "
+                        "the check-in stays open on `phonetree status` with no one alerted. "
+                        f"Add one: phonetree member add {group.name} NAME --phone ... --role organiser")
+    for contact in chain:
+        if contact.opted_out:
+            warnings.append(f"{contact.name} has opted out of texts and will be skipped.")
+    return plan, warnings
+
+
+# ---------------------------------------------------------------- the day's steps
+
+
+def start_due(session: Session, now: datetime) -> dict[str, int]:
+    """Send the prompt for every check-in now due. One that the service missed while it was
+    down is still sent if it is the same local day (its window counts from the late send);
+    a past day's is reported to the organisers instead, never raised as a false alarm."""
+    counts = {"prompted": 0, "skipped": 0, "missed": 0}
+    while True:
+        ids = list(session.scalars(
+            select(CheckIn.id).where(CheckIn.state == "scheduled", CheckIn.due_at <= now)
+            .order_by(CheckIn.due_at).limit(BATCH)
+        ))
+        if not ids:
+            return counts
+        # Claim: another worker that got here first has already moved these on.
+        claimed = list(session.scalars(
+            update(CheckIn).where(CheckIn.id.in_(ids), CheckIn.state == "scheduled")
+            .values(state="prompting").returning(CheckIn.id)
+        ))
+        if not claimed:
+            continue
+        rows = session.execute(
+            select(CheckIn, Member, Group)
+            .join(Member, Member.id == CheckIn.member_id)
+            .join(Group, Group.id == CheckIn.group_id)
+            .where(CheckIn.id.in_(claimed))
+        ).all()
+        messages: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
+        missed: list[CheckIn] = []
+        log: list[dict[str, Any]] = []
+        for checkin, member, group in rows:
+            day = date.fromisoformat(checkin.occurrence)
+            send_at = next_allowed(now, group.timezone, group.quiet_start, group.quiet_end)
+            if member.is_paused(day) or member.opted_out:
+                why = "paused" if member.is_paused(day) else "opted out"
+                skipped.append({"id": checkin.id, "state": "skipped", "closed_at": now, "outcome": why})
+                log.append({"at": now, "kind": "skipped", "group_id": group.id, "member_id": member.id,
+                            "checkin_id": checkin.id, "detail": why})
+            elif local_date(send_at, group.timezone) != day:
+                missed.append(checkin)
+            else:
+                validity = timedelta(seconds=checkin.window_s)
+                messages.append(message_row(
+                    now, group, member, kind="checkin", template="checkin",
+                    values={"name": member.name}, dedupe_key=f"checkin:{checkin.id}:prompt",
+                    checkin_id=checkin.id, validity=validity,
+                ))
+        queue(session, messages)
+        if skipped:
+            session.execute(update(CheckIn), skipped)
+        for checkin in missed:
+            report_missed(session, checkin, now)
+        events.record_many(session, log)
+        counts["prompted"] += len(messages)
+        counts["skipped"] += len(skipped)
+        counts["missed"] += len(missed)
+        session.flush()
+
+
+def report_missed(session: Session, checkin: CheckIn, now: datetime) -> None:
+    """A check-in whose day passed while the service was down: tell a human, don't pretend."""
+    checkin.state, checkin.closed_at, checkin.outcome = "missed", now, "not sent: service was down"
+    group, member = session.get(Group, checkin.group_id), checkin.member
+    assert group is not None
+    due_local = checkin.due_at.astimezone(ZoneInfo(group.timezone))
+    # The organisers; a group without one still has a human told: the first named contact.
+    people = [m for m in organisers(session, group.id) if m.id != member.id] or chain_for(session, checkin)[:1]
+    queue(session, [message_row(
+        now, group, person, kind="alert", template="missed", dedupe_key=f"checkin:{checkin.id}:missed:{person.id}",
+        values={"contact": person.name, "member": member.name, "time": due_local.strftime("%H:%M"),
+                "day": due_local.strftime("%a %d %b")},
+        checkin_id=checkin.id,
+    ) for person in people])
+    events.record(session, now, "missed", group_id=group.id, member_id=member.id,
+                  checkin_id=checkin.id, detail="service down; reported to " +
+                  (", ".join(p.name for p in people) or "nobody: no organiser"))
+
+
+def prompts_sent(session: Session, sent: list[tuple[int, datetime]]) -> None:
+    """The dispatcher reports prompts that actually left: the window starts now, not at due."""
+    if not sent:
+        return
+    checkins = {c.id: c for c in session.scalars(
+        select(CheckIn).where(CheckIn.id.in_([cid for cid, _ in sent]), CheckIn.state == "prompting")
+    )}
+    updates = []
+    log = []
+    for checkin_id, sent_at in sent:
+        checkin = checkins.get(checkin_id)
+        if checkin is None:
+            continue
+        updates.append({
+            "id": checkin_id, "state": "sent", "sent_at": sent_at,
+            "window_ends_at": sent_at + timedelta(seconds=checkin.window_s),
+            "remind_at": sent_at + timedelta(seconds=checkin.reminder_s) if checkin.reminder_s else None,
+        })
+        log.append({"at": sent_at, "kind": "checkin_sent", "group_id": checkin.group_id,
+                    "member_id": checkin.member_id, "checkin_id": checkin_id})
+    if updates:
+        session.execute(update(CheckIn), updates)
+    events.record_many(session, log)
+
+
+def remind_due(session: Session, now: datetime) -> int:
+    claimed = list(session.scalars(
+        update(CheckIn).where(CheckIn.state == "sent", CheckIn.remind_at.is_not(None),
+                              CheckIn.remind_at <= now)
+        .values(remind_at=None).returning(CheckIn.id)
+    ))
+    if not claimed:
+        return 0
+    rows = session.execute(
+        select(CheckIn, Member, Group).join(Member, Member.id == CheckIn.member_id)
+        .join(Group, Group.id == CheckIn.group_id).where(CheckIn.id.in_(claimed))
+    ).all()
+    reminders = [message_row(
+        now, group, member, kind="reminder", template="reminder", values={"name": member.name},
+        dedupe_key=f"checkin:{checkin.id}:reminder", checkin_id=checkin.id,
+        validity=(checkin.window_ends_at - now) if checkin.window_ends_at else None,
+    ) for checkin, member, group in rows]
+    # A reminder that quiet hours would hold past the window's end is pointless: drop it.
+    reminders = [r for r in reminders if r["expires_at"] is None or r["not_before"] < r["expires_at"]]
+    queue(session, reminders)
+    return len(reminders)
+
+
+def close_windows(session: Session, now: datetime) -> int:
+    """No reply by the end of the window: the first named contact is asked to ring."""
+    claimed = list(session.scalars(
+        update(CheckIn).where(CheckIn.state == "sent", CheckIn.window_ends_at <= now)
+        .values(state="escalating").returning(CheckIn.id)
+    ))
+    for checkin in session.scalars(select(CheckIn).where(CheckIn.id.in_(claimed))):
+        events.record(session, now, "no_reply", group_id=checkin.group_id,
+                      member_id=checkin.member_id, checkin_id=checkin.id)
+        ask_next(session, checkin, now, "no reply to the check-in")
+    return len(claimed)
+
+
+def prompt_failed(session: Session, checkin_id: int, now: datetime, reason: str) -> None:
+    """The prompt could not be delivered: a person must follow up now, not at window end."""
+    checkin = session.get(CheckIn, checkin_id)
+    if checkin is None or checkin.state not in ("prompting", "sent"):
+        return
+    checkin.state = "escalating"
+    checkin.outcome = f"prompt undeliverable: {reason}"
+    events.record(session, now, "undeliverable", group_id=checkin.group_id,
+                  member_id=checkin.member_id, checkin_id=checkin.id, detail=reason)
+    ask_next(session, checkin, now, f"the check-in couldn't be delivered ({reason})")
+
+
+# ---------------------------------------------------------------- replies from the member
+
+
+def open_checkin(session: Session, member_id: int) -> CheckIn | None:
+    """The member's most recent check-in still awaiting an answer or a person."""
+    return session.scalar(
+        select(CheckIn).where(CheckIn.member_id == member_id, CheckIn.state.in_(OPEN_CHECKIN_STATES))
+        .order_by(CheckIn.due_at.desc(), CheckIn.id.desc())
+    )
+
+
+def answer(session: Session, checkin: CheckIn, now: datetime, how: str) -> int:
+    """The member has been in touch. Closes the check-in; if anyone had been asked to ring,
+    they are stood down. Returns how many people were told."""
+    was = checkin.state
+    checkin.state, checkin.answered_at, checkin.closed_at = "answered", now, now
+    checkin.outcome = how
+    told = stand_down(session, checkin, now) if was in ("escalating", "alerted") else 0
+    events.record(session, now, "answered", group_id=checkin.group_id, member_id=checkin.member_id,
+                  checkin_id=checkin.id, detail=how + (f" (late; {told} stood down)" if told else ""))
+    return told
+
+
+def request_help(session: Session, member: Member, now: datetime, source: str) -> tuple[CheckIn, str]:
+    """The member wants a call: the first reachable contact is asked at once, whatever the
+    window. Returns the check-in and who was asked."""
+    checkin = open_checkin(session, member.id)
+    if checkin is None:
+        plan = session.scalar(select(CheckInPlan).where(
+            CheckInPlan.member_id == member.id, CheckInPlan.active.is_(True)).order_by(CheckInPlan.id))
+        group = session.get(Group, member.group_id)
+        assert group is not None
+        checkin = CheckIn(
+            plan_id=plan.id if plan else None, group_id=member.group_id, member_id=member.id,
+            occurrence=f"help:{now.isoformat()}", due_at=now, state="escalating", urgent=True,
+            window_s=plan.window_s if plan else group.window_s, reminder_s=None,
+            escalation_wait_s=plan.escalation_wait_s if plan else group.escalation_wait_s,
+        )
+        session.add(checkin)
+        session.flush()
+    elif checkin.state in ("escalating", "alerted"):
+        # Already with a person: make it urgent and tell whoever holds it now.
+        checkin.urgent = True
+        events.record(session, now, "help", group_id=checkin.group_id, member_id=member.id,
+                      checkin_id=checkin.id, detail=source)
+        open_tasks = [t for t in checkin.tasks if t.state == "asked"]
+        if open_tasks:
+            group = session.get(Group, checkin.group_id)
+            assert group is not None
+            for task in open_tasks:
+                ask(session, now, group, checkin, task.assignee, task.kind,
+                     "help" if task.kind == "escalation" else "help_alert",
+                     f"{task.dedupe_key}:help", task.expires_at)
+                task.state, task.closed_at = "stood_down", now
+            return checkin, ", ".join(t.assignee.name for t in open_tasks)
+        return checkin, ask_next(session, checkin, now, f"asked for a call ({source})")
+    checkin.urgent = True
+    checkin.state = "escalating"
+    checkin.escalation_step = -1
+    events.record(session, now, "help", group_id=checkin.group_id, member_id=member.id,
+                  checkin_id=checkin.id, detail=source)
+    return checkin, ask_next(session, checkin, now, f"asked for a call ({source})")
+
+
+def voice_gathers(template: str) -> bool:
+    return template in GATHER
+
+
+def plans_for_group(session: Session, group: Group) -> list[CheckInPlan]:
+    return list(session.scalars(
+        select(CheckInPlan).where(CheckInPlan.group_id == group.id, CheckInPlan.active.is_(True))
+        .order_by(CheckInPlan.at_time, CheckInPlan.id)
+    ))
+
+
+def resolve_by_organiser(session: Session, member: Member, now: datetime, note: str) -> int:
+    """An organiser closes a member's open check-in from the command line."""
+    checkin = open_checkin(session, member.id)
+    if checkin is None:
+        raise PhonetreeError(f"{member.name} has no open check-in to close.")
+    checkin.state, checkin.closed_at, checkin.outcome = "resolved", now, note
+    told = stand_down(session, checkin, now)
+    events.record(session, now, "resolved", group_id=checkin.group_id, member_id=member.id,
+                  checkin_id=checkin.id, detail=f"from the command line: {note}")
+    return told

@@ -1,0 +1,175 @@
+"""Groups and members: adding, finding, pausing. Names are first or chosen names only."""
+from __future__ import annotations
+
+from datetime import date
+from difflib import get_close_matches
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from phonetree import clock, events
+from phonetree.errors import PhonetreeError
+from phonetree.models import Group, Member
+from phonetree.phones import is_landline, parse_phone
+from phonetree.presets import PRESETS
+from phonetree.texts import MAX_NAME
+from schedules.recurrence import parse_timezone
+
+ROLES = ("peer", "carer", "organiser")
+CHANNELS = ("sms", "voice")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def clean_name(name: str, what: str = "name") -> str:
+    cleaned = " ".join((name or "").split())
+    if not cleaned:
+        raise PhonetreeError(f"the {what} can't be empty.")
+    if len(cleaned) > MAX_NAME:
+        raise PhonetreeError(
+            f"{cleaned!r} is too long for a {what}; use at most {MAX_NAME} characters "
+            "(a first name or chosen name is best)."
+        )
+    return cleaned
+
+
+def add_group(session: Session, name: str, timezone: str, kind: str = "rural") -> Group:
+    name = clean_name(name, "group name")
+    tz = parse_timezone(timezone)
+    preset = PRESETS.get(kind)
+    if preset is None:
+        raise PhonetreeError(f"unknown group kind {kind!r}; choose one of {', '.join(PRESETS)}.")
+    if session.scalar(select(Group).where(Group.name == name)) is not None:
+        raise PhonetreeError(f"there is already a group called {name!r}.")
+    now = clock.now()
+    group = Group(
+        name=name, timezone=tz, kind=kind, default_channel=preset.default_channel,
+        window_s=preset.window_s, escalation_wait_s=preset.escalation_wait_s,
+        quiet_start=preset.quiet_start, quiet_end=preset.quiet_end, reminder=preset.reminder,
+        created_at=now,
+    )
+    session.add(group)
+    session.flush()
+    events.record(session, now, "group_added", group_id=group.id)
+    return group
+
+
+def get_group(session: Session, name: str) -> Group:
+    group = session.scalar(select(Group).where(Group.name == name))
+    if group is None:
+        names = list(session.scalars(select(Group.name)))
+        hint = _did_you_mean(name, names) or (
+            " Create it with: phonetree group add NAME --timezone Europe/London" if not names else ""
+        )
+        raise PhonetreeError(f"no group called {name!r}.{hint}")
+    return group
+
+
+def list_groups(session: Session) -> list[Group]:
+    return list(session.scalars(select(Group).order_by(Group.name)))
+
+
+def get_member(session: Session, group: Group, name: str) -> Member:
+    member = session.scalar(
+        select(Member).where(Member.group_id == group.id, func.lower(Member.name) == name.strip().lower())
+    )
+    if member is None:
+        names = list(session.scalars(select(Member.name).where(Member.group_id == group.id)))
+        raise PhonetreeError(f"no member called {name!r} in {group.name}.{_did_you_mean(name, names)}")
+    return member
+
+
+def resolve_channel(phone_e164: str, channel: str | None, default: str) -> tuple[str, str | None]:
+    """The channel to use and a note for the organiser. A landline cannot take texts."""
+    landline = is_landline(phone_e164)
+    if channel is None:
+        if landline:
+            return "voice", "this is a landline, so check-ins will be voice calls."
+        return default, None
+    if channel not in CHANNELS:
+        raise PhonetreeError(f"unknown channel {channel!r}; choose sms or voice.")
+    if channel == "sms" and landline:
+        raise PhonetreeError("that number is a landline, which can't get texts; use --channel voice.")
+    return channel, None
+
+
+def add_member(session: Session, group: Group, name: str, phone: str, channel: str | None = None,
+               roles: tuple[str, ...] = ()) -> tuple[Member, str | None]:
+    name = clean_name(name)
+    e164 = parse_phone(phone)
+    chosen, note = resolve_channel(e164, channel, group.default_channel)
+    for role in roles:
+        if role not in ROLES:
+            raise PhonetreeError(f"unknown role {role!r}; choose from {', '.join(ROLES)}.")
+    existing = session.scalar(
+        select(Member).where(Member.group_id == group.id, func.lower(Member.name) == name.lower())
+    )
+    if existing is not None:
+        raise PhonetreeError(f"{group.name} already has a member called {existing.name!r}; "
+                             "use a different name (e.g. add an initial).")
+    now = clock.now()
+    member = Member(
+        group_id=group.id, name=name, phone=e164, channel=chosen,
+        roles=",".join(dict.fromkeys(roles or ("peer",))), created_at=now,
+    )
+    session.add(member)
+    session.flush()
+    events.record(session, now, "member_added", group_id=group.id, member_id=member.id)
+    return member, note
+
+
+def list_members(session: Session, group: Group) -> list[Member]:
+    return list(session.scalars(select(Member).where(Member.group_id == group.id).order_by(Member.id)))
+
+
+def organisers(session: Session, group_id: int) -> list[Member]:
+    members = session.scalars(select(Member).where(Member.group_id == group_id).order_by(Member.id))
+    return [m for m in members if "organiser" in m.role_list]
+
+
+def pause_member(session: Session, member: Member, until: date | None) -> None:
+    """Pause check-ins up to and including `until` (local date); None resumes them."""
+    now = clock.now()
+    member.paused_until = until
+    events.record(session, now, "paused" if until else "resumed", group_id=member.group_id,
+                  member_id=member.id, detail=until.isoformat() if until else None)
+
+
+def update_group(session: Session, group: Group, *, quiet: str | None = None, window_s: int | None = None,
+                 escalation_wait_s: int | None = None, reminder: bool | None = None,
+                 channel: str | None = None) -> list[str]:
+    """Override a group's preset defaults. Returns what changed, for the organiser and the record."""
+    from schedules.recurrence import parse_time
+
+    changes = []
+    if quiet is not None:
+        if quiet.strip().lower() in ("off", "none"):
+            group.quiet_start = group.quiet_end = "00:00"
+        else:
+            start, sep, end = quiet.partition("-")
+            if not sep:
+                raise PhonetreeError(f"{quiet!r} is not a span of hours; write it like 21:00-08:00, or off.")
+            group.quiet_start, group.quiet_end = parse_time(start.strip()), parse_time(end.strip())
+        changes.append(f"quiet hours {group.quiet_start}-{group.quiet_end}"
+                       if group.quiet_start != group.quiet_end else "no quiet hours")
+    if window_s is not None:
+        group.window_s = window_s
+        changes.append("window")
+    if escalation_wait_s is not None:
+        group.escalation_wait_s = escalation_wait_s
+        changes.append("escalation wait")
+    if reminder is not None:
+        group.reminder = reminder
+        changes.append("reminder " + ("on" if reminder else "off"))
+    if channel is not None:
+        if channel not in CHANNELS:
+            raise PhonetreeError(f"unknown channel {channel!r}; choose sms or voice.")
+        group.default_channel = channel
+        changes.append(f"default channel {channel}")
+    if not changes:
+        raise PhonetreeError("nothing to change; give at least one option (see --help).")
+    events.record(session, clock.now(), "group_changed", group_id=group.id, detail=", ".join(changes))
+    return changes

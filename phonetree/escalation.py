@@ -1,0 +1,183 @@
+"""Escalation chains: ask the next named contact, wait, pass on, alert the organisers, stand
+everyone down. Every step is a row (a Task and its Message) written in the same transaction
+as the state change it belongs to, so a crash can lose neither."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from phonetree import events
+from phonetree.db import insert_ignoring_duplicates
+from phonetree.directory import organisers
+from phonetree.messages import message_row, queue
+from phonetree.models import CheckIn, CheckInPlan, Group, Member, Task
+from phonetree.phones import display
+from schedules.recurrence import local_date
+
+OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
+OPEN_TASK_STATES = ("asked",)
+
+
+def reachable(member: Member, group: Group, now: datetime) -> bool:
+    """Whether asking this person can do any good today."""
+    if member.opted_out or member.phone_problem:
+        return False
+    return not member.is_paused(local_date(now, group.timezone))
+
+
+def chain_for(session: Session, checkin: CheckIn) -> list[Member]:
+    """The named contacts, in order, for this check-in's member."""
+    plan = checkin.plan
+    if plan is None:
+        plan = session.scalar(
+            select(CheckInPlan)
+            .where(CheckInPlan.member_id == checkin.member_id, CheckInPlan.active.is_(True))
+            .order_by(CheckInPlan.id)
+        )
+    if plan is None:
+        return []
+    return [c.member for c in plan.contacts if c.member_id != checkin.member_id]
+
+
+def ask(session: Session, now: datetime, group: Group, checkin: CheckIn, contact: Member,
+         kind: str, template: str, key: str, expires_at: datetime | None) -> None:
+    insert_ignoring_duplicates(session, Task, [{
+        "kind": kind, "group_id": group.id, "assignee_id": contact.id,
+        "subject_id": checkin.member_id, "checkin_id": checkin.id, "dedupe_key": key,
+        "state": "asked", "asked_at": now, "expires_at": expires_at,
+    }])
+    task = session.scalar(select(Task).where(Task.dedupe_key == key))
+    assert task is not None
+    subject = checkin.member
+    queue(session, [message_row(
+        now, group, contact, kind="alert" if kind == "alert" else "escalation",
+        template=template, dedupe_key=f"task:{task.id}:ask",
+        values={"contact": contact.name, "member": subject.name, "phone": display(subject.phone)},
+        checkin_id=checkin.id, task_id=task.id, urgent=checkin.urgent,
+    )])
+
+
+def ask_next(session: Session, checkin: CheckIn, now: datetime, reason: str) -> str:
+    """Move the chain one step on from `checkin.escalation_step`. Returns who was asked, or
+    "organisers" when the chain has run out."""
+    group = session.get(Group, checkin.group_id)
+    assert group is not None
+    chain = chain_for(session, checkin)
+    step = checkin.escalation_step + 1
+    while step < len(chain):
+        contact = chain[step]
+        if reachable(contact, group, now):
+            checkin.escalation_step = step
+            checkin.state = "escalating"
+            ask(session, now, group, checkin, contact, "escalation",
+                 "help" if checkin.urgent else "escalation",
+                 f"checkin:{checkin.id}:ask:{step}",
+                 now + timedelta(seconds=checkin.escalation_wait_s))
+            events.record(session, now, "escalated", group_id=group.id, member_id=checkin.member_id,
+                          checkin_id=checkin.id, detail=f"asked {contact.name} ({reason})")
+            return contact.name
+        events.record(session, now, "contact_skipped", group_id=group.id,
+                      member_id=checkin.member_id, checkin_id=checkin.id,
+                      detail=f"{contact.name} can't be reached today")
+        step += 1
+    checkin.escalation_step = len(chain)
+    alert_organisers(session, checkin, group, now, reason)
+    return "organisers"
+
+
+def alert_organisers(session: Session, checkin: CheckIn, group: Group, now: datetime,
+                     reason: str) -> None:
+    """The end of the chain: every reachable organiser is alerted; the check-in stays open
+    on `status` until one of them (or the member) closes it."""
+    checkin.state = "alerted"
+    people = [m for m in organisers(session, group.id)
+              if m.id != checkin.member_id and not m.opted_out and not m.phone_problem]
+    for organiser in people:
+        ask(session, now, group, checkin, organiser, "alert",
+             "help_alert" if checkin.urgent else "alert",
+             f"checkin:{checkin.id}:alert:{organiser.id}", None)
+    detail = f"{reason}; organisers alerted: " + (", ".join(m.name for m in people) or
+                                                   "NONE - add an organiser to this group")
+    events.record(session, now, "alerted", group_id=group.id, member_id=checkin.member_id,
+                  checkin_id=checkin.id, detail=detail)
+
+
+def stand_down(session: Session, checkin: CheckIn, now: datetime, exclude_task: int | None = None) -> int:
+    """Close every open task on this check-in and tell those still holding one (or who let it
+    lapse and may still be trying) that they needn't ring. Returns how many were told."""
+    group = session.get(Group, checkin.group_id)
+    assert group is not None
+    tasks = session.scalars(
+        select(Task).where(Task.checkin_id == checkin.id, Task.state.in_(("asked", "expired")))
+    ).all()
+    rows = []
+    for task in tasks:
+        if task.id == exclude_task:
+            continue
+        task.state, task.closed_at = "stood_down", now
+        rows.append(message_row(
+            now, group, task.assignee, kind="info", template="stand_down",
+            dedupe_key=f"task:{task.id}:stand_down",
+            values={"contact": task.assignee.name, "member": checkin.member.name},
+            checkin_id=checkin.id, task_id=task.id,
+        ))
+    queue(session, rows)
+    return len(rows)
+
+
+def expire_overdue(session: Session, now: datetime) -> int:
+    """Asks nobody answered within the wait pass to the next contact."""
+    due = session.scalars(
+        select(Task).where(Task.state == "asked", Task.expires_at.is_not(None), Task.expires_at <= now)
+        .order_by(Task.expires_at)
+    ).all()
+    moved = 0
+    for task in due:
+        # A conditional update claims the task, so two workers never pass it on twice.
+        claimed = session.execute(
+            update(Task).where(Task.id == task.id, Task.state == "asked")
+            .values(state="expired", closed_at=now)
+        ).rowcount
+        if claimed != 1 or task.checkin is None:
+            continue
+        session.refresh(task)
+        checkin = task.checkin
+        if checkin.state == "escalating" and task.kind == "escalation":
+            ask_next(session, checkin, now, f"{task.assignee.name} didn't reply in time")
+            moved += 1
+    return moved
+
+
+def task_done(session: Session, task: Task, now: datetime) -> None:
+    """A contact or organiser reports they've spoken to the member: the check-in is resolved."""
+    task.state, task.closed_at = "done", now
+    checkin = task.checkin
+    if checkin is not None and checkin.state in ("escalating", "alerted"):
+        checkin.state, checkin.closed_at = "resolved", now
+        checkin.outcome = f"reached by {task.assignee.name}"
+        stand_down(session, checkin, now, exclude_task=task.id)
+        events.record(session, now, "resolved", group_id=checkin.group_id, member_id=checkin.member_id,
+                      checkin_id=checkin.id, detail=f"by {task.assignee.name}")
+
+
+def task_cant(session: Session, task: Task, now: datetime) -> None:
+    """The contact can't ring: the next one is asked at once. An organiser's CANT on an alert
+    leaves the alert with the other organisers; if none is left holding it, it stays open."""
+    task.state, task.closed_at = "cant", now
+    checkin = task.checkin
+    if checkin is None:
+        return
+    events.record(session, now, "contact_cant", group_id=checkin.group_id, member_id=checkin.member_id,
+                  checkin_id=checkin.id, detail=task.assignee.name)
+    if task.kind == "escalation" and checkin.state == "escalating":
+        ask_next(session, checkin, now, f"{task.assignee.name} couldn't ring")
+
+
+def open_tasks_for(session: Session, member_ids: list[int]) -> list[Task]:
+    """Tasks these members hold, the most recent first."""
+    return list(session.scalars(
+        select(Task).where(Task.assignee_id.in_(member_ids), Task.state == "asked")
+        .order_by(Task.asked_at.desc(), Task.id.desc())
+    ))

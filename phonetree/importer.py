@@ -1,0 +1,89 @@
+"""`member import`: members from a spreadsheet export (a plain name,phone sheet, Google
+Contacts or Outlook CSV). Every row is checked before anything is written: an import either
+adds every good row or, if any row is bad and the organiser didn't say to skip them, nothing."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from phonetree.directory import add_member, clean_name, resolve_channel
+from phonetree.errors import PhonetreeError
+from phonetree.models import Group, Member
+from phonetree.phones import parse_phone
+
+# Header names as the common exports spell them, best first. First names only where we can.
+NAME_COLUMNS = ["name", "first name", "given name", "nickname", "display name", "full name"]
+PHONE_COLUMNS = ["phone", "mobile", "mobile phone", "phone 1 - value", "primary phone", "home phone",
+                 "telephone", "tel", "phone number", "number", "business phone", "phone 2 - value"]
+
+
+@dataclass
+class ImportRow:
+    line: int
+    name: str
+    phone: str
+    channel: str = "sms"
+
+
+@dataclass
+class ImportPlan:
+    good: list[ImportRow] = field(default_factory=list)
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, what, why
+
+
+def _column(headers: list[str], choices: list[str]) -> str | None:
+    lowered = {h.strip().lower(): h for h in headers}
+    for choice in choices:
+        if choice in lowered:
+            return lowered[choice]
+    return None
+
+
+def read_rows(path: Path) -> tuple[list[dict[str, str]], str, str]:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise PhonetreeError(f"can't read {path}: {error.strerror}.")
+    text = raw.decode("utf-8-sig", errors="replace")  # Excel writes a BOM
+    reader = csv.DictReader(io.StringIO(text))
+    headers = reader.fieldnames or []
+    name_col, phone_col = _column(headers, NAME_COLUMNS), _column(headers, PHONE_COLUMNS)
+    if name_col is None or phone_col is None:
+        raise PhonetreeError(
+            f"{path.name} needs a name column and a phone column (found: {', '.join(headers) or 'none'}); "
+            "a first row like 'name,phone' works."
+        )
+    return list(reader), name_col, phone_col
+
+
+def plan_import(session: Session, group: Group, path: Path) -> ImportPlan:
+    rows, name_col, phone_col = read_rows(path)
+    existing = {n.lower() for n in session.scalars(select(func.lower(Member.name)).where(Member.group_id == group.id))}
+    plan = ImportPlan()
+    seen: set[str] = set()
+    for number, row in enumerate(rows, start=2):
+        raw_name = (row.get(name_col) or "").strip()
+        # "Margaret Smith" -> "Margaret": only first or chosen names are kept.
+        first = raw_name.split()[0] if raw_name and name_col.lower() in ("name", "full name", "display name") else raw_name
+        raw_phone = (row.get(phone_col) or "").split(":::")[0].strip()  # Google joins several with :::
+        try:
+            name = clean_name(first)
+            if name.lower() in existing or name.lower() in seen:
+                raise PhonetreeError(f"{name!r} is already in {group.name}")
+            phone = parse_phone(raw_phone)
+            channel, _ = resolve_channel(phone, None, group.default_channel)
+        except PhonetreeError as error:
+            plan.rejected.append((number, raw_name or "(no name)", str(error).rstrip(".")))
+            continue
+        seen.add(name.lower())
+        plan.good.append(ImportRow(number, name, phone, channel))
+    return plan
+
+
+def apply_import(session: Session, group: Group, plan: ImportPlan) -> list[Member]:
+    return [add_member(session, group, row.name, row.phone, row.channel)[0] for row in plan.good]

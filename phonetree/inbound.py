@@ -1,0 +1,232 @@
+"""An inbound reply: who sent it, what they mean, and which open item it is about.
+
+A number that belongs to no member changes nothing and learns nothing. Anything a member sends
+that we can't read still counts as contact and is passed to a person.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from phonetree import events
+from phonetree.checkins import answer, open_checkin, request_help
+from phonetree.db import insert_ignoring_duplicates
+from phonetree.directory import organisers
+from phonetree.escalation import chain_for, open_tasks_for, task_cant, task_done
+from phonetree.messages import message_row, queue
+from phonetree.models import Group, Inbound, Member
+from phonetree.phones import display, parse_phone
+from phonetree.errors import PhonetreeError
+from phonetree.replies import Intent, Reply, parse_reply
+from schedules.recurrence import local_date
+
+DEFAULT_PAUSE_DAYS = 7
+
+
+@dataclass
+class Outcome:
+    """What happened, for the CLI or the webhook log (never includes the message text)."""
+
+    known: bool
+    intent: str = "unknown"
+    member: str | None = None
+    actions: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def members_for_phone(session: Session, phone: str) -> list[Member]:
+    try:
+        e164 = parse_phone(phone)
+    except PhonetreeError:
+        return []
+    return list(session.scalars(select(Member).where(Member.phone == e164).order_by(Member.id)))
+
+
+def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: str | None = None,
+           channel: str = "sms", reply: Reply | None = None, member_id: int | None = None) -> Outcome:
+    """Act on one inbound message. `reply` overrides parsing (a keypress); `member_id` pins the
+    sender when the gateway knows it (the person a call was placed to)."""
+    members = members_for_phone(session, from_phone)
+    if member_id is not None:
+        members = [m for m in members if m.id == member_id] or members
+    if not members:
+        return Outcome(known=False)
+    reply = reply or parse_reply(text)
+    # Record first, keyed on the provider's id: a repeated delivery stops here.
+    if sid is not None:
+        inserted = insert_ignoring_duplicates(session, Inbound, [{
+            "provider_sid": sid, "member_id": members[0].id, "channel": channel, "body": text,
+            "intent": reply.intent.value, "received_at": now,
+        }])
+        if inserted == 0:
+            return Outcome(known=True, intent=reply.intent.value, member=members[0].name, duplicate=True)
+    else:
+        session.add(Inbound(provider_sid=None, member_id=members[0].id, channel=channel, body=text,
+                            intent=reply.intent.value, received_at=now))
+    outcome = Outcome(known=True, intent=reply.intent.value, member=members[0].name)
+    ROUTES[reply.intent](session, now, members, reply, text, outcome)
+    session.flush()
+    return outcome
+
+
+# ---------------------------------------------------------------- one function per intent
+
+
+def _ok(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+        outcome: Outcome) -> None:
+    for member in members:
+        checkin = open_checkin(session, member.id)
+        if checkin is not None:
+            told = answer(session, checkin, now, "replied OK")
+            outcome.member = member.name
+            outcome.actions.append(f"check-in answered ({checkin.occurrence})"
+                                   + (f"; {told} contact(s) stood down" if told else ""))
+            return
+    outcome.actions.append("nothing open; no change")
+
+
+def _help(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+          outcome: Outcome) -> None:
+    member = _most_relevant(session, members)
+    outcome.member = member.name
+    checkin, asked = request_help(session, member, now, "replied " + reply.intent.value.upper())
+    group = session.get(Group, member.group_id)
+    assert group is not None
+    template = "help_ack" if asked and asked != "organisers" else "help_ack_nobody"
+    queue(session, [message_row(now, group, member, kind="confirmation", template=template,
+                                values={"name": member.name, "contact": asked},
+                                dedupe_key=f"checkin:{checkin.id}:help_ack:{now.isoformat()}",
+                                channel="sms" if member.channel == "sms" else member.channel,
+                                checkin_id=checkin.id)])
+    outcome.actions.append(f"wants a call: asked {asked} at once")
+
+
+def _task_reply(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+                outcome: Outcome) -> None:
+    tasks = open_tasks_for(session, [m.id for m in members])
+    if not tasks:
+        # Not holding anything: from a member with a check-in open it is still contact.
+        _unknown(session, now, members, reply, text, outcome)
+        return
+    task = tasks[0]
+    outcome.member = task.assignee.name
+    group = session.get(Group, task.group_id)
+    assert group is not None
+    if reply.intent is Intent.DONE:
+        task_done(session, task, now)
+        template, what = "thanks", "done"
+    else:
+        task_cant(session, task, now)
+        template, what = "cant_ok", "can't: passed on"
+    queue(session, [message_row(now, group, task.assignee, kind="confirmation", template=template,
+                                values={"name": task.assignee.name},
+                                dedupe_key=f"task:{task.id}:{reply.intent.value}", task_id=task.id,
+                                channel="sms" if task.assignee.channel == "sms" else "voice")])
+    outcome.actions.append(f"{task.kind} task {what}")
+
+
+def _pause(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+           outcome: Outcome) -> None:
+    first = members[0]
+    group = session.get(Group, first.group_id)
+    assert group is not None
+    days = reply.days or DEFAULT_PAUSE_DAYS
+    # "PAUSE 3": today and the next two days have no check-in.
+    until = local_date(now, group.timezone) + timedelta(days=days - 1)
+    for member in members:
+        member.paused_until = until
+        events.record(session, now, "paused", group_id=member.group_id, member_id=member.id,
+                      detail=f"by reply, until {until.isoformat()}")
+    queue(session, [message_row(now, group, first, kind="confirmation", template="pause_ok",
+                                values={"name": first.name, "day": until.strftime("%a %d %b")},
+                                dedupe_key=f"member:{first.id}:pause:{now.isoformat()}")])
+    outcome.actions.append(f"paused until {until.isoformat()}")
+
+
+def _back(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+          outcome: Outcome) -> None:
+    first = members[0]
+    group = session.get(Group, first.group_id)
+    assert group is not None
+    for member in members:
+        member.paused_until = None
+        events.record(session, now, "resumed", group_id=member.group_id, member_id=member.id)
+    queue(session, [message_row(now, group, first, kind="confirmation", template="back_ok",
+                                values={"name": first.name},
+                                dedupe_key=f"member:{first.id}:back:{now.isoformat()}")])
+    outcome.actions.append("check-ins resumed")
+
+
+def _opt(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+         outcome: Outcome) -> None:
+    """STOP/START. Twilio already blocks or unblocks the number and replies itself, so we
+    record it and tell the organisers; we send the member nothing."""
+    stop = reply.intent is Intent.STOP
+    rows = []
+    for member in members:
+        if member.opted_out == stop:
+            continue
+        member.opted_out = stop
+        events.record(session, now, "opted_out" if stop else "opted_in", group_id=member.group_id,
+                      member_id=member.id)
+        group = session.get(Group, member.group_id)
+        assert group is not None
+        for organiser in organisers(session, member.group_id):
+            if organiser.phone == member.phone:
+                continue
+            rows.append(message_row(
+                now, group, organiser, kind="info", template="opted_out" if stop else "opted_in",
+                values={"contact": organiser.name, "member": member.name, "phone": display(member.phone)},
+                dedupe_key=f"member:{member.id}:{'stop' if stop else 'start'}:{now.isoformat()}:{organiser.id}",
+            ))
+    queue(session, rows)
+    outcome.actions.append("opted out; organisers told" if stop else "opted back in; organisers told")
+
+
+def _unknown(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+             outcome: Outcome) -> None:
+    """Counts as contact, and a person reads it: the organisers, or the first named contact."""
+    member = _most_relevant(session, members)
+    outcome.member = member.name
+    checkin = open_checkin(session, member.id)
+    if checkin is not None:
+        answer(session, checkin, now, "replied (unrecognised text, passed to a person)")
+        outcome.actions.append("counted as contact: check-in answered")
+    group = session.get(Group, member.group_id)
+    assert group is not None
+    readers = [m for m in organisers(session, member.group_id) if m.id != member.id]
+    if not readers and checkin is not None:
+        readers = chain_for(session, checkin)[:1]
+    rows = [message_row(now, group, reader, kind="info", template="forward", channel="sms",
+                        values={"member": member.name, "phone": display(member.phone), "text": text.strip()},
+                        dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}")
+            for reader in readers if reader.channel == "sms" and not reader.opted_out]
+    queue(session, rows)
+    events.record(session, now, "reply_forwarded", group_id=member.group_id, member_id=member.id,
+                  checkin_id=checkin.id if checkin else None,
+                  detail="to " + (", ".join(r.name for r in readers) or "nobody: shown on status"))
+    outcome.actions.append("passed to " + (", ".join(r.name for r in readers) or "status (no organiser)"))
+
+
+def _most_relevant(session: Session, members: list[Member]) -> Member:
+    """Of several members sharing a number, the one with a check-in open, else the first."""
+    for member in members:
+        if open_checkin(session, member.id) is not None:
+            return member
+    return members[0]
+
+
+ROUTES = {
+    Intent.OK: _ok,
+    Intent.HELP: _help,
+    Intent.DONE: _task_reply,
+    Intent.CANT: _task_reply,
+    Intent.PAUSE: _pause,
+    Intent.BACK: _back,
+    Intent.STOP: _opt,
+    Intent.START: _opt,
+    Intent.UNKNOWN: _unknown,
+}

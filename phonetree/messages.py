@@ -1,0 +1,71 @@
+"""Putting messages in the outbox table. Nothing is sent here: the dispatcher does that.
+
+Each message has a dedupe key naming the promise it keeps ("checkin:42:prompt"), so however
+often a step runs, the message exists once.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from phonetree import texts
+from phonetree.db import insert_ignoring_duplicates
+from phonetree.models import Group, Member, Message
+from phonetree.quiet_hours import next_allowed
+
+# Lower goes first: a person asking for help never waits behind the morning's check-ins.
+PRIORITY = {
+    "alert": 0,
+    "escalation": 1,
+    "reminder": 2,
+    "checkin": 3,
+    "call_prompt": 4,
+    "cascade": 4,
+    "confirmation": 5,
+    "info": 5,
+}
+URGENT_PRIORITY = 0
+
+# Routine prompts respect quiet hours; alerts, escalations, replies and notices do not.
+ROUTINE = {"checkin", "reminder", "call_prompt", "cascade"}
+
+
+def message_row(now: datetime, group: Group, member: Member, *, kind: str, template: str,
+                values: dict[str, str], dedupe_key: str, checkin_id: int | None = None,
+                task_id: int | None = None, urgent: bool = False,
+                channel: str | None = None, validity: timedelta | None = None) -> dict[str, Any]:
+    """The row for one message to `member`, rendered for their channel."""
+    channel = channel or member.channel
+    not_before = now
+    if kind in ROUTINE and not urgent:
+        not_before = next_allowed(now, group.timezone, group.quiet_start, group.quiet_end)
+    return {
+        "group_id": group.id,
+        "member_id": member.id,
+        "checkin_id": checkin_id,
+        "task_id": task_id,
+        "to_phone": member.phone,
+        "channel": channel,
+        "kind": kind,
+        "template": template,
+        "priority": URGENT_PRIORITY if urgent else PRIORITY[kind],
+        "body": texts.render(template, channel, **values),
+        "dedupe_key": dedupe_key,
+        "state": "queued",
+        "created_at": now,
+        "not_before": not_before,
+        "expires_at": not_before + validity if validity else None,
+        "attempts": 0,
+    }
+
+
+def queue(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Add messages to the outbox; a row whose dedupe key exists already is skipped."""
+    session.flush()
+    return insert_ignoring_duplicates(session, Message, rows)
+
+
+def queue_one(session: Session, now: datetime, group: Group, member: Member, **kwargs: Any) -> int:
+    return queue(session, [message_row(now, group, member, **kwargs)])

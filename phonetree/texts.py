@@ -1,0 +1,75 @@
+"""Every text and spoken line phonetree sends.
+
+Discretion first: nothing here says what a group is for, so a phone screen seen by someone else
+reveals nothing. Each SMS template fits one GSM-7 segment with the longest names we allow
+(tests check this): plain ASCII apostrophes and hyphens only, because one curly quote or
+non-breaking space turns the whole text into UCS-2 and doubles or triples its cost.
+"""
+from __future__ import annotations
+
+from string import Formatter
+
+# The longest name a member may have; the one-segment guarantee is tested at this length.
+MAX_NAME = 20
+
+SMS: dict[str, str] = {
+    "checkin": "Hi {name}, just checking in. Reply OK if all is well, or CALL if you'd like a call.",
+    "reminder": "Hi {name}, checking in again. Reply OK if all is well, or CALL if you'd like a call.",
+    "escalation": "Hi {contact}, {member} hasn't replied today. Please ring them on {phone}, "
+    "then reply DONE, or CANT if you can't.",
+    "help": "Hi {contact}, {member} has asked for a call. Please ring them on {phone} now, "
+    "then reply DONE, or CANT if you can't.",
+    "alert": "Hi {contact}, no one has reached {member} yet today. Please ring them on {phone}, "
+    "then reply DONE when it's sorted.",
+    "help_alert": "Hi {contact}, {member} asked for a call and no one has rung yet. "
+    "Please ring them on {phone}, then reply DONE.",
+    "stand_down": "Hi {contact}, {member} has been in touch now, so no need to ring. Thank you.",
+    "help_ack": "Thanks {name}, we've asked {contact} to ring you.",
+    "help_ack_nobody": "Thanks {name}, we've asked someone to ring you.",
+    "forward": "Reply from {member} ({phone}): {text}",
+    "missed": "Hi {contact}, {member}'s {time} check-in on {day} wasn't sent as the service "
+    "was down. Please check on them.",
+    "undeliverable": "Hi {contact}, we couldn't reach {member} on {phone} ({reason}). "
+    "Please ring them and check the number.",
+    "opted_out": "Hi {contact}, {member} replied STOP, so no more texts go to {phone}. "
+    "Please keep in touch another way.",
+    "opted_in": "Hi {contact}, {member} replied START, so texts to {phone} start again.",
+    "switched_to_voice": "Hi {contact}, {phone} ({member}) can't get texts, so we'll "
+    "ring it instead. Please check the number.",
+    "pause_ok": "Thanks {name}, check-ins are paused until {day}. Reply BACK to start again.",
+    "back_ok": "Welcome back {name}, check-ins start again.",
+    "thanks": "Thank you, {name}.",
+    "cant_ok": "No problem, {name}, we'll ask someone else.",
+}
+
+# Spoken by voice call (en-GB). Keypress 1 / 2 is asked for where `gather` is true.
+VOICE: dict[str, str] = {
+    "checkin": "Hello {name}. This is your daily call. Press 1 if you are OK. "
+    "Press 2 if you would like someone to ring you.",
+    "reminder": "Hello {name}. We are calling again. Press 1 if you are OK. "
+    "Press 2 if you would like someone to ring you.",
+    "escalation": "Hello {contact}. {member} has not replied today. Please ring them on {phone}. "
+    "Press 1 if you will ring them now. Press 2 if you can't.",
+    "help": "Hello {contact}. {member} has asked for a call. Please ring them on {phone} now. "
+    "Press 1 if you will ring them. Press 2 if you can't.",
+    "alert": "Hello {contact}. No one has reached {member} yet today. Please ring them on {phone}. "
+    "Press 1 if you will ring them now.",
+    "help_alert": "Hello {contact}. {member} asked for a call and no one has rung yet. "
+    "Please ring them on {phone}. Press 1 if you will ring them now.",
+    "stand_down": "Hello {contact}. {member} has been in touch now, so there is no need to ring. "
+    "Thank you.",
+}
+
+# Which voice templates ask for a keypress.
+GATHER = {"checkin", "reminder", "escalation", "help", "alert", "help_alert"}
+
+
+def render(template: str, channel: str = "sms", **values: str) -> str:
+    """Fill in a template for SMS or voice. Voice falls back to the SMS wording where no spoken
+    version exists (information notices)."""
+    table = VOICE if channel == "voice" and template in VOICE else SMS
+    return table[template].format(**values)
+
+
+def placeholders(template_text: str) -> set[str]:
+    return {name for _, name, _, _ in Formatter().parse(template_text) if name}

@@ -1,0 +1,135 @@
+"""The webhook app (plain WSGI, served by waitress in `phonetree run`).
+
+Every Twilio webhook is checked against `X-Twilio-Signature` first, computed over
+PHONETREE_PUBLIC_URL + path + the raw query (never the URL the app thinks it was called on: behind
+a TLS-terminating proxy that is http://), with every posted parameter, blank ones included.
+A missing or forged signature gets 403 and changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+from sqlalchemy import Engine
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from phonetree import clock, inbound
+from phonetree.db import session_scope
+from phonetree.phones import mask
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+EMPTY_TWIML = str(MessagingResponse())
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class Params(dict[str, str]):
+    """Form parameters that keep every value of a repeated name (the validator signs them all)."""
+
+    def __init__(self, body: str) -> None:
+        self.multi = parse_qs(body, keep_blank_values=True)
+        super().__init__({name: values[0] for name, values in self.multi.items()})
+
+    def getall(self, name: str) -> list[str]:
+        return self.multi[name]
+
+
+class Request:
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.method = environ.get("REQUEST_METHOD", "GET")
+        self.path = environ.get("PATH_INFO", "/")
+        self.query = environ.get("QUERY_STRING", "")
+        self.signature = environ.get("HTTP_X_TWILIO_SIGNATURE")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        raw = environ["wsgi.input"].read(min(length, MAX_BODY)) if length > 0 else b""
+        self.params = Params(raw.decode("utf-8", errors="replace"))
+        self.query_params = {k: v[0] for k, v in parse_qs(self.query, keep_blank_values=True).items()}
+
+
+class Response:
+    def __init__(self, status: str, body: str = "", content_type: str = "text/plain") -> None:
+        self.status, self.body, self.content_type = status, body, content_type
+
+    @classmethod
+    def twiml(cls, body: str = EMPTY_TWIML) -> "Response":
+        return cls("200 OK", body, "text/xml")
+
+
+Handler = Callable[[Request], Response]
+
+
+class WebhookApp:
+    """Routes Twilio's webhooks to the domain. `on_change` is called after anything that may
+    have queued messages, so the runner can dispatch at once rather than at its next tick."""
+
+    def __init__(self, engine: Engine, auth_token: str | None, public_url: str | None,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.engine = engine
+        self.validator = RequestValidator(auth_token) if auth_token else None
+        self.public_url = (public_url or "").rstrip("/")
+        self.on_change = on_change or (lambda: None)
+        self.routes: dict[str, Handler] = {"/twilio/sms": self.inbound_sms}
+        if self.validator is None or not self.public_url:
+            log.warning("TWILIO_AUTH_TOKEN and PHONETREE_PUBLIC_URL must both be set: until then "
+                        "every webhook is refused with 403")
+
+    def add_route(self, path: str, handler: Handler) -> None:
+        self.routes[path] = handler
+
+    # -- WSGI
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        response = self.respond(environ)
+        body = response.body.encode("utf-8")
+        start_response(response.status, [("Content-Type", f"{response.content_type}; charset=utf-8"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]
+
+    def respond(self, environ: dict[str, Any]) -> Response:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/health":
+            return Response("200 OK", "ok\n")
+        handler = self.routes.get(path)
+        if handler is None:
+            return Response("404 Not Found", "not found\n")
+        if environ.get("REQUEST_METHOD") != "POST":
+            return Response("405 Method Not Allowed", "POST only\n")
+        request = Request(environ)
+        if not self.is_signed(request):
+            log.warning("refused an unsigned or forged request to %s", path)
+            return Response("403 Forbidden", "forbidden\n")
+        try:
+            return handler(request)
+        except Exception:  # noqa: BLE001 - answer 500 so Twilio retries; the receipt makes that safe
+            log.exception("webhook %s failed", path)
+            return Response("500 Internal Server Error", "error\n")
+
+    def is_signed(self, request: Request) -> bool:
+        if self.validator is None or not self.public_url or not request.signature:
+            return False
+        url = self.public_url + request.path + (f"?{request.query}" if request.query else "")
+        return bool(self.validator.validate(url, request.params, request.signature))
+
+    # -- handlers
+
+    def inbound_sms(self, request: Request) -> Response:
+        params = request.params
+        sender = params.get("From", "")
+        with session_scope(self.engine) as session:
+            outcome = inbound.handle(session, clock.now(), sender, params.get("Body", ""),
+                                     sid=params.get("MessageSid") or None, channel="sms")
+        if not outcome.known:
+            log.info("inbound SMS from an unknown number %s: ignored", mask(sender))
+        else:
+            log.info("inbound SMS from %s: %s%s", mask(sender), outcome.intent,
+                     " (repeat delivery)" if outcome.duplicate else "")
+            self.on_change()
+        # Empty TwiML: replies go out through the dispatcher, and an unknown sender learns nothing.
+        return Response.twiml()

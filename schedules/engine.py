@@ -1,0 +1,57 @@
+"""`tick(now)`: everything that is due moves one step on. The database remembers; this only
+looks at the clock it is given. Safe to run twice at the same instant, or on two workers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from phonetree import checkins, escalation
+from phonetree.db import session_scope
+from phonetree.gateways.base import Gateway
+from schedules import dispatcher, planner
+
+
+@dataclass
+class TickReport:
+    planned: int = 0
+    prompted: int = 0
+    skipped: int = 0
+    missed: int = 0
+    reminded: int = 0
+    escalated: int = 0
+    passed_on: int = 0
+    sent: int = 0
+    failed: int = 0
+    details: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{name.replace('_', ' ')} {value}" for name, value in vars(self).items()
+                 if isinstance(value, int) and value]
+        return ", ".join(parts) or "nothing due"
+
+
+def step(engine: Engine, now: datetime) -> TickReport:
+    """Plan and move items on, each step in its own transaction (short write locks)."""
+    report = TickReport()
+    with session_scope(engine) as session:
+        report.planned = planner.plan_checkins(session, now)
+    with session_scope(engine) as session:
+        counts = checkins.start_due(session, now)
+        report.prompted, report.skipped, report.missed = counts["prompted"], counts["skipped"], counts["missed"]
+    with session_scope(engine) as session:
+        report.reminded = checkins.remind_due(session, now)
+    with session_scope(engine) as session:
+        report.escalated = checkins.close_windows(session, now)
+    with session_scope(engine) as session:
+        report.passed_on = escalation.expire_overdue(session, now)
+    return report
+
+
+def tick(engine: Engine, gateway: Gateway, now: datetime) -> TickReport:
+    """One whole pass: plan, step items on, then send what is due."""
+    report = step(engine, now)
+    result = dispatcher.dispatch(engine, gateway, now)
+    report.sent, report.failed = result.sent, result.failed
+    return report

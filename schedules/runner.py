@@ -1,0 +1,85 @@
+"""`phonetree run`: APScheduler calls `tick` every few seconds; waitress serves the webhooks.
+One interval job in memory, not one job per check-in: the rows are the schedule."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+from waitress.server import create_server
+
+from phonetree import clock
+from phonetree.config import Settings
+from phonetree.gateways.base import Gateway
+from phonetree.web import WebhookApp
+from schedules.dispatcher import RateLimiter
+from schedules.engine import step
+from schedules import dispatcher
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 5
+
+
+class Runner:
+    def __init__(self, engine: Engine, gateway: Gateway, settings: Settings,
+                 host: str = "127.0.0.1", port: int = 8080, tick_seconds: float = TICK_SECONDS) -> None:
+        self.engine, self.gateway, self.settings = engine, gateway, settings
+        self.limiters = {"sms": RateLimiter(settings.messages_per_second),
+                         "voice": RateLimiter(settings.calls_per_second)}
+        self.scheduler = BackgroundScheduler(timezone=timezone.utc)
+        self.job = self.scheduler.add_job(self.tick, "interval", seconds=tick_seconds, max_instances=1,
+                                          coalesce=True, id="tick", next_run_time=datetime.now(timezone.utc))
+        self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake)
+        if hasattr(gateway, "attach"):
+            gateway.attach(self.app, engine, on_change=self.wake)  # voice and status callbacks
+        self.server: Any = create_server(self.app, host=host, port=port, threads=8)
+        self.stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.server.effective_host}:{self.server.effective_port}"
+
+    def tick(self) -> None:
+        now = clock.now()
+        try:
+            report = step(self.engine, now)
+            result = dispatcher.dispatch(self.engine, self.gateway, now, limiters=self.limiters)
+        except Exception:  # noqa: BLE001 - keep ticking; the rows keep every promise meanwhile
+            log.exception("tick failed; will try again")
+            return
+        if result.sent or result.failed or report.summary() != "nothing due":
+            log.info("tick: %s; sent %d, failed %d", report.summary(), result.sent, result.failed)
+
+    def wake(self) -> None:
+        """Run a tick now (a reply came in), instead of at the next interval."""
+        try:
+            self.job.modify(next_run_time=datetime.now(timezone.utc))
+        except Exception:  # noqa: BLE001 - the scheduler may be shutting down
+            pass
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def serve_forever(self) -> None:
+        self.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop())
+        try:
+            self.server.run()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        try:
+            self.scheduler.shutdown(wait=True)
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+        self.server.close()

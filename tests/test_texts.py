@@ -1,0 +1,45 @@
+"""Every text is discreet, plain GSM-7, and one segment with the longest names we allow."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from phonetree import texts
+from phonetree.sms_encoding import segment_info
+
+LONGEST = {
+    "name": "N" * texts.MAX_NAME, "contact": "C" * texts.MAX_NAME, "member": "M" * texts.MAX_NAME,
+    "phone": "+44 7911 100001", "time": "09:00", "day": "Wed 30 Sep", "reason": "blocked by the network",
+}
+# A forwarded reply carries the member's own words, so its length is theirs, not ours.
+FREE_TEXT = {"forward"}
+# Words that would tell someone glancing at the phone what the group is about.
+REVEALING = re.compile(r"drug|addict|recover|support group|carer|grandparent|kinship|substance|alcohol|"
+                       r"overdose|rehab|crisis|mental|safeguard", re.I)
+
+
+@pytest.mark.parametrize("key", sorted(set(texts.SMS) - FREE_TEXT))
+def test_every_sms_fits_one_gsm7_segment_at_the_longest_names(key):
+    values = {name: LONGEST[name] for name in texts.placeholders(texts.SMS[key])}
+    info = segment_info(texts.render(key, "sms", **values))
+    assert info.encoding == "GSM-7", info.bad_chars
+    assert info.segments == 1, (key, info.units)
+
+
+@pytest.mark.parametrize("table", [texts.SMS, texts.VOICE], ids=["sms", "voice"])
+def test_no_text_reveals_what_the_group_is_about(table):
+    for key, template in table.items():
+        assert not REVEALING.search(template), key
+
+
+@pytest.mark.parametrize("key", sorted(texts.VOICE))
+def test_spoken_versions_ask_for_the_keys_we_listen_for(key):
+    template = texts.VOICE[key]
+    if key in texts.GATHER:
+        assert "Press 1" in template
+    assert segment_info(template).encoding == "GSM-7"  # plain words for the speech engine too
+
+
+def test_voice_falls_back_to_the_sms_wording_for_notices():
+    assert texts.render("thanks", "voice", name="Jo") == "Thank you, Jo."
