@@ -120,5 +120,7 @@ def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) 
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
-    result = session.execute(dialect_insert(model).on_conflict_do_nothing(), rows)
+    # Core executemany on the session's connection: rowcount is the number really inserted.
+    table = model.__table__  # type: ignore[attr-defined]
+    result = session.connection().execute(dialect_insert(table).on_conflict_do_nothing(), rows)
     return max(result.rowcount or 0, 0)
