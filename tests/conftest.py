@@ -1,20 +1,23 @@
 """Shared fixtures: a fresh SQLite database per test, the CLI, and a small group."""
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import Engine, MetaData, create_engine, select, text
 
 from cli import cli
 from phonetree.db import dispose_all, get_engine, session_scope
 from phonetree.gateways.outbox import OutboxGateway
 from phonetree.models import Message
 from schedules.engine import TickReport, tick
+from tests.pg import PostgresServer
 
 # Test numbers: real-looking UK mobiles and a Lincoln landline (07700 900xxx is invalid).
 VERA, JO, SAM, MARGARET, PAT = "07911 100001", "07911 100002", "07911 100003", "07911 100004", "07911 100005"
@@ -25,9 +28,48 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
-    yield f"sqlite:///{tmp_path / 'phonetree.db'}"
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    """The base URL of a PostgreSQL server for this test run, or None if there is none."""
+    given = os.environ.get("PHONETREE_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    server = PostgresServer()
+    if not server.available:
+        if os.environ.get("PHONETREE_REQUIRE_POSTGRES"):
+            raise RuntimeError("PostgreSQL is required (PHONETREE_REQUIRE_POSTGRES) but pg_ctl is not installed")
+        yield None
+        return
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+_databases = itertools.count(1)
+
+
+def fresh_postgres_database(base_url: str) -> str:
+    """A new, empty database on the test server: each test starts from nothing."""
+    name = f"t{os.getpid()}_{next(_databases)}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that touches the database runs on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'phonetree.db'}"
+    else:
+        base = request.getfixturevalue("postgres_server")
+        if base is None:
+            pytest.skip("PostgreSQL is not installed here (.ci/run installs it)")
+        yield fresh_postgres_database(base)
     dispose_all()
 
 
