@@ -120,7 +120,8 @@ def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) 
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
-    # Core executemany on the session's connection: rowcount is the number really inserted.
+    # RETURNING counts what was really inserted: executemany's rowcount is unreliable across
+    # drivers once SQLAlchemy batches rows into multi-VALUES statements.
     table = model.__table__  # type: ignore[attr-defined]
-    result = session.connection().execute(dialect_insert(table).on_conflict_do_nothing(), rows)
-    return max(result.rowcount or 0, 0)
+    statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return len(session.connection().execute(statement, rows).all())

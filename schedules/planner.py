@@ -30,7 +30,8 @@ def plan_checkins(session: Session, now: datetime, horizon: timedelta = HORIZON)
         rows = session.execute(
             select(CheckInPlan.id, CheckInPlan.group_id, CheckInPlan.member_id, CheckInPlan.at_time,
                    CheckInPlan.days, CheckInPlan.window_s, CheckInPlan.reminder_s,
-                   CheckInPlan.escalation_wait_s, CheckInPlan.planned_until, Group.timezone)
+                   CheckInPlan.escalation_wait_s, CheckInPlan.planned_until, CheckInPlan.created_at,
+                   Group.timezone)
             .join(Group, Group.id == CheckInPlan.group_id)
             .where(CheckInPlan.active.is_(True), CheckInPlan.id > last_id,
                    (CheckInPlan.planned_until.is_(None)) | (CheckInPlan.planned_until < until))
@@ -41,7 +42,8 @@ def plan_checkins(session: Session, now: datetime, horizon: timedelta = HORIZON)
         last_id = rows[-1].id
         by_rule: dict[tuple[str, str, str, datetime], list[Any]] = defaultdict(list)
         for row in rows:
-            start = max(row.planned_until or floor, floor)
+            # Never before the plan existed; after a long outage, no further back than LOOKBACK.
+            start = max(row.planned_until or row.created_at, floor)
             by_rule[(row.days, row.at_time, row.timezone, start)].append(row)
         items: list[dict[str, Any]] = []
         for (days, at_time, tz, start), plans in by_rule.items():
