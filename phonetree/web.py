@@ -14,9 +14,12 @@ from urllib.parse import parse_qs
 from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
 
-from phonetree import clock, inbound
+from phonetree import clock, delivery, inbound
 from phonetree.db import session_scope
+from phonetree.gateways.twilio import classify_status_error
+from phonetree.models import Message
 from phonetree.phones import mask
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,12 @@ class WebhookApp:
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.public_url = (public_url or "").rstrip("/")
         self.on_change = on_change or (lambda: None)
-        self.routes: dict[str, Handler] = {"/twilio/sms": self.inbound_sms}
+        self.routes: dict[str, Handler] = {
+            "/twilio/sms": self.inbound_sms,
+            "/twilio/status/message": self.message_status,
+            "/twilio/voice/gather": self.voice_gather,
+            "/twilio/voice/status": self.voice_status,
+        }
         if self.validator is None or not self.public_url:
             log.warning("TWILIO_AUTH_TOKEN and PHONETREE_PUBLIC_URL must both be set: until then "
                         "every webhook is refused with 403")
@@ -132,4 +140,65 @@ class WebhookApp:
                      " (repeat delivery)" if outcome.duplicate else "")
             self.on_change()
         # Empty TwiML: replies go out through the dispatcher, and an unknown sender learns nothing.
+        return Response.twiml()
+
+    def _message(self, session, request: Request):  # type: ignore[no-untyped-def]
+        """The message a callback is about: by our id in the query, checked against Twilio's sid."""
+        try:
+            message_id = int(request.query_params.get("m", ""))
+        except ValueError:
+            return None
+        message = session.get(Message, message_id)
+        sid = request.params.get("MessageSid") or request.params.get("CallSid")
+        if message is None or (message.provider_sid and sid and message.provider_sid != sid):
+            return None
+        return message
+
+    def message_status(self, request: Request) -> Response:
+        params = request.params
+        status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+        with session_scope(self.engine) as session:
+            message = self._message(session, request)
+            if message is None:
+                return Response.twiml()  # unknown or stale: 200 so Twilio stops retrying
+            if not delivery.first_time(session, clock.now(), params.get("MessageSid", f"m{message.id}"),
+                                       f"status:{status}"):
+                return Response.twiml()
+            code = params.get("ErrorCode") or None
+            changed = delivery.message_status(session, clock.now(), message, status,
+                                              classify_status_error(code), code)
+        if changed:
+            self.on_change()
+        return Response.twiml()
+
+    def voice_gather(self, request: Request) -> Response:
+        params = request.params
+        digits = params.get("Digits", "")
+        call_sid = params.get("CallSid", "")
+        with session_scope(self.engine) as session:
+            message = self._message(session, request)
+            if message is None:
+                words = "Thank you. Goodbye."
+            elif not delivery.first_time(session, clock.now(), call_sid or f"m{message.id}", f"gather:{digits}"):
+                words = "Thank you. Goodbye."
+            else:
+                words = delivery.keypress(session, clock.now(), message, digits, call_sid)
+        self.on_change()
+        response = VoiceResponse()
+        response.say(words, language="en-GB")
+        response.hangup()
+        return Response.twiml(str(response))
+
+    def voice_status(self, request: Request) -> Response:
+        params = request.params
+        status = params.get("CallStatus", "")
+        machine = params.get("AnsweredBy", "").startswith(("machine", "fax"))
+        with session_scope(self.engine) as session:
+            message = self._message(session, request)
+            if message is None or not delivery.first_time(
+                    session, clock.now(), params.get("CallSid", f"m{message.id}"), f"call:{status}"):
+                return Response.twiml()
+            changed = delivery.call_status(session, clock.now(), message, status, machine)
+        if changed:
+            self.on_change()
         return Response.twiml()

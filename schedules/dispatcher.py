@@ -19,15 +19,13 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from phonetree import checkins, events
+from phonetree import checkins
 from phonetree.db import session_scope
-from phonetree.directory import organisers
-from phonetree.escalation import task_cant
+from phonetree.delivery import undeliverable
 from phonetree.gateways import base
 from phonetree.gateways.base import Gateway, GatewayError, NotSupported, Outgoing
-from phonetree.messages import message_row, queue
-from phonetree.models import Group, Member, Message, Task
-from phonetree.phones import display, mask
+from phonetree.models import Member, Message
+from phonetree.phones import mask
 from phonetree.texts import GATHER
 
 log = logging.getLogger(__name__)
@@ -189,54 +187,4 @@ def _failed(session: Session, now: datetime, message: Message, error: GatewayErr
         row.state = "failed"
         result.failed += 1
     log.warning("message %s to %s not sent: %s", row.id, mask(row.to_phone), row.error)
-    undeliverable(session, now, row, error)
-
-
-def undeliverable(session: Session, now: datetime, message: Message, error: GatewayError) -> None:
-    """A message that will never arrive. Whatever it carried must still reach a person."""
-    member = session.get(Member, message.member_id) if message.member_id else None
-    if member is None:
-        return
-    group = session.get(Group, member.group_id)
-    assert group is not None
-    reason = {base.BAD_NUMBER: "number not in use", base.OPTED_OUT: "they have opted out",
-              base.USE_VOICE: "can't get texts", base.BLOCKED: "blocked by the network",
-              base.CONFIG: "account settings", "suppressed": "they have opted out",
-              "expired": "not sent in time"}.get(error.action, "not delivered")
-    if error.action == base.BAD_NUMBER:
-        member.phone_problem = reason
-    if error.action == base.OPTED_OUT:
-        member.opted_out = True
-    if error.action == base.USE_VOICE and message.channel == "sms":
-        member.channel = "voice"
-        events.record(session, now, "switched_to_voice", group_id=group.id, member_id=member.id)
-        _tell_organisers(session, now, group, member, message, "switched_to_voice")
-        if message.template in ("checkin", "reminder"):
-            # The same prompt, spoken instead; the check-in waits for it.
-            queue(session, [message_row(now, group, member, kind=message.kind,
-                                        template=message.template, values={"name": member.name},
-                                        dedupe_key=f"{message.dedupe_key}:voice",
-                                        checkin_id=message.checkin_id, channel="voice")])
-            return
-    events.record(session, now, "undeliverable", group_id=group.id, member_id=member.id,
-                  checkin_id=message.checkin_id, detail=f"{message.kind}: {reason}")
-    if message.kind in ("checkin", "reminder") and message.checkin_id:
-        if message.kind == "checkin" or error.action != "suppressed":
-            checkins.prompt_failed(session, message.checkin_id, now, reason)
-    elif message.task_id:
-        task = session.get(Task, message.task_id)
-        if task is not None and task.state == "asked":
-            task_cant(session, task, now)
-    if error.action in (base.BAD_NUMBER, base.CONFIG, base.BLOCKED):
-        _tell_organisers(session, now, group, member, message, reason)
-
-
-def _tell_organisers(session: Session, now: datetime, group: Group, member: Member, message: Message,
-                     reason: str) -> None:
-    template = "switched_to_voice" if reason == "switched_to_voice" else "undeliverable"
-    queue(session, [message_row(
-        now, group, organiser, kind="alert", template=template,
-        values={"contact": organiser.name, "member": member.name, "phone": display(member.phone),
-                "reason": reason},
-        dedupe_key=f"message:{message.id}:{template}:{organiser.id}", checkin_id=message.checkin_id,
-    ) for organiser in organisers(session, group.id) if organiser.id != member.id])
+    undeliverable(session, now, row, error.action, error.message)

@@ -35,8 +35,6 @@ class Runner:
         self.job = self.scheduler.add_job(self.tick, "interval", seconds=tick_seconds, max_instances=1,
                                           coalesce=True, id="tick", next_run_time=datetime.now(timezone.utc))
         self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake)
-        if hasattr(gateway, "attach"):
-            gateway.attach(self.app, engine, on_change=self.wake)  # voice and status callbacks
         self.server: Any = create_server(self.app, host=host, port=port, threads=8)
         self.stopped = threading.Event()
 

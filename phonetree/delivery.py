@@ -1,0 +1,184 @@
+"""What happens after a message leaves: delivery receipts, call outcomes, keypresses, and the
+rule that a message which will never arrive still reaches a person by another way."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from phonetree import checkins, events, inbound
+from phonetree.db import insert_ignoring_duplicates
+from phonetree.directory import organisers
+from phonetree.escalation import task_cant, task_done
+from phonetree.gateways import base
+from phonetree.messages import message_row, queue
+from phonetree.models import Group, Member, Message, Task, WebhookReceipt
+from phonetree.phones import display
+from phonetree.replies import Intent, parse_keypress
+
+log = logging.getLogger(__name__)
+
+REASONS = {
+    base.BAD_NUMBER: "number not in use", base.OPTED_OUT: "they have opted out",
+    base.USE_VOICE: "can't get texts", base.BLOCKED: "blocked by the network",
+    base.CONFIG: "account settings", "suppressed": "they have opted out",
+    "expired": "not sent in time", "no_answer": "no answer",
+}
+# Notices about failures: if one of these fails too, it is logged, not re-notified (no loops).
+FAILURE_NOTICES = ("undeliverable", "switched_to_voice")
+# Forward-only ordering of message statuses; the last two are both final.
+MESSAGE_ORDER = {"queued": 0, "accepted": 0, "sending": 1, "sent": 2, "delivered": 3,
+                 "undelivered": 3, "failed": 3, "read": 4}
+NO_ANSWER = {"busy", "no-answer", "failed", "canceled"}
+RETRY_CALL_AFTER = timedelta(minutes=5)
+
+
+def first_time(session: Session, now: datetime, sid: str, event: str) -> bool:
+    """Record a webhook event; False if this (sid, event) was seen before (a repeat delivery)."""
+    return insert_ignoring_duplicates(session, WebhookReceipt, [
+        {"sid": sid, "event": event[:40], "received_at": now}]) == 1
+
+
+def undeliverable(session: Session, now: datetime, message: Message, action: str, detail: str = "") -> None:
+    """A message that will never arrive. Whatever it carried must still reach a person."""
+    member = session.get(Member, message.member_id) if message.member_id else None
+    if member is None:
+        return
+    group = session.get(Group, member.group_id)
+    assert group is not None
+    reason = REASONS.get(action, "not delivered")
+    if action == base.BAD_NUMBER:
+        member.phone_problem = reason
+    if action == base.OPTED_OUT:
+        member.opted_out = True
+    if action == base.USE_VOICE and message.channel == "sms":
+        member.channel = "voice"
+        events.record(session, now, "switched_to_voice", group_id=group.id, member_id=member.id)
+        tell_organisers(session, now, group, member, message, "switched_to_voice")
+        if message.template in ("checkin", "reminder"):
+            # The same prompt, spoken instead; the check-in waits for it.
+            queue(session, [message_row(now, group, member, kind=message.kind,
+                                        template=message.template, values={"name": member.name},
+                                        dedupe_key=f"{message.dedupe_key}:voice",
+                                        checkin_id=message.checkin_id, channel="voice")])
+            return
+    events.record(session, now, "undeliverable", group_id=group.id, member_id=member.id,
+                  checkin_id=message.checkin_id, detail=f"{message.kind}: {reason}")
+    if message.template in FAILURE_NOTICES:
+        log.error("a notice about a failed message could not be delivered either (%s)", detail[:100])
+        return
+    if message.kind in ("checkin", "reminder") and message.checkin_id:
+        if message.kind == "checkin" or action != "suppressed":
+            checkins.prompt_failed(session, message.checkin_id, now, reason)
+    elif message.task_id:
+        task = session.get(Task, message.task_id)
+        if task is not None and task.state == "asked":
+            task_cant(session, task, now)
+    if action in (base.BAD_NUMBER, base.CONFIG, base.BLOCKED):
+        tell_organisers(session, now, group, member, message, reason)
+
+
+def tell_organisers(session: Session, now: datetime, group: Group, member: Member, message: Message,
+                    reason: str) -> None:
+    template = "switched_to_voice" if reason == "switched_to_voice" else "undeliverable"
+    queue(session, [message_row(
+        now, group, organiser, kind="alert", template=template,
+        values={"contact": organiser.name, "member": member.name, "phone": display(member.phone),
+                "reason": reason},
+        dedupe_key=f"message:{message.id}:{template}:{organiser.id}", checkin_id=message.checkin_id,
+    ) for organiser in organisers(session, group.id) if organiser.id != member.id])
+
+
+def message_status(session: Session, now: datetime, message: Message, status: str,
+                   failure_action: str | None, error_code: str | None) -> bool:
+    """A delivery receipt. Statuses only move forward (Twilio sends them in no fixed order).
+    Returns True if anything changed."""
+    current = MESSAGE_ORDER.get(message.provider_status or message.state, 0)
+    new = MESSAGE_ORDER.get(status)
+    if new is None or new < current or (new == current and message.provider_status is not None):
+        return False
+    message.provider_status = status
+    if status in ("delivered", "read"):
+        message.state = "delivered"
+        return True
+    if status not in ("undelivered", "failed"):
+        return True
+    message.state = "failed"
+    message.error = f"{error_code}: delivery failed" if error_code else "delivery failed"
+    if failure_action == base.RETRY_LATER and not message.dedupe_key.endswith(":later"):
+        # The phone was off or out of signal: one more try in a while, then a person.
+        member = session.get(Member, message.member_id) if message.member_id else None
+        if member is not None:
+            group = session.get(Group, member.group_id)
+            assert group is not None
+            retry = message_row(now, group, member, kind=message.kind, template=message.template,
+                                values={}, dedupe_key=f"{message.dedupe_key}:later",
+                                checkin_id=message.checkin_id, task_id=message.task_id, channel=message.channel)
+            retry.update(body=message.body, not_before=now + timedelta(minutes=10), priority=message.priority)
+            queue(session, [retry])
+            return True
+    undeliverable(session, now, message, failure_action or base.FAILED, message.error)
+    return True
+
+
+def call_status(session: Session, now: datetime, message: Message, status: str, machine: bool) -> bool:
+    """A voice call ended. Busy, no answer, failure or an answering machine count as no answer:
+    a check-in call is tried once more after a few minutes (never again after a machine, so a
+    person living alone isn't rung over and over), then the normal window and escalation go on.
+    An escalation call nobody answered passes to the next contact at once."""
+    message.provider_status = status
+    unanswered = status in NO_ANSWER or (status == "completed" and machine)
+    if not unanswered:
+        if status == "completed" and message.state == "sent":
+            message.state = "delivered"
+        return status == "completed"
+    message.error = "answering machine" if machine else status
+    if message.template in ("checkin", "reminder") and message.checkin_id:
+        checkin = session.get(checkins.CheckIn, message.checkin_id)
+        if (checkin is not None and checkin.state in ("prompting", "sent") and not machine
+                and not message.dedupe_key.endswith(":redial")):
+            member = session.get(Member, message.member_id)
+            group = session.get(Group, checkin.group_id)
+            assert member is not None and group is not None
+            redial = message_row(now, group, member, kind=message.kind, template=message.template,
+                                 values={"name": member.name}, dedupe_key=f"{message.dedupe_key}:redial",
+                                 checkin_id=message.checkin_id, channel="voice")
+            redial["not_before"] = now + RETRY_CALL_AFTER
+            queue(session, [redial])
+        events.record(session, now, "call_unanswered", group_id=message.group_id, member_id=message.member_id,
+                      checkin_id=message.checkin_id, detail=message.error)
+        return True
+    if message.task_id:
+        task = session.get(Task, message.task_id)
+        if task is not None and task.state == "asked" and task.kind == "escalation":
+            task_cant(session, task, now)
+    return True
+
+
+def keypress(session: Session, now: datetime, message: Message, digits: str, call_sid: str) -> str:
+    """A key pressed on one of our calls. On a check-in call, 1 is OK and 2 wants a call; on a
+    call asking someone to ring a member, 1 means they will (the task is done: a person has it)
+    and 2 that they can't. Returns the words to say back."""
+    reply = parse_keypress(digits)
+    member = session.get(Member, message.member_id) if message.member_id else None
+    if member is None:
+        return "Thank you. Goodbye."
+    if message.template in ("checkin", "reminder"):
+        if reply.intent is Intent.UNKNOWN:
+            return "Sorry, we didn't catch that. Someone may ring you later. Goodbye."
+        inbound.handle(session, now, member.phone, digits, sid=f"{call_sid}:{digits}", channel="voice",
+                       reply=reply, member_id=member.id)
+        if reply.intent is Intent.OK:
+            return "Thank you. Glad you're OK. Goodbye."
+        return "Thank you. We're asking someone to ring you now. Goodbye."
+    task = session.get(Task, message.task_id) if message.task_id else None
+    if task is None or task.state != "asked":
+        return "Thank you. This has been sorted already. Goodbye."
+    if reply.intent is Intent.OK:
+        task_done(session, task, now)
+        return "Thank you. Please ring them now. Goodbye."
+    if reply.intent is Intent.HELP:
+        task_cant(session, task, now)
+        return "That's fine, we'll ask someone else. Goodbye."
+    return "Sorry, we didn't catch that. Goodbye."
