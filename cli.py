@@ -480,6 +480,218 @@ def checkin_list(app: App, group_name: str, as_json: bool) -> None:
                    f"then {', '.join(p['escalate_to'])}")
 
 
+# ---------------------------------------------------------------- rotas and cascades
+
+
+@cli.group()
+def rota() -> None:
+    """Peer call rotas: who rings whom, round by round.
+
+    \b
+    Example:
+      phonetree rota add Oakfield weekly-calls --kind pairs --on tue --at 18:00
+    """
+
+
+@rota.command("add")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="ROTA")
+@click.option("--kind", type=click.Choice(["pairs", "ring"]), required=True,
+              help="pairs: partners rotate so everyone talks to everyone; ring: each rings the next.")
+@click.option("--on", "on_day", required=True, help="The day of the first round: mon, tue, ...")
+@click.option("--at", "at", required=True, help="Local time of the call prompts, HH:MM.")
+@click.option("--members", help="Who takes part, in order: A,B,C (default: every peer).")
+@click.option("--cadence", type=click.Choice(["weekly", "fortnightly", "daily"]), default="weekly",
+              show_default=True, help="How often a round comes round.")
+@click.option("--never-pair", "never_pair", multiple=True, metavar="A:B",
+              help="Two members who must never be paired; repeat for more.")
+@click.option("--confirm-within", "confirm_within", help="How long a caller has to reply DONE before the "
+              "call passes to a backup, e.g. 2d (default 3d weekly, 6h daily).")
+@pass_app
+@fails_cleanly
+def rota_add(app: App, group_name: str, name: str, kind: str, on_day: str, at: str, members: str | None,
+             cadence: str, never_pair: tuple[str, ...], confirm_within: str | None) -> None:
+    """Add a call rota. Paused or away members are skipped fairly; calls are prompted by SMS.
+
+    \b
+    Example:
+      phonetree rota add Oakfield tuesday-calls --kind pairs --on tue --at 18:00 \\
+          --members Jo,Sam,Pat,Dot --never-pair Jo:Pat
+    """
+    from phonetree import rotas
+
+    avoid = []
+    for rule in never_pair:
+        a, sep, b = rule.partition(":")
+        if not sep or not a.strip() or not b.strip():
+            raise PhonetreeError(f"{rule!r} is not a pair; write it like Jo:Pat.")
+        avoid.append((a.strip(), b.strip()))
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        made = rotas.add_rota(session, g, name, kind, on_day, at,
+                              [n.strip() for n in members.split(",") if n.strip()] if members else None,
+                              cadence, avoid, duration_option(confirm_within))
+        first = made.start_date
+        count = len(made.members)
+    click.echo(f"Rota {name}: {kind}, {cadence}, {count} members; first round {first:%a %d %b} at {made.at_time}.")
+
+
+@rota.command("show")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="ROTA")
+@click.option("--weeks", default=4, show_default=True, type=click.IntRange(1, 104), help="How far ahead.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of rounds.")
+@pass_app
+@fails_cleanly
+def rota_show(app: App, group_name: str, name: str, weeks: int, as_json: bool) -> None:
+    """Show the rounds of a rota: who rings whom, from this round on.
+
+    \b
+    Example:
+      phonetree rota show Oakfield tuesday-calls --weeks 6
+    """
+    from phonetree import rotas
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        rounds = rotas.show(session, g, rotas.get_rota(session, g, name), clock.now(), weeks)
+    if as_json:
+        emit_json(rounds)
+        return
+    width = max([len(c["caller"]) for r in rounds for c in r["calls"]] + [6])
+    for r in rounds:
+        click.echo(f"{date.fromisoformat(r['date']):%a %d %b %Y}")
+        for call in r["calls"]:
+            click.echo(f"  {call['caller']:<{width}}  rings  {call['callee']}")
+        if not r["calls"]:
+            click.echo("  (no calls: too few members available)")
+
+
+@rota.command("export")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="ROTA")
+@click.option("--weeks", default=12, show_default=True, type=click.IntRange(1, 104), help="How far ahead.")
+@pass_app
+@fails_cleanly
+def rota_export(app: App, group_name: str, name: str, weeks: int) -> None:
+    """Print the rota as an iCalendar file (RFC 5545), one event per call, to subscribe to.
+
+    \b
+    Example:
+      phonetree rota export Oakfield tuesday-calls > calls.ics
+    """
+    from phonetree import calendar, rotas
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        r = rotas.get_rota(session, g, name)
+        text = calendar.export(g, r, rotas.show(session, g, r, clock.now(), weeks), clock.now())
+    click.echo(text, nl=False)
+
+
+@cli.group()
+def cascade() -> None:
+    """News down the telephone tree.
+
+    \b
+    Example:
+      phonetree cascade start Oakfield "Thursday's meeting has moved; ring me for the venue"
+    """
+
+
+@cascade.command("tree")
+@click.argument("group_name", metavar="GROUP")
+@click.option("--branching", type=click.IntRange(1, 20), help="Build from member order, this many under each.")
+@click.option("--set", "spec", help="Explicit: 'Margaret>Jo,Sam; Jo>Pat,Dot'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def cascade_tree(app: App, group_name: str, branching: int | None, spec: str | None, as_json: bool) -> None:
+    """Show the group's telephone tree, or set it.
+
+    \b
+    Example:
+      phonetree cascade tree Oakfield --branching 3
+    """
+    from phonetree import cascades
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        if branching or spec:
+            cascades.build_tree(session, g, branching or cascades.DEFAULT_BRANCHING, spec)
+        parent = cascades.tree(session, g)
+        names = {m.id: m.name for m in g.members}
+    children = cascades.children_of(parent)
+    root = next(mid for mid, p in parent.items() if p is None)
+    if as_json:
+        emit_json({names[p]: [names[c] for c in kids] for p, kids in children.items()})
+        return
+
+    def draw(node: int, depth: int) -> None:
+        click.echo("  " * depth + names[node])
+        for child in children.get(node, []):
+            draw(child, depth + 1)
+
+    draw(root, 0)
+
+
+@cascade.command("start")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("text")
+@click.option("--from", "originator", help="Who starts it (default: the first organiser).")
+@click.option("--wait", help="How long each branch has to confirm before it is repaired (default 2h).")
+@click.option("--voice", is_flag=True, help="Speak the news by phone call instead of texting it "
+              "(for details like a venue).")
+@pass_app
+@fails_cleanly
+def cascade_start(app: App, group_name: str, text: str, originator: str | None, wait: str | None,
+                  voice: bool) -> None:
+    """Send news down the telephone tree: each branch rings their people and replies DONE.
+
+    \b
+    Example:
+      phonetree cascade start Oakfield "Meeting moved to Thursday, ring Jo for the venue" --voice
+    """
+    from phonetree import cascades
+    from schedules import dispatcher
+
+    now = clock.now()
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        started = cascades.start(session, g, text, now, originator, duration_option(wait), voice)
+        data = cascades.status(session, g, started)
+    dispatcher.dispatch(app.engine, get_gateway(app.settings), now)
+    click.echo(f"News is on its way to {data['total']} people from {data['from']}; "
+               f"see: phonetree cascade status {group_name}")
+
+
+@cascade.command("status")
+@click.argument("group_name", metavar="GROUP")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def cascade_status(app: App, group_name: str, as_json: bool) -> None:
+    """Who the latest news has reached so far.
+
+    \b
+    Example:
+      phonetree cascade status Oakfield
+    """
+    from phonetree import cascades
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        data = cascades.status(session, g, cascades.latest(session, g))
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"News from {data['from']}: {data['reached']} of {data['total']} reached ({data['state']}).")
+    for p in data["people"]:
+        how = f"reached via {p['by']}" if p["reached"] else f"waiting for {p['by']}"
+        extra = f"; passing on: {p['passing_on']}" if p["passing_on"] else ""
+        click.echo(f"  {'+' if p['reached'] else '-'} {p['name']:<20} {how}{extra}")
+
+
 # ---------------------------------------------------------------- the service
 
 

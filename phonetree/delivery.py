@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from phonetree import checkins, events, inbound
 from phonetree.db import insert_ignoring_duplicates
 from phonetree.directory import organisers
-from phonetree.escalation import task_cant, task_done
+from phonetree import tasks
 from phonetree.gateways import base
 from phonetree.messages import message_row, queue
 from phonetree.models import Group, Member, Message, Task, WebhookReceipt
@@ -74,7 +74,7 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
     elif message.task_id:
         task = session.get(Task, message.task_id)
         if task is not None and task.state == "asked":
-            task_cant(session, task, now)
+            tasks.cant(session, task, now)
     if action in (base.BAD_NUMBER, base.CONFIG, base.BLOCKED):
         tell_organisers(session, now, group, member, message, reason)
 
@@ -152,7 +152,7 @@ def call_status(session: Session, now: datetime, message: Message, status: str, 
     if message.task_id:
         task = session.get(Task, message.task_id)
         if task is not None and task.state == "asked" and task.kind == "escalation":
-            task_cant(session, task, now)
+            tasks.cant(session, task, now)
     return True
 
 
@@ -176,9 +176,9 @@ def keypress(session: Session, now: datetime, message: Message, digits: str, cal
     if task is None or task.state != "asked":
         return "Thank you. This has been sorted already. Goodbye."
     if reply.intent is Intent.OK:
-        task_done(session, task, now)
+        tasks.done(session, task, now)
         return "Thank you. Please ring them now. Goodbye."
     if reply.intent is Intent.HELP:
-        task_cant(session, task, now)
+        tasks.cant(session, task, now)
         return "That's fine, we'll ask someone else. Goodbye."
     return "Sorry, we didn't catch that. Goodbye."

@@ -127,27 +127,11 @@ def stand_down(session: Session, checkin: CheckIn, now: datetime, exclude_task: 
     return len(rows)
 
 
-def expire_overdue(session: Session, now: datetime) -> int:
-    """Asks nobody answered within the wait pass to the next contact."""
-    due = session.scalars(
-        select(Task).where(Task.state == "asked", Task.expires_at.is_not(None), Task.expires_at <= now)
-        .order_by(Task.expires_at)
-    ).all()
-    moved = 0
-    for task in due:
-        # A conditional update claims the task, so two workers never pass it on twice.
-        claimed = session.execute(
-            update(Task).where(Task.id == task.id, Task.state == "asked")
-            .values(state="expired", closed_at=now)
-        ).rowcount
-        if claimed != 1 or task.checkin is None:
-            continue
-        session.refresh(task)
-        checkin = task.checkin
-        if checkin.state == "escalating" and task.kind == "escalation":
-            ask_next(session, checkin, now, f"{task.assignee.name} didn't reply in time")
-            moved += 1
-    return moved
+def task_expired(session: Session, task: Task, now: datetime) -> None:
+    """An ask nobody answered within the wait passes to the next contact."""
+    checkin = task.checkin
+    if checkin is not None and checkin.state == "escalating" and task.kind == "escalation":
+        ask_next(session, checkin, now, f"{task.assignee.name} didn't reply in time")
 
 
 def task_done(session: Session, task: Task, now: datetime) -> None:
@@ -173,11 +157,3 @@ def task_cant(session: Session, task: Task, now: datetime) -> None:
                   checkin_id=checkin.id, detail=task.assignee.name)
     if task.kind == "escalation" and checkin.state == "escalating":
         ask_next(session, checkin, now, f"{task.assignee.name} couldn't ring")
-
-
-def open_tasks_for(session: Session, member_ids: list[int]) -> list[Task]:
-    """Tasks these members hold, the most recent first."""
-    return list(session.scalars(
-        select(Task).where(Task.assignee_id.in_(member_ids), Task.state == "asked")
-        .order_by(Task.asked_at.desc(), Task.id.desc())
-    ))

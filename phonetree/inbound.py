@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phonetree import events
+from phonetree import events, tasks
 from phonetree.checkins import answer, open_checkin, request_help
 from phonetree.db import insert_ignoring_duplicates
 from phonetree.directory import organisers
-from phonetree.escalation import chain_for, open_tasks_for, task_cant, task_done
+from phonetree.escalation import chain_for
 from phonetree.messages import message_row, queue
 from phonetree.models import Group, Inbound, Member
 from phonetree.phones import display, parse_phone
@@ -106,20 +106,20 @@ def _help(session: Session, now: datetime, members: list[Member], reply: Reply, 
 
 def _task_reply(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
                 outcome: Outcome) -> None:
-    tasks = open_tasks_for(session, [m.id for m in members])
-    if not tasks:
+    held = tasks.open_tasks_for(session, [m.id for m in members])
+    if not held:
         # Not holding anything: from a member with a check-in open it is still contact.
         _unknown(session, now, members, reply, text, outcome)
         return
-    task = tasks[0]
+    task = held[0]
     outcome.member = task.assignee.name
     group = session.get(Group, task.group_id)
     assert group is not None
     if reply.intent is Intent.DONE:
-        task_done(session, task, now)
+        tasks.done(session, task, now)
         template, what = "thanks", "done"
     else:
-        task_cant(session, task, now)
+        tasks.cant(session, task, now)
         template, what = "cant_ok", "can't: passed on"
     queue(session, [message_row(now, group, task.assignee, kind="confirmation", template=template,
                                 values={"name": task.assignee.name},

@@ -199,6 +199,12 @@ class Task(Base):
     checkin_id: Mapped[int | None] = mapped_column(
         ForeignKey("checkins.id", ondelete="CASCADE"), nullable=True, index=True
     )
+    round_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rota_rounds.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    cascade_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cascades.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     dedupe_key: Mapped[str] = mapped_column(String(120))
     state: Mapped[str] = mapped_column(String(16), default="asked")  # asked|done|cant|expired|stood_down
     asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -293,3 +299,109 @@ class WebhookReceipt(Base):
     sid: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(40))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Rota(Base):
+    """A peer call rota: who rings whom, round by round, on a cadence."""
+
+    __tablename__ = "rotas"
+    __table_args__ = (UniqueConstraint("group_id", "name", name="uq_rotas_group_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(8))  # pairs | ring
+    cadence: Mapped[str] = mapped_column(String(12), default="weekly")  # weekly | fortnightly | daily
+    on_day: Mapped[str] = mapped_column(String(3))  # mon..sun (the first round's weekday)
+    at_time: Mapped[str] = mapped_column(String(5))  # local HH:MM
+    start_date: Mapped[date] = mapped_column(Date)  # round 0's local date
+    confirm_s: Mapped[int] = mapped_column(Integer)  # how long a caller has to reply DONE
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    members: Mapped[list["RotaMember"]] = relationship(order_by="RotaMember.position",
+                                                      cascade="all, delete-orphan")
+    avoid: Mapped[list["RotaAvoid"]] = relationship(cascade="all, delete-orphan")
+
+
+class RotaMember(Base):
+    """Membership of a rota over time: a member who leaves keeps their past rounds."""
+
+    __tablename__ = "rota_members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rota_id: Mapped[int] = mapped_column(ForeignKey("rotas.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    left_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    member: Mapped[Member] = relationship()
+
+
+class RotaAvoid(Base):
+    """Two members who must never be paired."""
+
+    __tablename__ = "rota_avoid"
+    __table_args__ = (UniqueConstraint("rota_id", "member_a", "member_b", name="uq_rota_avoid_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rota_id: Mapped[int] = mapped_column(ForeignKey("rotas.id", ondelete="CASCADE"), index=True)
+    member_a: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_b: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+
+
+class RotaRound(Base):
+    """One round of a rota, materialised when due; its calls are Tasks (kind call_prompt)."""
+
+    __tablename__ = "rota_rounds"
+    __table_args__ = (UniqueConstraint("rota_id", "number", name="uq_rota_rounds_number"),
+                      Index("ix_rota_rounds_state_due", "state", "due_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rota_id: Mapped[int] = mapped_column(ForeignKey("rotas.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    local_date: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(12), default="scheduled")  # scheduled | prompted
+
+
+class TreeLink(Base):
+    """The group's telephone tree: who rings whom when news goes down it."""
+
+    __tablename__ = "tree_links"
+    __table_args__ = (UniqueConstraint("group_id", "member_id", name="uq_tree_links_member"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), nullable=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Cascade(Base):
+    """News sent down the tree."""
+
+    __tablename__ = "cascades"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    originator_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"), nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)  # purged after retention
+    by_voice: Mapped[bool] = mapped_column(Boolean, default=False)
+    wait_s: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12), default="running")  # running | complete | incomplete
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CascadeReach(Base):
+    """Whether one member has been reached by a cascade, and through whom."""
+
+    __tablename__ = "cascade_reach"
+    __table_args__ = (UniqueConstraint("cascade_id", "member_id", name="uq_cascade_reach_member"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cascade_id: Mapped[int] = mapped_column(ForeignKey("cascades.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    caller_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"), nullable=True)
+    reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

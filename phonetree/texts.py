@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from string import Formatter
 
+# Templates whose length depends on what people wrote (news, a forwarded reply), not on us.
+FREE_TEXT = {"forward", "news", "cascade_outstanding"}
+
 # The longest name a member may have; the one-segment guarantee is tested at this length.
 MAX_NAME = 20
 
@@ -36,6 +39,14 @@ SMS: dict[str, str] = {
     "opted_in": "Hi {contact}, {member} replied START, so texts to {phone} start again.",
     "switched_to_voice": "Hi {contact}, {phone} ({member}) can't get texts, so we'll "
     "ring it instead. Please check the number.",
+    "call_prompt": "Hi {name}, {when} please ring {member} on {phone}. Reply DONE once "
+    "you've spoken, or CANT if you can't.",
+    "call_unmade": "Hi {name}, {member}'s call {when} hasn't been made. Please ring them on "
+    "{phone}, then reply DONE.",
+    "news": "Hi {name}, news for the group: {text}",
+    "pass_on": "Hi {name}, please ring {people} with the group's news, then reply DONE (or CANT).",
+    "cascade_done": "Hi {name}, the news has reached all {count} people.",
+    "cascade_outstanding": "Hi {name}, the news hasn't reached {people} yet. Please ring them.",
     "pause_ok": "Thanks {name}, check-ins are paused until {day}. Reply BACK to start again.",
     "back_ok": "Welcome back {name}, check-ins start again.",
     "thanks": "Thank you, {name}.",
@@ -58,10 +69,17 @@ VOICE: dict[str, str] = {
     "Please ring them on {phone}. Press 1 if you will ring them now.",
     "stand_down": "Hello {contact}. {member} has been in touch now, so there is no need to ring. "
     "Thank you.",
+    "news": "Hello {name}. Here is news for the group. {text}. Again: {text}. Goodbye.",
+    "pass_on": "Hello {name}. Please ring {people} to pass on the group's news. "
+    "Press 1 if you will ring them. Press 2 if you can't.",
+    "call_prompt": "Hello {name}. {when} please ring {member} on {phone}. "
+    "Press 1 if you will ring them. Press 2 if you can't.",
+    "call_unmade": "Hello {name}. {member}'s call {when} hasn't been made. Please ring them on {phone}. "
+    "Press 1 if you will ring them.",
 }
 
 # Which voice templates ask for a keypress.
-GATHER = {"checkin", "reminder", "escalation", "help", "alert", "help_alert"}
+GATHER = {"checkin", "reminder", "escalation", "help", "alert", "help_alert", "call_prompt", "call_unmade", "pass_on"}
 
 
 def render(template: str, channel: str = "sms", **values: str) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from phonetree import checkins, escalation
+from phonetree import checkins, rotas, tasks
 from phonetree.db import session_scope
 from phonetree.gateways.base import Gateway
 from schedules import dispatcher, planner
@@ -20,6 +20,7 @@ class TickReport:
     skipped: int = 0
     missed: int = 0
     reminded: int = 0
+    call_prompts: int = 0
     escalated: int = 0
     passed_on: int = 0
     sent: int = 0
@@ -36,16 +37,18 @@ def step(engine: Engine, now: datetime) -> TickReport:
     """Plan and move items on, each step in its own transaction (short write locks)."""
     report = TickReport()
     with session_scope(engine) as session:
-        report.planned = planner.plan_checkins(session, now)
+        report.planned = planner.plan_checkins(session, now) + rotas.plan_rounds(session, now)
     with session_scope(engine) as session:
         counts = checkins.start_due(session, now)
         report.prompted, report.skipped, report.missed = counts["prompted"], counts["skipped"], counts["missed"]
+    with session_scope(engine) as session:
+        report.call_prompts = rotas.prompt_due_rounds(session, now)
     with session_scope(engine) as session:
         report.reminded = checkins.remind_due(session, now)
     with session_scope(engine) as session:
         report.escalated = checkins.close_windows(session, now)
     with session_scope(engine) as session:
-        report.passed_on = escalation.expire_overdue(session, now)
+        report.passed_on = tasks.expire_overdue(session, now)
     return report
 
 

@@ -27,8 +27,9 @@ What APScheduler 3.11's CronTrigger does by itself, and what `occurrences` corre
   with fold=0, which is the policy above. But started fresh inside the shifted hour (e.g. at
   01:15 UTC on 2026-03-29) it skips that day's 01:30 (= 01:30 UTC) and goes to the next day, and
   when the gap covers midnight (America/Santiago, 00:00 -> 01:00) it skips the whole date.
-  Corrected: the trigger is started two days early, dates it jumps over are put back, and each
-  date's instant is computed here with zoneinfo by the policy above.
+  Corrected: every matching date the trigger jumps over, from the window's first local date on,
+  is put back, and each date's instant is computed here with zoneinfo by the policy above (so
+  an instant on an earlier date than `after`'s can never be due).
 """
 from __future__ import annotations
 
@@ -46,9 +47,6 @@ from phonetree.errors import PhonetreeError
 UTC = timezone.utc
 ONE_DAY = timedelta(days=1)
 ONE_MICROSECOND = timedelta(microseconds=1)
-# How far before `after` the trigger starts, so a fresh start inside a DST gap can't lose that
-# day (see module docstring). Two days is more than any real offset change.
-LOOKBEHIND = timedelta(days=2)
 
 # ---------------------------------------------------------------- times
 
@@ -245,7 +243,8 @@ def _fire_dates(rule: _Rule, start: datetime) -> Iterator[date]:
     """Every local date after `start` on which the rule fires, ascending, each once."""
     previous: datetime | None = None
     cursor = start
-    # Dates from the start's own date on that the trigger jumps over get put back (below).
+    # Dates from the start's own local date on that the trigger jumps over get put back (below):
+    # started inside a DST gap, its first fire can be a day late.
     last_day = start.astimezone(rule.zone).date() - ONE_DAY
     while True:
         fire = rule.trigger.get_next_fire_time(previous, cursor)
@@ -291,10 +290,20 @@ def occurrences(days: str, at_time: str, tz: str, after: datetime, until: dateti
         return []
     last_date = until.astimezone(rule.zone).date()
     result: list[datetime] = []
-    for day in _fire_dates(rule, after - LOOKBEHIND):
+    for day in _fire_dates(rule, after):
         if day > last_date:  # each instant lies on its own local date, so we are past `until`
             break
         instant = _instant(day, rule.at, rule.zone)
         if instant is not None and after < instant <= until:
             result.append(instant)
     return result
+
+
+def local_instant(day: date, at_time: str, tz: str) -> datetime:
+    """The UTC instant of local time `at_time` on `day` in `tz`, by the same DST policy as
+    `occurrences` (a skipped time happens once, shifted by the gap; a repeated one, the first)."""
+    clock = parse_time(at_time)
+    instant = _instant(day, time(int(clock[:2]), int(clock[3:])), _zone(tz))
+    if instant is None:  # the zone skipped the whole date: the start of the next one
+        return datetime.combine(day + ONE_DAY, time(0), tzinfo=_zone(tz)).astimezone(UTC)
+    return instant

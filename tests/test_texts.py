@@ -11,9 +11,11 @@ from phonetree.sms_encoding import segment_info
 LONGEST = {
     "name": "N" * texts.MAX_NAME, "contact": "C" * texts.MAX_NAME, "member": "M" * texts.MAX_NAME,
     "phone": "+44 7911 100001", "time": "09:00", "day": "Wed 30 Sep", "reason": "blocked by the network",
+    "when": "this fortnight", "count": "50",
+    # A branch's people: the default tree puts three under each person.
+    "people": ", ".join(["P" * texts.MAX_NAME] * 2) + " and " + "P" * texts.MAX_NAME,
 }
-# A forwarded reply carries the member's own words, so its length is theirs, not ours.
-FREE_TEXT = {"forward"}
+FREE_TEXT = texts.FREE_TEXT
 # Words that would tell someone glancing at the phone what the group is about.
 REVEALING = re.compile(r"drug|addict|recover|support group|carer|grandparent|kinship|substance|alcohol|"
                        r"overdose|rehab|crisis|mental|safeguard", re.I)

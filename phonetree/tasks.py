@@ -1,0 +1,69 @@
+"""Tasks people hold (ring a member, make a rota call, pass news on): DONE, CANT and running
+out of time, routed to the module that owns each kind."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from phonetree import escalation, rotas
+from phonetree.models import Task
+
+
+def open_tasks_for(session: Session, member_ids: list[int]) -> list[Task]:
+    """Tasks these members hold, the most recent first."""
+    return list(session.scalars(
+        select(Task).where(Task.assignee_id.in_(member_ids), Task.state == "asked")
+        .order_by(Task.asked_at.desc(), Task.id.desc())
+    ))
+
+
+def done(session: Session, task: Task, now: datetime) -> None:
+    if task.kind == "call_prompt":
+        rotas.call_done(session, task, now)
+    elif task.kind == "cascade":
+        from phonetree import cascades
+
+        cascades.branch_done(session, task, now)
+    else:
+        escalation.task_done(session, task, now)
+
+
+def cant(session: Session, task: Task, now: datetime) -> None:
+    if task.kind == "call_prompt":
+        rotas.call_not_made(session, task, now, "cant")
+    elif task.kind == "cascade":
+        from phonetree import cascades
+
+        cascades.branch_failed(session, task, now, "cant")
+    else:
+        escalation.task_cant(session, task, now)
+
+
+def expire_overdue(session: Session, now: datetime) -> int:
+    """Every task whose time is up moves on: to the next contact, a backup peer, or up the tree."""
+    due = list(session.scalars(
+        select(Task.id).where(Task.state == "asked", Task.expires_at.is_not(None), Task.expires_at <= now)
+        .order_by(Task.expires_at, Task.id)
+    ))
+    moved = 0
+    for task_id in due:
+        # A conditional update claims the task, so two workers never pass it on twice.
+        claimed = session.execute(update(Task).where(Task.id == task_id, Task.state == "asked")
+                                  .values(state="expired", closed_at=now)).rowcount
+        if claimed != 1:
+            continue
+        task = session.get(Task, task_id)
+        assert task is not None
+        session.refresh(task)
+        if task.kind == "call_prompt":
+            rotas.call_not_made(session, task, now, "expired")
+        elif task.kind == "cascade":
+            from phonetree import cascades
+
+            cascades.branch_failed(session, task, now, "expired")
+        else:
+            escalation.task_expired(session, task, now)
+        moved += 1
+    return moved

@@ -1,0 +1,530 @@
+"""The twilio gateway, run with the REAL twilio client over real sockets against the stand-in
+(tests/twilio_standin.py): request parameters, TwiML, every error mapping in TWILIO.md "Codes",
+network failures, the base-URL override, settings errors, and the stand-in's signed webhooks."""
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qs, urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from sqlalchemy import create_engine
+from twilio.base.exceptions import TwilioException
+from twilio.request_validator import RequestValidator
+
+from phonetree.config import Settings
+from phonetree.errors import PhonetreeError
+from phonetree.gateways import base, get_gateway
+from phonetree.gateways.base import GatewayError, Outgoing
+from phonetree.gateways.twilio import (
+    TwilioGateway,
+    call_twiml,
+    classify_status_error,
+    gather_reply_twiml,
+    retry_gather_twiml,
+)
+from phonetree.web import Request, Response, WebhookApp
+from tests.twilio_standin import DEFAULT_SID, DEFAULT_TOKEN, TwilioStandIn
+
+PUBLIC = "https://phonetree.example.org"
+FROM = "+447700900123"
+TO = "+447911100001"
+SERVICE = "MG" + "ab" * 16
+CHECKIN = "Hi Vera, just checking in. Reply OK if all is well, or CALL if you'd like a call."
+SPOKEN = "Hello Vera. This is your daily call. Press 1 if you are OK."
+
+
+def sms(message_id: int = 42, validity_s: int | None = 3600, body: str = CHECKIN) -> Outgoing:
+    return Outgoing(message_id=message_id, to=TO, channel="sms", kind="checkin", body=body,
+                    validity_s=validity_s)
+
+
+def voice(message_id: int = 43, gather: bool = True, body: str = SPOKEN) -> Outgoing:
+    return Outgoing(message_id=message_id, to=TO, channel="voice", kind="checkin", body=body,
+                    gather=gather)
+
+
+@pytest.fixture
+def standin() -> Iterator[TwilioStandIn]:
+    with TwilioStandIn(public_url=PUBLIC) as twilio:
+        yield twilio
+
+
+@pytest.fixture
+def settings_for(standin: TwilioStandIn) -> Callable[..., Settings]:
+    def make(**changes: Any) -> Settings:
+        values: dict[str, Any] = dict(
+            gateway="twilio", public_url=PUBLIC, twilio_account_sid=standin.account_sid,
+            twilio_auth_token=standin.auth_token, twilio_from_number=FROM,
+            twilio_api_base_url=standin.base_url,
+        )
+        values.update(changes)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def gateway(settings_for: Callable[..., Settings]) -> TwilioGateway:
+    return TwilioGateway.from_settings(settings_for())
+
+
+def twiml_of(standin: TwilioStandIn, sid: str) -> ET.Element:
+    return ET.fromstring(standin.resource(sid).params["Twiml"])  # must parse as XML
+
+
+# -- sending
+
+
+def test_send_sms_posts_what_twilio_needs(standin: TwilioStandIn, gateway: TwilioGateway) -> None:
+    sid = gateway.send_sms(sms())
+    assert re.fullmatch(r"SM[0-9a-f]{32}", sid)
+    [request] = standin.requests_to("Messages")
+    assert request.path == f"/2010-04-01/Accounts/{DEFAULT_SID}/Messages.json"
+    assert request.auth == (DEFAULT_SID, DEFAULT_TOKEN)
+    assert request.params == {
+        "To": TO, "From": FROM, "Body": CHECKIN, "ValidityPeriod": "3600",
+        "StatusCallback": f"{PUBLIC}/twilio/status/message?m=42",
+    }
+    assert standin.resource(sid).kind == "Messages"
+
+
+def test_the_registry_builds_the_twilio_gateway(settings_for: Callable[..., Settings]) -> None:
+    assert isinstance(get_gateway(settings_for()), TwilioGateway)
+
+
+@pytest.mark.parametrize("validity_s, sent", [(None, None), (0, "1"), (-5, "1"), (1, "1"),
+                                              (600, "600"), (36000, "36000"), (90000, "36000")])
+def test_validity_period_is_clamped_to_what_twilio_accepts(
+        standin: TwilioStandIn, gateway: TwilioGateway, validity_s: int | None,
+        sent: str | None) -> None:
+    gateway.send_sms(sms(validity_s=validity_s))
+    assert standin.requests_to("Messages")[-1].params.get("ValidityPeriod") == sent
+
+
+def test_a_messaging_service_sends_instead_of_the_from_number(
+        standin: TwilioStandIn, settings_for: Callable[..., Settings]) -> None:
+    gateway = TwilioGateway.from_settings(settings_for(twilio_from_number=None,
+                                                       twilio_messaging_service_sid=SERVICE))
+    gateway.send_sms(sms(validity_s=900))
+    params = standin.requests_to("Messages")[-1].params
+    assert params["MessagingServiceSid"] == SERVICE
+    assert "From" not in params
+    assert params["ValidityPeriod"] == "900"
+
+
+def test_a_messaging_service_cannot_place_calls(
+        standin: TwilioStandIn, settings_for: Callable[..., Settings]) -> None:
+    gateway = TwilioGateway.from_settings(settings_for(twilio_from_number=None,
+                                                       twilio_messaging_service_sid=SERVICE))
+    with pytest.raises(GatewayError) as caught:
+        gateway.place_call(voice())
+    assert caught.value.action == base.CONFIG and caught.value.permanent
+    assert "TWILIO_FROM_NUMBER" in caught.value.message
+    assert standin.requests == []
+
+
+def test_place_call_posts_twiml_with_a_gather(standin: TwilioStandIn,
+                                              gateway: TwilioGateway) -> None:
+    sid = gateway.place_call(voice())
+    assert re.fullmatch(r"CA[0-9a-f]{32}", sid)
+    [request] = standin.requests_to("Calls")
+    assert request.path == f"/2010-04-01/Accounts/{DEFAULT_SID}/Calls.json"
+    params = request.params
+    assert (params["To"], params["From"]) == (TO, FROM)
+    assert params["Timeout"] == "25"
+    assert params["MachineDetection"] == "Enable"
+    assert params["StatusCallback"] == f"{PUBLIC}/twilio/voice/status?m=43"
+    assert request.multi["StatusCallbackEvent"] == ["completed"]
+    assert params["StatusCallbackMethod"] == "POST"
+    assert len(params["Twiml"]) <= 4000
+
+    root = twiml_of(standin, sid)
+    assert root.tag == "Response"
+    [gather] = list(root)  # nothing after the Gather: actionOnEmptyResult means it is unreachable
+    assert gather.tag == "Gather"
+    assert gather.attrib == {
+        "input": "dtmf", "numDigits": "1", "timeout": "8", "method": "POST",
+        "action": f"{PUBLIC}/twilio/voice/gather?m=43", "actionOnEmptyResult": "true",
+    }
+    [say] = list(gather)
+    assert (say.tag, say.get("language"), say.text) == ("Say", "en-GB", SPOKEN)
+    assert standin.gather_action(sid) == f"{PUBLIC}/twilio/voice/gather?m=43"
+
+
+def test_a_call_without_a_question_just_speaks(standin: TwilioStandIn,
+                                               gateway: TwilioGateway) -> None:
+    sid = gateway.place_call(voice(gather=False, body="Hello Jo. Vera has been in touch now."))
+    root = twiml_of(standin, sid)
+    assert [(child.tag, child.get("language"), child.text) for child in root] == [
+        ("Say", "en-GB", "Hello Jo. Vera has been in touch now.")]
+
+
+def test_spoken_text_is_escaped_in_twiml(standin: TwilioStandIn, gateway: TwilioGateway) -> None:
+    sid = gateway.place_call(voice(body="Hello Pat & Sam <3"))
+    assert twiml_of(standin, sid).find("Gather/Say").text == "Hello Pat & Sam <3"  # type: ignore[union-attr]
+
+
+def test_twiml_over_4000_characters_is_refused_before_sending(
+        standin: TwilioStandIn, gateway: TwilioGateway) -> None:
+    with pytest.raises(GatewayError) as caught:
+        gateway.place_call(voice(body="Hello. " * 600))
+    assert caught.value.action == base.FAILED and caught.value.permanent
+    assert standin.requests == []
+
+
+def test_without_a_public_url_nothing_asks_for_callbacks(
+        standin: TwilioStandIn, settings_for: Callable[..., Settings],
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="phonetree.gateways.twilio"):
+        gateway = TwilioGateway.from_settings(settings_for(public_url=None))
+        gateway.send_sms(sms())
+        sid = gateway.place_call(voice())
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "PHONETREE_PUBLIC_URL" in caplog.records[0].getMessage()
+    assert "StatusCallback" not in standin.requests_to("Messages")[0].params
+    call = standin.requests_to("Calls")[0].params
+    assert "StatusCallback" not in call and "StatusCallbackEvent" not in call
+    # A keypress could not reach us, so the call doesn't ask for one.
+    assert [child.tag for child in twiml_of(standin, sid)] == ["Say"]
+
+
+def test_a_trailing_slash_on_the_public_url_is_dropped(
+        standin: TwilioStandIn, settings_for: Callable[..., Settings]) -> None:
+    TwilioGateway.from_settings(settings_for(public_url=PUBLIC + "/")).send_sms(sms(message_id=7))
+    assert standin.requests[-1].params["StatusCallback"] == f"{PUBLIC}/twilio/status/message?m=7"
+
+
+def test_twiml_helpers_for_the_gather_handler() -> None:
+    reply = ET.fromstring(gather_reply_twiml("Thank you. Goodbye."))
+    assert [(c.tag, c.get("language"), c.text) for c in reply] == [
+        ("Say", "en-GB", "Thank you. Goodbye."), ("Hangup", None, None)]
+    again = ET.fromstring(retry_gather_twiml(SPOKEN, f"{PUBLIC}/twilio/voice/gather?m=43&attempt=2"))
+    [gather] = list(again)
+    assert gather.get("action") == f"{PUBLIC}/twilio/voice/gather?m=43&attempt=2"
+    assert gather.get("actionOnEmptyResult") == "true"
+    assert SPOKEN in (gather.find("Say").text or "")  # type: ignore[union-attr]
+    assert [c.tag for c in ET.fromstring(call_twiml("Hi"))] == ["Say"]
+
+
+# -- errors: every code in TWILIO.md "Codes", through the real client
+
+ERRORS = [
+    # (HTTP status, Twilio code, action, permanent)
+    (429, 20429, base.RETRY, False),
+    (500, 20500, base.RETRY, False),
+    (503, 20503, base.RETRY, False),
+    (400, 30001, base.RETRY, False),
+    (400, 21611, base.RETRY, False),
+    (400, 30003, base.RETRY_LATER, False),
+    (400, 21211, base.BAD_NUMBER, True),
+    (400, 21217, base.BAD_NUMBER, True),
+    (400, 30005, base.BAD_NUMBER, True),
+    (400, 30006, base.USE_VOICE, True),
+    (400, 21614, base.USE_VOICE, True),
+    (400, 21610, base.OPTED_OUT, True),
+    (400, 30004, base.BLOCKED, True),
+    (400, 30007, base.BLOCKED, True),
+    (400, 21408, base.CONFIG, True),
+    (401, 20003, base.CONFIG, True),
+    (400, 21606, base.FAILED, True),   # any other 4xx: permanent
+    (404, 20404, base.FAILED, True),
+]
+
+
+def assert_translated(error: GatewayError) -> None:
+    """Nothing of Twilio's leaves the gateway, not even as the cause."""
+    assert type(error) is GatewayError
+    assert not isinstance(error.__cause__, TwilioException)
+    assert error.__suppress_context__
+
+
+@pytest.mark.parametrize("endpoint", ["Messages", "Calls"])
+@pytest.mark.parametrize("status, code, action, permanent", ERRORS)
+def test_twilio_errors_become_gateway_actions(
+        standin: TwilioStandIn, gateway: TwilioGateway, endpoint: str, status: int, code: int,
+        action: str, permanent: bool) -> None:
+    standin.fail_next(endpoint, status=status, code=code, message=f"Scripted {code}")
+    with pytest.raises(GatewayError) as caught:
+        gateway.place_call(voice()) if endpoint == "Calls" else gateway.send_sms(sms())
+    error = caught.value
+    assert_translated(error)
+    assert (error.action, error.permanent, error.code) == (action, permanent, code)
+    assert f"Scripted {code}" in error.message
+    assert "\n" not in error.message
+    # Tried once: the dispatcher, not the gateway, decides when to try again.
+    assert len(standin.requests_to(endpoint)) == 1
+
+
+def test_geo_permissions_says_what_to_fix(standin: TwilioStandIn, gateway: TwilioGateway) -> None:
+    standin.fail_next("Messages", status=400, code=21408,
+                      message="Permission to send an SMS has not been enabled for the region")
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms())
+    assert "lacks permission to send to that country" in caught.value.message
+    assert "Geo Permissions" in caught.value.message
+
+
+def test_phone_numbers_in_twilio_messages_are_masked(standin: TwilioStandIn,
+                                                     gateway: TwilioGateway) -> None:
+    standin.fail_next("Messages", status=400, code=21211,
+                      message=f"The 'To' number {TO} is not a valid phone number.")
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms())
+    assert TO not in caught.value.message
+    assert "+44******0001" in caught.value.message
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_proxy_error_page_is_transient(standin: TwilioStandIn, gateway: TwilioGateway,
+                                         status: int) -> None:
+    standin.respond_next("Messages", status, "<html><body>Bad Gateway</body></html>",
+                         content_type="text/html")
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms())
+    assert_translated(caught.value)
+    assert (caught.value.action, caught.value.permanent) == (base.RETRY, False)
+
+
+def test_a_429_without_a_code_is_transient(standin: TwilioStandIn, gateway: TwilioGateway) -> None:
+    standin.respond_next("Messages", 429, "", content_type="text/plain")
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms())
+    assert caught.value.action == base.RETRY
+
+
+def test_an_unreadable_success_is_transient(standin: TwilioStandIn, gateway: TwilioGateway) -> None:
+    standin.respond_next("Messages", 200, "<html>hello from a captive portal</html>",
+                         content_type="text/html")
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms())
+    assert_translated(caught.value)
+    assert caught.value.action == base.RETRY
+
+
+def test_a_wrong_token_is_a_configuration_error(
+        standin: TwilioStandIn, settings_for: Callable[..., Settings]) -> None:
+    gateway = TwilioGateway.from_settings(settings_for(twilio_auth_token="not-the-token"))
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms())
+    assert (caught.value.action, caught.value.code) == (base.CONFIG, 20003)
+    assert standin.requests[-1].status == 401
+    assert "not-the-token" not in caught.value.message
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_connection_refused_is_transient(settings_for: Callable[..., Settings]) -> None:
+    gateway = TwilioGateway.from_settings(
+        settings_for(twilio_api_base_url=f"http://127.0.0.1:{closed_port()}"))
+    for send in (lambda: gateway.send_sms(sms()), lambda: gateway.place_call(voice())):
+        with pytest.raises(GatewayError) as caught:
+            send()
+        assert_translated(caught.value)
+        assert (caught.value.action, caught.value.permanent) == (base.RETRY, False)
+
+
+def test_a_timeout_is_transient(standin: TwilioStandIn,
+                                settings_for: Callable[..., Settings]) -> None:
+    gateway = TwilioGateway.from_settings(settings_for(), timeout=0.3)
+    standin.delay_next("Messages", 1.5)
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms())
+    assert (caught.value.action, caught.value.permanent) == (base.RETRY, False)
+    assert "in time" in caught.value.message
+
+
+def test_the_client_has_a_timeout(gateway: TwilioGateway) -> None:
+    assert gateway.client.http_client.timeout == 10.0
+
+
+# -- base URL override
+
+
+def test_base_url_override_survives_twilio_edge_and_region(
+        monkeypatch: pytest.MonkeyPatch, standin: TwilioStandIn,
+        settings_for: Callable[..., Settings]) -> None:
+    monkeypatch.setenv("TWILIO_EDGE", "dublin")
+    monkeypatch.setenv("TWILIO_REGION", "ie1")
+    gateway = TwilioGateway.from_settings(settings_for())
+    gateway.send_sms(sms())
+    gateway.place_call(voice())
+    assert [r.endpoint for r in standin.requests] == ["Messages", "Calls"]
+    assert (gateway.client.edge, gateway.client.region) == (None, None)
+
+
+def test_without_an_override_edge_and_region_are_left_to_the_operator(
+        monkeypatch: pytest.MonkeyPatch, settings_for: Callable[..., Settings]) -> None:
+    monkeypatch.setenv("TWILIO_REGION", "ie1")
+    gateway = TwilioGateway.from_settings(settings_for(twilio_api_base_url=None))
+    assert gateway.client.region == "ie1"
+    assert gateway.client.api.base_url == "https://api.twilio.com"
+
+
+# -- settings errors
+
+
+@pytest.mark.parametrize("changes, names", [
+    ({"twilio_account_sid": None}, ["TWILIO_ACCOUNT_SID"]),
+    ({"twilio_auth_token": None}, ["TWILIO_AUTH_TOKEN"]),
+    ({"twilio_from_number": None}, ["TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID"]),
+    ({"twilio_account_sid": None, "twilio_from_number": None},
+     ["TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER"]),
+    ({"twilio_api_base_url": "127.0.0.1:9999"}, ["TWILIO_API_BASE_URL"]),
+])
+def test_missing_settings_say_which_variable_to_set(
+        settings_for: Callable[..., Settings], changes: dict[str, Any], names: list[str]) -> None:
+    with pytest.raises(PhonetreeError) as caught:
+        TwilioGateway.from_settings(settings_for(**changes))
+    message = str(caught.value)
+    assert "\n" not in message
+    for name in names:
+        assert name in message
+    assert DEFAULT_TOKEN not in message
+
+
+def test_a_token_pasted_into_the_wrong_variable_is_not_echoed(
+        settings_for: Callable[..., Settings]) -> None:
+    with pytest.raises(PhonetreeError) as caught:
+        TwilioGateway.from_settings(settings_for(twilio_from_number=None,
+                                                 twilio_account_sid=DEFAULT_TOKEN))
+    assert DEFAULT_TOKEN not in str(caught.value)
+
+
+def test_the_twilio_package_is_imported_only_by_the_gateway_and_web() -> None:
+    root = Path(__file__).resolve().parent.parent
+    importers = {
+        str(path.relative_to(root))
+        for folder in ("phonetree", "schedules") for path in (root / folder).rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+twilio\b", path.read_text(), re.MULTILINE)
+    }
+    if re.search(r"^\s*(from|import)\s+twilio\b", (root / "cli.py").read_text(), re.MULTILINE):
+        importers.add("cli.py")
+    assert importers <= {"phonetree/gateways/twilio.py", "phonetree/web.py"}
+
+
+# -- delivery receipts
+
+
+@pytest.mark.parametrize("error_code, action", [
+    (None, None), ("", None), ("0", None),
+    ("30003", base.RETRY_LATER), (30003, base.RETRY_LATER),
+    ("30001", base.RETRY), ("30005", base.BAD_NUMBER), ("30006", base.USE_VOICE),
+    ("30004", base.BLOCKED), ("30007", base.BLOCKED), ("21610", base.OPTED_OUT),
+    ("21408", base.CONFIG), ("30008", base.FAILED), ("nonsense", base.FAILED),
+])
+def test_classify_status_error(error_code: str | int | None, action: str | None) -> None:
+    assert classify_status_error(error_code) == action
+
+
+# -- the stand-in's webhooks, signed as Twilio signs
+
+
+def test_the_stand_in_signs_like_twilio() -> None:
+    # twilio-python's own test vector (TWILIO.md "Signatures"). Its five params use
+    # +14158675309 as Caller and From; with any other number the signature differs.
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234",
+              "From": "+14158675309", "To": "+18005551212"}
+    standin = TwilioStandIn(auth_token="12345")
+    assert standin.sign(url, params) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert RequestValidator("12345").validate(url, params, standin.sign(url, params))
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+Seen = list[tuple[str, dict[str, str], dict[str, str]]]
+
+
+@pytest.fixture
+def app_behind_proxy() -> Iterator[tuple[str, Seen]]:
+    """web.py's WebhookApp on a plain-http local port, told its public URL is https://...;
+    routes record what arrived (path, form params, query params). Only signature checking and
+    routing are exercised, so an in-memory database (never touched) is enough."""
+    seen: Seen = []
+    app = WebhookApp(create_engine("sqlite://"), DEFAULT_TOKEN, PUBLIC)
+
+    def record(request: Request) -> Response:
+        seen.append((request.path, dict(request.params), dict(request.query_params)))
+        return Response.twiml()
+
+    for path in ("/twilio/sms", "/twilio/status/message", "/twilio/voice/status",
+                 "/twilio/voice/gather"):
+        app.add_route(path, record)
+    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_callbacks_are_signed_for_the_public_url_and_delivered_behind_a_proxy(
+        app_behind_proxy: tuple[str, Seen],
+        settings_for: Callable[..., Settings]) -> None:
+    address, seen = app_behind_proxy
+    with TwilioStandIn(public_url=PUBLIC, deliver_to=address) as twilio:
+        gateway = TwilioGateway.from_settings(settings_for(twilio_api_base_url=twilio.base_url))
+        message_sid = gateway.send_sms(sms(message_id=42))
+        call_sid = gateway.place_call(voice(message_id=43))
+
+        assert twilio.send_status(message_sid, "undelivered", error_code=30003)[0] == 200
+        assert twilio.press_key(call_sid, "1")[0] == 200
+        assert twilio.press_key(call_sid, "")[0] == 200  # no key: actionOnEmptyResult
+        assert twilio.send_call_status(call_sid, "completed", answered_by="human",
+                                       duration=31)[0] == 200
+        assert twilio.send_inbound_sms(TO, "OK")[0] == 200
+        # A forged or missing signature is refused by the app.
+        assert twilio.post(f"{PUBLIC}/twilio/sms", {"From": TO, "Body": "OK"},
+                           signature="bm9wZQ==")[0] == 403
+        assert twilio.post(f"{PUBLIC}/twilio/sms", {"From": TO, "Body": "OK"},
+                           signed=False)[0] == 403
+
+    paths = [path for path, _, _ in seen]
+    assert paths == ["/twilio/status/message", "/twilio/voice/gather", "/twilio/voice/gather",
+                     "/twilio/voice/status", "/twilio/sms"]
+    status, key, no_key, call_status, inbound = (params for _, params, _ in seen)
+    assert [query for _, _, query in seen][:4] == [{"m": "42"}, {"m": "43"}, {"m": "43"},
+                                                   {"m": "43"}]
+    assert (status["MessageSid"], status["MessageStatus"], status["ErrorCode"]) == (
+        message_sid, "undelivered", "30003")
+    assert (status["To"], status["From"], status["AccountSid"]) == (TO, FROM, DEFAULT_SID)
+    assert (key["CallSid"], key["Digits"], key["To"]) == (call_sid, "1", TO)
+    assert no_key["Digits"] == "" and no_key["FinishedOnKey"] == ""
+    assert (call_status["CallStatus"], call_status["AnsweredBy"], call_status["CallDuration"]) == (
+        "completed", "human", "31")
+    assert (inbound["From"], inbound["Body"], inbound["To"]) == (TO, "OK", FROM)
+    assert inbound["ToCity"] == "" and inbound["NumSegments"] == "1"
+
+
+def test_delivery_rewrites_only_the_public_prefix() -> None:
+    twilio = TwilioStandIn(public_url="https://example.org/phonetree",
+                           deliver_to="http://127.0.0.1:8080/")
+    delivered = twilio.delivery_url("https://example.org/phonetree/twilio/voice/gather?m=5")
+    assert delivered == "http://127.0.0.1:8080/twilio/voice/gather?m=5"
+    parts = urlsplit(delivered)
+    assert parse_qs(parts.query) == {"m": ["5"]}
+
+
+def test_the_stand_in_checks_basic_auth_and_required_params(standin: TwilioStandIn,
+                                                            gateway: TwilioGateway) -> None:
+    # Through the real client: a message without a body is refused as Twilio would (21602).
+    with pytest.raises(GatewayError) as caught:
+        gateway.send_sms(sms(body=""))
+    assert caught.value.code == 21602 and caught.value.action == base.FAILED
