@@ -21,6 +21,7 @@ class Settings:
     twilio_api_base_url: str | None = None
     messages_per_second: float = 10.0
     calls_per_second: float = 1.0
+    tick_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
@@ -36,4 +37,5 @@ class Settings:
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
             messages_per_second=float(env.get("PHONETREE_MESSAGES_PER_SECOND") or 10.0),
             calls_per_second=float(env.get("PHONETREE_CALLS_PER_SECOND") or 1.0),
+            tick_seconds=float(env.get("PHONETREE_TICK_SECONDS") or 5.0),
         )

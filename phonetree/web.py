@@ -14,11 +14,11 @@ from urllib.parse import parse_qs
 from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
-from twilio.twiml.voice_response import VoiceResponse
 
 from phonetree import clock, delivery, inbound
 from phonetree.db import session_scope
-from phonetree.gateways.twilio import classify_status_error
+from phonetree.gateways.twilio import (GATHER_PATH, callback_url, classify_status_error, gather_reply_twiml,
+                                       retry_gather_twiml)
 from phonetree.models import Message
 from phonetree.phones import mask
 
@@ -178,16 +178,17 @@ class WebhookApp:
         with session_scope(self.engine) as session:
             message = self._message(session, request)
             if message is None:
-                words = "Thank you. Goodbye."
-            elif not delivery.first_time(session, clock.now(), call_sid or f"m{message.id}", f"gather:{digits}"):
+                return Response.twiml(gather_reply_twiml("Thank you. Goodbye."))
+            if not digits and request.query_params.get("attempt") != "2":
+                # No key yet: say it once more and listen again, then give up politely.
+                again = callback_url(self.public_url, GATHER_PATH, message.id, attempt=2)
+                return Response.twiml(retry_gather_twiml(message.body or "", again))
+            if not delivery.first_time(session, clock.now(), call_sid or f"m{message.id}", f"gather:{digits}"):
                 words = "Thank you. Goodbye."
             else:
                 words = delivery.keypress(session, clock.now(), message, digits, call_sid)
         self.on_change()
-        response = VoiceResponse()
-        response.say(words, language="en-GB")
-        response.hangup()
-        return Response.twiml(str(response))
+        return Response.twiml(gather_reply_twiml(words))
 
     def voice_status(self, request: Request) -> Response:
         params = request.params

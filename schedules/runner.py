@@ -22,17 +22,23 @@ from schedules import dispatcher
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 5
+
+class _Stopped(Exception):
+    """Raised in the main thread by SIGINT/SIGTERM to leave the server's loop cleanly."""
+
+
+def _interrupt(*_: Any) -> None:
+    raise _Stopped()
 
 
 class Runner:
     def __init__(self, engine: Engine, gateway: Gateway, settings: Settings,
-                 host: str = "127.0.0.1", port: int = 8080, tick_seconds: float = TICK_SECONDS) -> None:
+                 host: str = "127.0.0.1", port: int = 8080) -> None:
         self.engine, self.gateway, self.settings = engine, gateway, settings
         self.limiters = {"sms": RateLimiter(settings.messages_per_second),
                          "voice": RateLimiter(settings.calls_per_second)}
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
-        self.job = self.scheduler.add_job(self.tick, "interval", seconds=tick_seconds, max_instances=1,
+        self.job = self.scheduler.add_job(self.tick, "interval", seconds=settings.tick_seconds, max_instances=1,
                                           coalesce=True, id="tick", next_run_time=datetime.now(timezone.utc))
         self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake)
         self.server: Any = create_server(self.app, host=host, port=port, threads=8)
@@ -66,9 +72,11 @@ class Runner:
     def serve_forever(self) -> None:
         self.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, _interrupt)
         try:
             self.server.run()
+        except _Stopped:
+            log.info("stopping")
         finally:
             self.stop()
 

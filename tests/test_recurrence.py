@@ -582,3 +582,28 @@ def test_triggers_are_cached_per_rule() -> None:
     assert info.misses == 2
     assert info.hits == 999
     assert recurrence._rule("weekdays", "09:00", LONDON) is recurrence._rule("weekdays", "09:00", LONDON)
+
+
+# ---------------------------------------------------------------- local_instant
+
+
+@pytest.mark.parametrize("tz, at, day", [
+    (LONDON, "09:00", date(2026, 3, 29)),
+    (LONDON, "01:30", date(2026, 3, 29)),   # skipped
+    (LONDON, "01:30", date(2026, 10, 25)),  # repeated
+    (NEW_YORK, "02:30", date(2026, 3, 8)),
+    (NEW_YORK, "01:30", date(2026, 11, 1)),
+    ("America/Nuuk", "23:30", date(2026, 3, 28)),
+    ("America/Santiago", "00:30", date(2026, 9, 6)),
+    (LONDON, "00:00", date(2026, 6, 1)),
+])
+def test_local_instant_agrees_with_occurrences(tz: str, at: str, day: date) -> None:
+    # Rotas use local_instant for one date; check-ins use occurrences: one DST policy for both.
+    start = datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)) - timedelta(hours=3)
+    (fire,) = [f for f in occurrences("daily", at, tz, start, start + timedelta(days=2))
+               if local_date(f, tz) == day]
+    assert recurrence.local_instant(day, at, tz) == fire
+
+
+def test_local_instant_on_a_skipped_date_is_the_start_of_the_next() -> None:
+    assert recurrence.local_instant(date(2011, 12, 30), "09:00", "Pacific/Apia") == utc(2011, 12, 30, 10)
