@@ -589,6 +589,48 @@ def rota_export(app: App, group_name: str, name: str, weeks: int) -> None:
     click.echo(text, nl=False)
 
 
+@rota.command("join")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="ROTA")
+@click.argument("member_name", metavar="MEMBER")
+@pass_app
+@fails_cleanly
+def rota_join(app: App, group_name: str, name: str, member_name: str) -> None:
+    """Add a member to a rota from the next round; past rounds stay as they were.
+
+    \b
+    Example:
+      phonetree rota join Oakfield tuesday-calls Pat
+    """
+    from phonetree import rotas
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        rotas.join(session, g, rotas.get_rota(session, g, name), member_name)
+    click.echo(f"{member_name} joins {name} from the next round.")
+
+
+@rota.command("leave")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="ROTA")
+@click.argument("member_name", metavar="MEMBER")
+@pass_app
+@fails_cleanly
+def rota_leave(app: App, group_name: str, name: str, member_name: str) -> None:
+    """Take a member out of a rota from today; their past calls stay in the record.
+
+    \b
+    Example:
+      phonetree rota leave Oakfield tuesday-calls Pat
+    """
+    from phonetree import rotas
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        rotas.leave(session, g, rotas.get_rota(session, g, name), member_name)
+    click.echo(f"{member_name} has left {name}.")
+
+
 @cli.group()
 def cascade() -> None:
     """News down the telephone tree.

@@ -22,9 +22,21 @@ class Settings:
     messages_per_second: float = 10.0
     calls_per_second: float = 1.0
     tick_seconds: float = 5.0
+    # How long a claimed message is held by one worker before another may send it (the
+    # duplicate window after a crash mid-send).
+    lease_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
+        try:
+            return cls._from_env(database_url, gateway)
+        except ValueError as error:
+            from phonetree.errors import PhonetreeError
+
+            raise PhonetreeError(f"a PHONETREE_ setting is not a number ({error}); fix the environment variable.")
+
+    @classmethod
+    def _from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
         env = os.environ
         return cls(
             database_url=database_url or env.get("PHONETREE_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -38,4 +50,5 @@ class Settings:
             messages_per_second=float(env.get("PHONETREE_MESSAGES_PER_SECOND") or 10.0),
             calls_per_second=float(env.get("PHONETREE_CALLS_PER_SECOND") or 1.0),
             tick_seconds=float(env.get("PHONETREE_TICK_SECONDS") or 5.0),
+            lease_seconds=float(env.get("PHONETREE_LEASE_SECONDS") or 120.0),
         )

@@ -5,6 +5,7 @@ that we can't read still counts as contact and is passed to a person.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -111,7 +112,7 @@ def _task_reply(session: Session, now: datetime, members: list[Member], reply: R
         # Not holding anything: from a member with a check-in open it is still contact.
         _unknown(session, now, members, reply, text, outcome)
         return
-    task = held[0]
+    task = _task_meant(held, text)
     outcome.member = task.assignee.name
     group = session.get(Group, task.group_id)
     assert group is not None
@@ -126,6 +127,13 @@ def _task_reply(session: Session, now: datetime, members: list[Member], reply: R
                                 dedupe_key=f"task:{task.id}:{reply.intent.value}", task_id=task.id,
                                 channel="sms" if task.assignee.channel == "sms" else "voice")])
     outcome.actions.append(f"{task.kind} task {what}")
+
+
+def _task_meant(held: list, text: str):  # type: ignore[no-untyped-def]
+    """Someone holding several tasks can say which: "DONE Sam". Otherwise the newest."""
+    words = set(re.findall(r"[a-z']+", text.lower()))
+    named = [t for t in held if t.subject is not None and t.subject.name.lower() in words]
+    return named[0] if named else held[0]
 
 
 def _pause(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,

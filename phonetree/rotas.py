@@ -304,3 +304,27 @@ def call_not_made(session: Session, task: Task, now: datetime, why: str) -> str:
         _ask_call(session, now, group, rota, rnd, organiser, callee,
                   f"rota:{rnd.id}:organiser:{organiser.id}:{callee.id}", template="call_unmade")
     return ", ".join(m.name for m in people) or "nobody (no organiser)"
+
+
+def join(session: Session, group: Group, rota: Rota, name: str) -> None:
+    """Add a member at the end of the rota's order; rounds already made stay as they were."""
+    member = get_member(session, group, name)
+    for rm in rota.members:
+        if rm.member_id == member.id and rm.left_on is None:
+            raise PhonetreeError(f"{member.name} is already in the rota {rota.name}.")
+    rota.members.append(RotaMember(member_id=member.id, position=len(rota.members)))
+    events.record(session, clock.now(), "rota_joined", group_id=group.id, member_id=member.id, detail=rota.name)
+
+
+def leave(session: Session, group: Group, rota: Rota, name: str) -> None:
+    """Take a member out from today; their past calls stay in the record."""
+    member = get_member(session, group, name)
+    current = [rm for rm in rota.members if rm.member_id == member.id and rm.left_on is None]
+    if not current:
+        raise PhonetreeError(f"{member.name} is not in the rota {rota.name}.")
+    remaining = [rm for rm in rota.members if rm.left_on is None and rm.member_id != member.id]
+    if len(remaining) < 2:
+        raise PhonetreeError(f"the rota {rota.name} would have fewer than two members left.")
+    today = local_date(clock.now(), group.timezone)
+    current[0].left_on = today
+    events.record(session, clock.now(), "rota_left", group_id=group.id, member_id=member.id, detail=rota.name)

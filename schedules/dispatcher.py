@@ -49,6 +49,7 @@ class RateLimiter:
     monotonic clock (throughput, not scheduling), so freezegun'd tests are not slowed."""
 
     def __init__(self, rate: float) -> None:
+        self.rate = rate
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
@@ -70,7 +71,7 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.5, 1.5))
 
 
-def _claim(session: Session, now: datetime, limit: int) -> list[Message]:
+def _claim(session: Session, now: datetime, limit: int, lease: timedelta) -> list[Message]:
     # Leases that ran out belong to a worker that died mid-send: put them back in the queue.
     session.execute(update(Message).where(Message.state == "sending", Message.lease_until < now)
                     .values(state="queued", lease_until=None))
@@ -83,7 +84,7 @@ def _claim(session: Session, now: datetime, limit: int) -> list[Message]:
         return []
     claimed = list(session.scalars(
         update(Message).where(Message.id.in_(ids), Message.state == "queued")
-        .values(state="sending", lease_until=now + LEASE, attempts=Message.attempts + 1)
+        .values(state="sending", lease_until=now + lease, attempts=Message.attempts + 1)
         .returning(Message.id)
     ))
     return list(session.scalars(select(Message).where(Message.id.in_(claimed))
@@ -91,14 +92,20 @@ def _claim(session: Session, now: datetime, limit: int) -> list[Message]:
 
 
 def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None = None,
-             limiters: dict[str, RateLimiter] | None = None) -> DispatchResult:
+             limiters: dict[str, RateLimiter] | None = None, lease: timedelta = LEASE) -> DispatchResult:
     """Send everything due at `now` (or up to `limit` messages), most urgent first."""
     result = DispatchResult()
     remaining = limit
+    # Under a rate limit, claim about a second's worth at a time, so a HELP that arrives
+    # mid-burst is picked up within a second instead of waiting behind a whole batch.
+    step = BATCH
+    if limiters:
+        fastest = max(l.rate for l in limiters.values())
+        step = max(1, min(BATCH, int(fastest))) if fastest > 0 else BATCH
     while remaining is None or remaining > 0:
-        batch = BATCH if remaining is None else min(BATCH, remaining)
+        batch = step if remaining is None else min(step, remaining)
         with session_scope(engine) as session:
-            claimed = _claim(session, now, batch)
+            claimed = _claim(session, now, batch, lease)
             recipients = {m.id: m for m in session.scalars(
                 select(Member).where(Member.id.in_({c.member_id for c in claimed if c.member_id}))
             )}

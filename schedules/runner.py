@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -52,7 +52,8 @@ class Runner:
         now = clock.now()
         try:
             report = step(self.engine, now)
-            result = dispatcher.dispatch(self.engine, self.gateway, now, limiters=self.limiters)
+            result = dispatcher.dispatch(self.engine, self.gateway, now, limiters=self.limiters,
+                                         lease=timedelta(seconds=self.settings.lease_seconds))
         except Exception:  # noqa: BLE001 - keep ticking; the rows keep every promise meanwhile
             log.exception("tick failed; will try again")
             return

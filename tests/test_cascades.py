@@ -1,0 +1,119 @@
+"""News down the telephone tree: prompts, confirmations, repair of broken links, status."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from freezegun import freeze_time
+
+from tests.conftest import sent, utc
+
+NAMES = ["Org", "Ann", "Ben", "Cath", "Dev", "Eve", "Fred", "Gus", "Hal", "Ivy", "Jan", "Kit", "Lou", "Max", "Ned"]
+PHONE = {name: f"07911 1000{i + 20:02d}" for i, name in enumerate(NAMES, start=1)}
+E164 = {name: "+44" + phone.replace(" ", "")[1:] for name, phone in PHONE.items()}
+
+
+@pytest.fixture
+def village(ok) -> dict[str, list[str]]:
+    """15 people, a binary tree from the organiser: Org > Ann, Ben; Ann > Cath, Dev; ..."""
+    with freeze_time("2026-12-01 09:00:00"):
+        ok("group", "add", "Vale", "--timezone", "Europe/London")
+        for name in NAMES:
+            ok("member", "add", "Vale", name, "--phone", PHONE[name],
+               *(("--role", "organiser") if name == "Org" else ()))
+        tree = json.loads(ok("cascade", "tree", "Vale", "--branching", "2", "--json").stdout)
+    return tree
+
+
+def reply(ok, name: str, text: str, when: str) -> None:
+    with freeze_time(when):
+        ok("receive", "--from", PHONE[name], text)
+
+
+def status(ok, when: str) -> dict:
+    with freeze_time(when):
+        return json.loads(ok("cascade", "status", "Vale", "--json").stdout)
+
+
+def test_the_default_tree_follows_member_order_with_the_organiser_on_top(village):
+    assert village["Org"] == ["Ann", "Ben"]
+    assert village["Ann"] == ["Cath", "Dev"] and village["Ben"] == ["Eve", "Fred"]
+    assert village["Cath"] == ["Gus", "Hal"] and village["Fred"] == ["Max", "Ned"] and "Gus" not in village
+    assert sum(len(v) for v in village.values()) == 14
+
+
+def test_news_travels_down_level_by_level(village, ok, engine, ticker):
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("cascade", "start", "Vale", "Thursday's meeting has moved to Friday")
+    news = sent(engine, template="news")
+    assert {m.to_phone for m in news} == {E164["Ann"], E164["Ben"]}
+    assert "moved to Friday" in news[0].body
+    asks = sent(engine, template="pass_on")
+    assert {m.to_phone for m in asks} == {E164["Ann"], E164["Ben"]}
+    assert "Cath and Dev" in [m.body for m in asks if m.to_phone == E164["Ann"]][0]
+    reply(ok, "Ann", "done", "2026-12-01 10:30:00")
+    # Cath and Dev have it now, and are asked to pass it to theirs.
+    later = {m.to_phone for m in sent(engine, template="pass_on")}
+    assert {E164["Cath"], E164["Dev"]} <= later
+    assert status(ok, "2026-12-01 10:31:00")["reached"] == 4  # Ann, Ben, Cath, Dev
+
+
+def test_two_broken_links_are_repaired_and_everyone_is_reached(village, ok, engine, ticker):
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("cascade", "start", "Vale", "Meeting moved", "--wait", "1h")
+    # Level 1 both confirm; of level 2, Cath goes silent and Fred can't.
+    reply(ok, "Ann", "done", "2026-12-01 10:10:00")
+    reply(ok, "Ben", "done", "2026-12-01 10:12:00")
+    reply(ok, "Dev", "done", "2026-12-01 10:20:00")
+    reply(ok, "Eve", "done", "2026-12-01 10:21:00")
+    reply(ok, "Fred", "sorry can't today", "2026-12-01 10:22:00")
+    # Fred's people (Max? per tree) pass at once to Ben, the nearest above who confirmed.
+    fred_people = village["Fred"]
+    to_ben = [m.body for m in sent(engine, template="pass_on") if m.to_phone == E164["Ben"]]
+    assert len(to_ben) == 2 and all(p in to_ben[1] for p in fred_people)
+    reply(ok, "Ben", "done", "2026-12-01 10:40:00")
+    ticker(utc(2026, 12, 1, 11, 9))
+    assert not [m for m in sent(engine, template="pass_on") if m.to_phone == E164["Ann"]][1:]
+    ticker(utc(2026, 12, 1, 11, 10))  # Cath's hour is up: her people go to Ann
+    to_ann = [m.body for m in sent(engine, template="pass_on") if m.to_phone == E164["Ann"]]
+    assert len(to_ann) == 2 and all(p in to_ann[1] for p in village["Cath"])
+    state = status(ok, "2026-12-01 11:15:00")
+    assert state["state"] == "running"
+    outstanding = {p["name"] for p in state["people"] if not p["reached"]}
+    assert set(village["Cath"]) <= outstanding
+    reply(ok, "Ann", "done", "2026-12-01 11:30:00")
+    # Everyone reached so far is asked to pass it on down; confirm the remaining branches.
+    for name in ("Gus", "Hal", "Ivy", "Jan", "Kit", "Lou", "Max", "Ned"):
+        if village.get(name):
+            reply(ok, name, "done", "2026-12-01 12:00:00")
+    final = status(ok, "2026-12-01 12:05:00")
+    assert final["reached"] == final["total"] == 14 and final["state"] == "complete"
+    [told] = [m for m in sent(engine, to_phone=E164["Org"]) if m.template == "cascade_done"]
+    assert "all 14 people" in told.body
+
+
+def test_the_organiser_hears_who_is_outstanding_when_nobody_is_left_to_try(village, ok, engine, ticker):
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("cascade", "start", "Vale", "Meeting moved", "--wait", "1h")
+    for hour in range(1, 8):
+        ticker(utc(2026, 12, 1, 10 + hour, 0))
+    final = status(ok, "2026-12-01 18:00:00")
+    assert final["state"] == "incomplete"
+    [told] = [m for m in sent(engine, to_phone=E164["Org"]) if m.template == "cascade_outstanding"]
+    assert "Cath" in told.body
+
+
+def test_voice_news_is_spoken_not_texted(village, ok, engine):
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("cascade", "start", "Vale", "The venue is the church hall on Mill Lane", "--voice")
+    news = sent(engine, template="news")
+    assert news and all(m.channel == "voice" for m in news)
+    texts = [m for m in sent(engine) if m.channel == "sms"]
+    assert texts and not any("Mill Lane" in (m.body or "") for m in texts)
+
+
+def test_cascade_status_in_text(village, ok):
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("cascade", "start", "Vale", "Meeting moved")
+        out = ok("cascade", "status", "Vale").stdout
+    assert "2 of 14 reached" in out and "+ Ann" in out and "- Cath" in out
