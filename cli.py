@@ -870,6 +870,10 @@ def render_status(data: dict[str, Any]) -> str:
         lines += [f"  {r['member']} at {r['received_at'][:16]}: {r['text']}" for r in data["replies_to_read"]]
     if data["upcoming"]:
         lines.append("Next 24 hours: " + ", ".join(f"{u['member']} {u['due_local']}" for u in data["upcoming"]))
+    if data["delivery_problems"]:
+        lines.append("Messages that could not be delivered:")
+        lines += [f"  {p['kind']} to {p['member'] or '?'} at {p['at'][:16]}: {p['error']}"
+                  for p in data["delivery_problems"]]
     for key, label in (("paused", "Paused"), ("opted_out", "Opted out"), ("phone_problems", "Phone problems")):
         if data[key]:
             lines.append(f"{label}: " + ", ".join(x if isinstance(x, str) else " ".join(map(str, x.values()))

@@ -12,7 +12,7 @@ from phonetree.db import insert_ignoring_duplicates
 from phonetree.directory import organisers
 from phonetree import tasks
 from phonetree.gateways import base
-from phonetree.messages import message_row, queue
+from phonetree.messages import message_row, queue, resend_row
 from phonetree.models import Group, Member, Message, Task, WebhookReceipt
 from phonetree.phones import display
 from phonetree.replies import Intent, parse_keypress
@@ -32,6 +32,7 @@ MESSAGE_ORDER = {"queued": 0, "accepted": 0, "sending": 1, "sent": 2, "delivered
                  "undelivered": 3, "failed": 3, "read": 4}
 NO_ANSWER = {"busy", "no-answer", "failed", "canceled"}
 RETRY_CALL_AFTER = timedelta(minutes=5)
+RETRY_LATER = timedelta(minutes=10)
 
 
 def first_time(session: Session, now: datetime, sid: str, event: str) -> bool:
@@ -108,16 +109,8 @@ def message_status(session: Session, now: datetime, message: Message, status: st
     message.error = f"{error_code}: delivery failed" if error_code else "delivery failed"
     if failure_action == base.RETRY_LATER and not message.dedupe_key.endswith(":later"):
         # The phone was off or out of signal: one more try in a while, then a person.
-        member = session.get(Member, message.member_id) if message.member_id else None
-        if member is not None:
-            group = session.get(Group, member.group_id)
-            assert group is not None
-            retry = message_row(now, group, member, kind=message.kind, template=message.template,
-                                values={}, dedupe_key=f"{message.dedupe_key}:later",
-                                checkin_id=message.checkin_id, task_id=message.task_id, channel=message.channel)
-            retry.update(body=message.body, not_before=now + timedelta(minutes=10), priority=message.priority)
-            queue(session, [retry])
-            return True
+        queue(session, [resend_row(message, now, "later", now + RETRY_LATER)])
+        return True
     undeliverable(session, now, message, failure_action or base.FAILED, message.error)
     return True
 
@@ -138,13 +131,7 @@ def call_status(session: Session, now: datetime, message: Message, status: str, 
         checkin = session.get(checkins.CheckIn, message.checkin_id)
         if (checkin is not None and checkin.state in ("prompting", "sent") and not machine
                 and not message.dedupe_key.endswith(":redial")):
-            member = session.get(Member, message.member_id)
-            group = session.get(Group, checkin.group_id)
-            assert member is not None and group is not None
-            redial = message_row(now, group, member, kind=message.kind, template=message.template,
-                                 values={"name": member.name}, dedupe_key=f"{message.dedupe_key}:redial",
-                                 checkin_id=message.checkin_id, channel="voice")
-            redial["not_before"] = now + RETRY_CALL_AFTER
+            redial = resend_row(message, now, "redial", now + RETRY_CALL_AFTER)
             queue(session, [redial])
         events.record(session, now, "call_unanswered", group_id=message.group_id, member_id=message.member_id,
                       checkin_id=message.checkin_id, detail=message.error)

@@ -69,3 +69,17 @@ def queue(session: Session, rows: list[dict[str, Any]]) -> int:
 
 def queue_one(session: Session, now: datetime, group: Group, member: Member, **kwargs: Any) -> int:
     return queue(session, [message_row(now, group, member, **kwargs)])
+
+
+def resend_row(message: Message, now: datetime, suffix: str, not_before: datetime) -> dict[str, Any]:
+    """The same message again, as a new row (a new try after the phone was off, or a redial):
+    same words, same recipient, its own dedupe key so it happens once."""
+    return {
+        "group_id": message.group_id, "member_id": message.member_id, "checkin_id": message.checkin_id,
+        "task_id": message.task_id, "to_phone": message.to_phone, "channel": message.channel,
+        "kind": message.kind, "template": message.template, "priority": message.priority,
+        "body": message.body, "dedupe_key": f"{message.dedupe_key}:{suffix}", "state": "queued",
+        "created_at": now, "not_before": not_before,
+        "expires_at": not_before + (message.expires_at - message.not_before) if message.expires_at else None,
+        "attempts": 0,
+    }

@@ -302,10 +302,11 @@ def _nice_max(value: int) -> tuple[int, int]:
 
 
 def _chart(report: Report) -> str:
-    """Grouped bars per week: sent, answered, followed up. Every bar carries a <title> so a
-    screen reader (or a hover) gives the exact number; the table below has them all too."""
+    """Grouped bars per week: sent, answered, followed up. The SVG is a group (not one image)
+    so that each bar, an image with its own <title>, is read out with its exact number; the
+    gridlines and tick numbers are hidden from screen readers as noise. The table has it all too."""
     width, height = 880, 330
-    left, right, top, bottom = 60, 16, 48, 62
+    left, right, top, bottom = 60, 16, 58, 62  # top: legend, then room for labels
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((getattr(r, name) for r in report.weeks for name, _, _ in SERIES), default=0)
     y_max, step = _nice_max(peak)
@@ -319,13 +320,14 @@ def _chart(report: Report) -> str:
         return top + plot_h - plot_h * value / y_max
 
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="group" '
         f'aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">',
         '<title id="chart-title">Check-ins sent, answered and followed up, week by week</title>',
         f'<desc id="chart-desc">A bar chart with three bars for each of {n} weeks. '
         'The same numbers are in the table below.</desc>',
     ]
-    # Legend across the top.
+    # Legend across the top (hidden from screen readers: each bar's title names its series).
+    parts.append('<g aria-hidden="true">')
     x = left
     for _, label, colour in SERIES:
         parts.append(f'<rect x="{x}" y="12" width="14" height="14" rx="2" fill="{colour}"/>'
@@ -341,6 +343,7 @@ def _chart(report: Report) -> str:
                  'text-anchor="middle">Check-ins</text>')
     parts.append(f'<text class="axis-title" x="{left + plot_w / 2:.0f}" y="{height - 10}" '
                  'text-anchor="middle">Week starting (Monday)</text>')
+    parts.append("</g>")
     for i, row in enumerate(report.weeks):
         x0 = left + slot * i + (slot - bar * len(SERIES)) / 2
         week = f"Week of {_day(row.week_start)}"
@@ -348,14 +351,14 @@ def _chart(report: Report) -> str:
             value = getattr(row, name)
             bx, by = x0 + j * bar, y(value)
             parts.append(f'<rect x="{bx:.1f}" y="{by:.1f}" width="{bar - 2:.1f}" '
-                         f'height="{top + plot_h - by:.1f}" fill="{colour}">'
+                         f'height="{top + plot_h - by:.1f}" fill="{colour}" role="img">'
                          f'<title>{escape(week)}: {value} {escape(label.lower())}</title></rect>')
             if show_values:
                 parts.append(f'<text x="{bx + (bar - 2) / 2:.1f}" y="{by - 4:.1f}" text-anchor="middle" '
                              f'class="value" aria-hidden="true">{value}</text>')
         if i % label_every == 0:
             parts.append(f'<text x="{left + slot * (i + 0.5):.1f}" y="{top + plot_h + 20}" '
-                         f'text-anchor="middle" class="tick">'
+                         f'text-anchor="middle" class="tick" aria-hidden="true">'
                          f'{row.week_start.day} {row.week_start:%b}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -54,6 +54,12 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
                Inbound.received_at >= now - RECENT_REPLIES)
         .order_by(Inbound.received_at)
     ).all()
+    failures = session.execute(
+        select(Message, Member.name).outerjoin(Member, Member.id == Message.member_id)
+        .where(Message.group_id == group.id, Message.state.in_(("failed", "expired")),
+               Message.created_at >= now - RECENT_REPLIES)
+        .order_by(Message.created_at)
+    ).all()
     return {
         "group": group.name,
         "timezone": group.timezone,
@@ -68,6 +74,8 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
         "opted_out": [m.name for m in group.members if m.opted_out],
         "phone_problems": [{"member": m.name, "problem": m.phone_problem} for m in group.members
                            if m.phone_problem],
+        "delivery_problems": [{"member": name, "kind": m.kind, "error": m.error,
+                               "at": _iso(m.created_at)} for m, name in failures],
     }
 
 
