@@ -191,13 +191,17 @@ def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_pe
                 if sqlite_counts(tmp_path / "kill.db").get("sent", 0) == CHECKINS and posted:
                     break  # nothing left to interrupt
                 # Wait for this worker's first POST, then kill it a moment later, mid-batch.
+                t0 = time.monotonic()
                 wait_until(lambda: len(standin.messages) > posted, "the restarted worker to send", 20)
+                print("first post after", round(time.monotonic() - t0, 2))
                 time.sleep(rng.uniform(0.05, 1.5))
                 workers.kill()
                 kills += 1
             workers.start()
+            t0 = time.monotonic()
             wait_until(lambda: sqlite_counts(tmp_path / "kill.db").get("sent", 0) == CHECKINS,
                        "the last worker to finish", 60)
+            print("drain", round(time.monotonic() - t0, 2), sqlite_counts(tmp_path / "kill.db"))
             code = workers.stop()
         except BaseException:
             workers.stop()

@@ -23,7 +23,7 @@ from phonetree.db import session_scope
 from phonetree.errors import PhonetreeError
 from phonetree.models import Group, Inbound, Member, Message, Task
 from phonetree.reports import Report, WeekRow, render_csv, render_html, render_text, weekly_report
-from tests.conftest import JO, MARGARET, PAT, SAM, VERA, utc
+from tests.conftest import JO, PAT, SAM, VERA, utc
 
 WEEK1, WEEK2 = date(2026, 11, 30), date(2026, 12, 7)  # Mondays; December is GMT, so local == UTC
 REPORT_AT = utc(2026, 12, 13, 20, 0)  # Sunday evening at the end of the fortnight
