@@ -98,6 +98,7 @@ def duration_option(text: str | None) -> int | None:
 
 
 pass_app = click.make_pass_decorator(App)
+PROGRESS_FROM = 50  # rows: a long import shows a progress bar
 
 
 @click.group(cls=PhonetreeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -341,7 +342,11 @@ def member_import(app: App, group_name: str, file: Path, dry_run: bool, skip_inv
         if plan.rejected and not skip_invalid:
             raise PhonetreeError(f"{len(plan.rejected)} row(s) rejected, so nothing was added; fix them, "
                                  "or add the rest with --skip-invalid.")
-        importer.apply_import(session, g, plan)
+        if len(plan.good) >= PROGRESS_FROM:
+            with click.progressbar(length=len(plan.good), label="Adding members", file=sys.stderr) as bar:
+                importer.apply_import(session, g, plan, bar.update)
+        else:
+            importer.apply_import(session, g, plan)
     click.echo(f"Added {len(plan.good)} member(s) to {group_name}"
                + (f"; {len(plan.rejected)} row(s) skipped." if plan.rejected else "."))
 
@@ -732,6 +737,186 @@ def cascade_status(app: App, group_name: str, as_json: bool) -> None:
         how = f"reached via {p['by']}" if p["reached"] else f"waiting for {p['by']}"
         extra = f"; passing on: {p['passing_on']}" if p["passing_on"] else ""
         click.echo(f"  {'+' if p['reached'] else '-'} {p['name']:<20} {how}{extra}")
+
+
+# ---------------------------------------------------------------- wording, privacy, reports
+
+
+@cli.group()
+def template() -> None:
+    """View, change and preview a group's texts and spoken lines.
+
+    \b
+    Example:
+      phonetree template show Oakfield checkin
+    """
+
+
+@template.command("list")
+@click.argument("group_name", metavar="GROUP")
+@click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@pass_app
+@fails_cleanly
+def template_list(app: App, group_name: str, channel: str) -> None:
+    """List the templates, with their segment counts and which the group has changed.
+
+    \b
+    Example:
+      phonetree template list Oakfield --channel voice
+    """
+    from phonetree import templates
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        previews = [templates.preview(g, name, channel) for name in templates.all_names(channel)]
+    for p in previews:
+        size = f"{p.worst.segments} seg {p.worst.encoding}" if channel == "sms" else f"{len(p.sample)} chars"
+        click.echo(f"{p.template:<20} {'own' if p.custom else 'default':<8} {size:<14} {p.sample}")
+
+
+@template.command("show")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="TEMPLATE")
+@click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@pass_app
+@fails_cleanly
+def template_show(app: App, group_name: str, name: str, channel: str) -> None:
+    """Show a template, a preview with sample names, and its SMS segment count.
+
+    \b
+    Example:
+      phonetree template show Oakfield escalation
+    """
+    from phonetree import templates
+
+    with app.session() as session:
+        p = templates.preview(directory.get_group(session, group_name), name, channel)
+    _print_preview(p)
+
+
+def _print_preview(p: Any) -> None:
+    click.echo(f"{p.channel} {p.template} ({'this group' if p.custom else 'default'}):")
+    click.echo(f"  {p.text}")
+    click.echo(f"Preview: {p.sample}")
+    click.echo(f"{p.info.encoding}, {p.info.units} characters, {p.info.segments} segment(s); "
+               f"with the longest names: {p.worst.segments} segment(s).")
+    for warning in p.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+@template.command("set")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="TEMPLATE")
+@click.argument("wording")
+@click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@pass_app
+@fails_cleanly
+def template_set(app: App, group_name: str, name: str, wording: str, channel: str) -> None:
+    """Change a template's wording for this group. Keep the {placeholders} it needs.
+
+    \b
+    Example:
+      phonetree template set Oakfield checkin "Morning {name}! Reply OK if you're alright, or CALL for a chat."
+    """
+    from phonetree import templates
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        _, notes = templates.set_text(session, g, name, channel, wording, clock.now())
+        p = templates.preview(g, name, channel)
+    _print_preview(p)
+    for note in notes:
+        if note not in p.warnings:
+            click.echo(f"Note: {note}", err=True)
+
+
+@template.command("reset")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="TEMPLATE")
+@click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@pass_app
+@fails_cleanly
+def template_reset(app: App, group_name: str, name: str, channel: str) -> None:
+    """Go back to the default wording.
+
+    \b
+    Example:
+      phonetree template reset Oakfield checkin
+    """
+    from phonetree import templates
+
+    with app.session() as session:
+        templates.reset(session, directory.get_group(session, group_name), name, channel, clock.now())
+    click.echo(f"{group_name} uses the default {channel} {name} again.")
+
+
+@member.command("forget")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: this cannot be undone.")
+@pass_app
+@fails_cleanly
+def member_forget(app: App, group_name: str, name: str, yes: bool) -> None:
+    """Erase a member and their history (check-ins, replies, messages). Anything they were
+    asked to do for others is passed on first.
+
+    \b
+    Example:
+      phonetree member forget Oakfield Vera --yes
+    """
+    from phonetree import privacy
+
+    with app.session() as session:
+        m = directory.get_member(session, directory.get_group(session, group_name), name)
+        if not yes:
+            raise PhonetreeError(f"this erases {m.name} and all their history for good; add --yes to confirm.")
+        passed = privacy.forget(session, m, clock.now())
+    click.echo(f"Forgot {name}." + (f" {passed} task(s) they held were passed on." if passed else ""))
+
+
+@cli.command()
+@click.argument("group_name", metavar="GROUP")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650), help="How far back.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@fails_cleanly
+def audit(app: App, group_name: str, days: int, as_json: bool) -> None:
+    """The record of changes organisers made to a group (members, plans, rotas, wording).
+
+    \b
+    Example:
+      phonetree audit Oakfield --days 7
+    """
+    from phonetree.events import changes
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        data = changes(session, g.id, clock.now(), days)
+    if as_json:
+        emit_json(data)
+        return
+    for row in data:
+        click.echo(f"{row['at'][:16].replace('T', ' ')}  {row['kind']:<18} {row['member'] or '':<12} {row['detail'] or ''}")
+
+
+@cli.command()
+@click.argument("group_name", metavar="GROUP")
+@click.option("--weeks", default=8, show_default=True, type=click.IntRange(1, 260), help="How many weeks.")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "html"]), default="text", show_default=True)
+@pass_app
+@fails_cleanly
+def report(app: App, group_name: str, weeks: int, fmt: str) -> None:
+    """Counts a funder or steering group can see, week by week: no names, numbers or texts.
+
+    \b
+    Example:
+      phonetree report Oakfield --weeks 12 --format html > report.html
+    """
+    from phonetree import reports
+
+    with app.session() as session:
+        data = reports.weekly_report(session, directory.get_group(session, group_name), clock.now(), weeks)
+    click.echo(reports.render(data, fmt), nl=False)
 
 
 # ---------------------------------------------------------------- the service

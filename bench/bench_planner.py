@@ -7,7 +7,9 @@ of 20 local times (08:00..17:30), over 4 zones, in groups of 30; each plan is bo
 check-in row: N plans -> N rows.
 
 Also measured: the *next* tick's planning pass, 5 s later (tick runs `plan_checkins` every
-tick_seconds), which must find nothing new.
+tick_seconds), which must find nothing new, and meanwhile whether a concurrent short write
+transaction (a webhook's) gets SQLite's write lock: plan_checkins runs in one transaction, and
+on SQLite every transaction starts with BEGIN IMMEDIATE (busy timeout 10 s).
 
     python -m bench.bench_planner [--quick] [--sizes 100000,1000000] [--profile-size 100000]
 
@@ -16,6 +18,7 @@ Targets (issue 6): 1M planned in < 60 s and < 500 MB peak RSS.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from datetime import timedelta
 
@@ -25,6 +28,39 @@ from bench.common import (current_rss_mb, emit, log, peak_rss_mb, profile_top, r
 NAME = "planner"
 NOW = utc(2026, 6, 15)  # a Monday, 00:00 UTC
 DAY = timedelta(hours=24)
+
+
+class _WriterProbe(threading.Thread):
+    """Every 0.5 s, a short write transaction on another connection (what a webhook does):
+    how long it waits for SQLite's write lock, and whether it gives up ("database is locked")."""
+
+    def __init__(self, engine: object) -> None:
+        super().__init__(daemon=True)
+        self.engine = engine
+        self.stop = threading.Event()
+        self.waits: list[float] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                with self.engine.begin() as conn:  # type: ignore[attr-defined]
+                    conn.exec_driver_sql("SELECT 1")
+            except OperationalError as error:
+                self.errors.append(str(error.orig))
+            self.waits.append(time.perf_counter() - started)
+            self.stop.wait(0.5)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join(timeout=30)
+
+    def report(self) -> dict:
+        return {"attempts": len(self.waits), "max_wait_s": round(max(self.waits, default=0.0), 2),
+                "gave_up_locked": len(self.errors), "errors": sorted(set(self.errors))}
 
 
 def _db(n: int) -> str:
@@ -69,15 +105,20 @@ def plan(n: int, url: str, profile: bool) -> dict:
     with session_scope(engine) as session:
         rows = session.scalar(select(func.count()).select_from(CheckIn))
     # The next tick, 5 s later: nothing new is due inside the horizon, yet the pass runs again.
+    # Meanwhile another thread tries a write transaction every 0.5 s, as a webhook would.
+    probe = _WriterProbe(engine)
+    probe.start()
     started = time.perf_counter()
     with session_scope(engine) as session:
         again = plan_checkins(session, NOW + timedelta(seconds=5), horizon=DAY)
     replan = time.perf_counter() - started
+    probe.finish()
     result = {
         "n": n, "created": created, "rows_in_table": rows, "plan_s": round(elapsed, 2),
         "rows_per_s": round(created / elapsed) if elapsed else None,
         "peak_rss_mb": peak, **baseline,
         "next_tick_replan_s": round(replan, 2), "next_tick_replan_created": again,
+        "writer_probe_during_replan": probe.report(),
         "profiled": profile,
     }
     if profiler is not None:

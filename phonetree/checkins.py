@@ -320,6 +320,6 @@ def resolve_by_organiser(session: Session, member: Member, now: datetime, note: 
         raise PhonetreeError(f"{member.name} has no open check-in to close.")
     checkin.state, checkin.closed_at, checkin.outcome = "resolved", now, note
     told = stand_down(session, checkin, now)
-    events.record(session, now, "resolved", group_id=checkin.group_id, member_id=member.id,
-                  checkin_id=checkin.id, detail=f"from the command line: {note}")
+    events.record(session, now, "resolved_by_organiser", group_id=checkin.group_id, member_id=member.id,
+                  checkin_id=checkin.id, detail=note)
     return told

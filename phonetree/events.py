@@ -22,3 +22,24 @@ def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     batch = [{"member_id": None, "checkin_id": None, "detail": None, **row} for row in rows]
     if batch:
         session.execute(insert(Event), batch)
+
+
+# What organisers change (the audit log), as opposed to what the service does day to day.
+CHANGES = ("group_added", "group_changed", "member_added", "member_forgotten", "plan_added", "paused",
+           "resumed", "template_changed", "template_reset", "rota_added", "rota_joined", "rota_left",
+           "resolved_by_organiser", "cascade_started")
+
+
+def changes(session: Session, group_id: int, now: datetime, days: int) -> list[dict[str, Any]]:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from phonetree.models import Member
+
+    rows = session.execute(
+        select(Event, Member.name).outerjoin(Member, Member.id == Event.member_id)
+        .where(Event.group_id == group_id, Event.kind.in_(CHANGES), Event.at >= now - timedelta(days=days))
+        .order_by(Event.at, Event.id)
+    ).all()
+    return [{"at": e.at.isoformat(), "kind": e.kind, "member": name, "detail": e.detail} for e, name in rows]

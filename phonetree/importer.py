@@ -7,6 +7,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -85,5 +86,10 @@ def plan_import(session: Session, group: Group, path: Path) -> ImportPlan:
     return plan
 
 
-def apply_import(session: Session, group: Group, plan: ImportPlan) -> list[Member]:
-    return [add_member(session, group, row.name, row.phone, row.channel)[0] for row in plan.good]
+def apply_import(session: Session, group: Group, plan: ImportPlan,
+                 progress: Callable[[int], None] = lambda _: None) -> list[Member]:
+    added = []
+    for row in plan.good:
+        added.append(add_member(session, group, row.name, row.phone, row.channel)[0])
+        progress(1)
+    return added

@@ -5,6 +5,7 @@ often a step runs, the message exists once.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,7 +52,7 @@ def message_row(now: datetime, group: Group, member: Member, *, kind: str, templ
         "kind": kind,
         "template": template,
         "priority": URGENT_PRIORITY if urgent else PRIORITY[kind],
-        "body": texts.render(template, channel, **values),
+        "body": texts.render(template, channel, own_wording(group), **values),
         "dedupe_key": dedupe_key,
         "state": "queued",
         "created_at": now,
@@ -59,6 +60,17 @@ def message_row(now: datetime, group: Group, member: Member, *, kind: str, templ
         "expires_at": not_before + validity if validity else None,
         "attempts": 0,
     }
+
+
+def own_wording(group: Group) -> dict[str, str] | None:
+    """A group's template overrides, parsed once per group object (not once per message)."""
+    if not group.templates:
+        return None
+    cached = group.__dict__.get("_own_wording")
+    if cached is None or cached[0] != group.templates:
+        cached = (group.templates, json.loads(group.templates))
+        group.__dict__["_own_wording"] = cached
+    return cached[1]
 
 
 def queue(session: Session, rows: list[dict[str, Any]]) -> int:

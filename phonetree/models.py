@@ -69,6 +69,10 @@ class Group(Base):
     quiet_start: Mapped[str] = mapped_column(String(5), default="21:00")
     quiet_end: Mapped[str] = mapped_column(String(5), default="08:00")
     reminder: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The group's own wording, JSON {"sms:checkin": "..."}; None means all defaults.
+    templates: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Days message bodies are kept (counts are kept for reports).
+    retention_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     members: Mapped[list["Member"]] = relationship(back_populates="group", order_by="Member.id")

@@ -143,6 +143,7 @@ def weekly_report(session: Session, group: Group, now: datetime, weeks: int = 8)
     for start, row in rows.items():
         row.median_reply_minutes = _median(replies[start])
     totals = WeekRow(week_start=first, **{name: sum(getattr(r, name) for r in rows.values()) for name in COUNTS})
+    # The period's median is over every reply, not a median of the weekly medians.
     totals.median_reply_minutes = _median([m for ms in replies.values() for m in ms])
     return Report(group=group.name, timezone=group.timezone, generated_at=now,
                   weeks=list(rows.values()), totals=totals)
@@ -401,7 +402,8 @@ def _table(report: Report) -> str:
 
     body = "\n".join(f'<tr><th scope="row">{escape(_week(report, r))}</th>{cells(r)}</tr>'
                      for r in report.weeks)
-    return (f'<table>\n<caption>Check-ins and rota calls by week (weeks start on Monday, {escape(report.timezone)} time)</caption>\n'
+    caption = f"Check-ins and rota calls by week (weeks start on Monday, {report.timezone} time)"
+    return (f'<table>\n<caption>{escape(caption)}</caption>\n'
             f'<thead><tr><th scope="col">Week starting</th>{heads}</tr></thead>\n'
             f'<tbody>\n{body}\n</tbody>\n'
             f'<tfoot><tr><th scope="row">Total</th>{cells(report.totals)}</tr></tfoot>\n</table>')

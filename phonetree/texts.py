@@ -82,11 +82,16 @@ VOICE: dict[str, str] = {
 GATHER = {"checkin", "reminder", "escalation", "help", "alert", "help_alert", "call_prompt", "call_unmade", "pass_on"}
 
 
-def render(template: str, channel: str = "sms", **values: str) -> str:
-    """Fill in a template for SMS or voice. Voice falls back to the SMS wording where no spoken
-    version exists (information notices)."""
-    table = VOICE if channel == "voice" and template in VOICE else SMS
-    return table[template].format(**values)
+def wording(template: str, channel: str = "sms", own: dict[str, str] | None = None) -> str:
+    """The words for a template. Voice falls back to the SMS wording where no spoken version
+    exists (information notices). `own` is a group's overrides ("sms:checkin" -> text)."""
+    spoken = channel == "voice" and template in VOICE
+    default = (VOICE if spoken else SMS)[template]
+    return own.get(("voice:" if spoken else "sms:") + template, default) if own else default
+
+
+def render(template: str, channel: str = "sms", own: dict[str, str] | None = None, **values: str) -> str:
+    return wording(template, channel, own).format(**values)
 
 
 def placeholders(template_text: str) -> set[str]:

@@ -95,6 +95,7 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
              limiters: dict[str, RateLimiter] | None = None, lease: timedelta = LEASE) -> DispatchResult:
     """Send everything due at `now` (or up to `limit` messages), most urgent first."""
     result = DispatchResult()
+    started = time.monotonic()
     remaining = limit
     # Under a rate limit, claim about a second's worth at a time, so a HELP that arrives
     # mid-burst is picked up within a second instead of waiting behind a whole batch.
@@ -111,20 +112,22 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
             )}
         if not claimed:
             break
-        outcomes: list[tuple[Message, str | None, GatewayError | None]] = []
         for message in claimed:
             member = recipients.get(message.member_id) if message.member_id else None
             if member is not None and member.opted_out:
-                outcomes.append((message, None, GatewayError("opted out", True, "suppressed")))
-                continue
-            if message.expires_at is not None and message.expires_at <= now:
-                outcomes.append((message, None, GatewayError("not sent in time", True, "expired")))
-                continue
-            if limiters and message.channel in limiters:
-                limiters[message.channel].wait()
-            outcomes.append(_send_one(gateway, message))
-        with session_scope(engine) as session:
-            _record(session, now, gateway.name, outcomes, result)
+                outcome = (message, None, GatewayError("opted out", True, "suppressed"))
+            elif message.expires_at is not None and message.expires_at <= now:
+                outcome = (message, None, GatewayError("not sent in time", True, "expired"))
+            else:
+                if limiters and message.channel in limiters:
+                    limiters[message.channel].wait()
+                outcome = _send_one(gateway, message)
+            # Marked at once, each in its own transaction: a worker killed mid-batch resends
+            # at most the one message it was sending, never the ones already out. Under a rate
+            # limit a burst takes a while: the window starts when the message really left.
+            sent_at = now + timedelta(seconds=time.monotonic() - started) if limiters else now
+            with session_scope(engine) as session:
+                _record(session, sent_at, gateway.name, [outcome], result)
         if remaining is not None:
             remaining -= len(claimed)
     return result

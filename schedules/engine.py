@@ -3,14 +3,19 @@ looks at the clock it is given. Safe to run twice at the same instant, or on two
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from phonetree import checkins, rotas, tasks
+from phonetree import checkins, privacy, rotas, tasks
 from phonetree.db import session_scope
 from phonetree.gateways.base import Gateway
 from schedules import dispatcher, planner
+
+
+# Blanking old message text is cheap but needn't run every few seconds.
+PURGE_EVERY = timedelta(hours=1)
+_last_purge: datetime | None = None
 
 
 @dataclass
@@ -49,6 +54,11 @@ def step(engine: Engine, now: datetime) -> TickReport:
         report.escalated = checkins.close_windows(session, now)
     with session_scope(engine) as session:
         report.passed_on = tasks.expire_overdue(session, now)
+    global _last_purge
+    if _last_purge is None or now - _last_purge >= PURGE_EVERY or now < _last_purge:
+        with session_scope(engine) as session:
+            privacy.purge_bodies(session, now)
+        _last_purge = now
     return report
 
 

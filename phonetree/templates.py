@@ -1,0 +1,127 @@
+"""A group's own wording: organisers can view, change, preview and reset any text or spoken
+line. Overrides live on the group row (JSON), so rendering a morning's prompts needs no extra
+query per member. Every change is checked: the same placeholders as the default, plain GSM-7
+characters (typographic ones are replaced), one segment at the longest names, and nothing that
+names what the group is about."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from phonetree import events, texts
+from phonetree.errors import PhonetreeError
+from phonetree.models import Group
+from phonetree.sms_encoding import SegmentInfo, plain, segment_info
+
+# Words that would tell someone glancing at the phone what the group is about.
+REVEALING = re.compile(r"drug|addict|recover|support group|carer|grandparent|kinship|substance|alcohol|"
+                       r"overdose|rehab|crisis|mental|safeguard", re.I)
+SAMPLE = {"name": "Vera", "contact": "Jo", "member": "Vera", "phone": "07911 100001", "time": "09:00",
+          "day": "Tue 01 Dec", "reason": "number not in use", "when": "this week", "count": "12",
+          "people": "Pat and Dot", "text": "Meeting moved to Thursday"}
+LONGEST = {key: "W" * texts.MAX_NAME if key in ("name", "contact", "member") else value
+           for key, value in SAMPLE.items()}
+
+
+def overrides(group: Group) -> dict[str, str]:
+    return json.loads(group.templates) if group.templates else {}
+
+
+def _key(channel: str, template: str) -> str:
+    return f"{channel}:{template}"
+
+
+def text_for(group: Group | None, template: str, channel: str) -> str:
+    """The wording used for this group: its own if set, else the default."""
+    return texts.wording(template, channel, overrides(group) if group is not None else None)
+
+
+@dataclass
+class Preview:
+    template: str
+    channel: str
+    text: str
+    sample: str
+    custom: bool
+    info: SegmentInfo
+    worst: SegmentInfo
+    warnings: list[str]
+
+
+def preview(group: Group, template: str, channel: str = "sms") -> Preview:
+    _check_name(template, channel)
+    wording = text_for(group, template, channel)
+    sample = wording.format(**SAMPLE)
+    worst = segment_info(wording.format(**LONGEST))
+    warnings = []
+    if channel == "sms" and template not in texts.FREE_TEXT and worst.segments > 1:
+        warnings.append(f"with the longest names this is {worst.segments} SMS segments; one is cheaper and clearer.")
+    if channel == "sms" and worst.encoding != "GSM-7":
+        warnings.append("contains characters outside GSM-7 (" + " ".join(worst.bad_chars)
+                        + "), so each text costs two or three times as much.")
+    return Preview(template, channel, wording, sample, _key(channel, template) in overrides(group),
+                   segment_info(sample), worst, warnings)
+
+
+def all_names(channel: str) -> list[str]:
+    return sorted(texts.VOICE if channel == "voice" else texts.SMS)
+
+
+def _check_name(template: str, channel: str) -> None:
+    if channel not in ("sms", "voice"):
+        raise PhonetreeError(f"unknown channel {channel!r}; choose sms or voice.")
+    table = texts.VOICE if channel == "voice" else texts.SMS
+    if template not in table:
+        from difflib import get_close_matches
+
+        close = get_close_matches(template, list(table), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else f" Choose from: {', '.join(sorted(table))}."
+        raise PhonetreeError(f"no {channel} template called {template!r}.{hint}")
+
+
+def set_text(session: Session, group: Group, template: str, channel: str, wording: str,
+             now: datetime) -> tuple[str, list[str]]:
+    """Change one template for the group. Returns the stored text and notes for the organiser."""
+    _check_name(template, channel)
+    default = (texts.VOICE if channel == "voice" else texts.SMS)[template]
+    cleaned = plain(" ".join(wording.split()))
+    notes = []
+    if cleaned != " ".join(wording.split()):
+        notes.append("replaced typographic quotes, dashes or spaces with plain ones (they'd cost more).")
+    if not cleaned:
+        raise PhonetreeError("the new wording is empty; to go back to the default use: template reset.")
+    wanted, given = texts.placeholders(default), _placeholders(cleaned)
+    if given - wanted:
+        raise PhonetreeError(f"unknown placeholder {{{sorted(given - wanted)[0]}}}; this template can use "
+                             + ", ".join("{" + p + "}" for p in sorted(wanted)) + ".")
+    missing = {"member", "phone", "people", "text"} & (wanted - given)
+    if missing:
+        raise PhonetreeError(f"the wording must keep {{{sorted(missing)[0]}}}: without it the person can't act.")
+    if REVEALING.search(cleaned):
+        raise PhonetreeError(f"{REVEALING.search(cleaned).group(0)!r} would tell anyone who sees the phone "
+                             "what the group is about; texts must stay discreet.")
+    stored = overrides(group)
+    stored[_key(channel, template)] = cleaned
+    group.templates = json.dumps(stored, sort_keys=True)
+    events.record(session, now, "template_changed", group_id=group.id, detail=_key(channel, template))
+    return cleaned, notes + preview(group, template, channel).warnings
+
+
+def reset(session: Session, group: Group, template: str, channel: str, now: datetime) -> None:
+    _check_name(template, channel)
+    stored = overrides(group)
+    if stored.pop(_key(channel, template), None) is None:
+        raise PhonetreeError(f"{group.name} uses the default {channel} {template!r} already.")
+    group.templates = json.dumps(stored, sort_keys=True) if stored else None
+    events.record(session, now, "template_reset", group_id=group.id, detail=_key(channel, template))
+
+
+def _placeholders(text: str) -> set[str]:
+    try:
+        return texts.placeholders(text)
+    except ValueError:
+        raise PhonetreeError("unbalanced { or } in the wording; placeholders look like {name}.")
