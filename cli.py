@@ -332,8 +332,9 @@ def member_import(app: App, group_name: str, file: Path, dry_run: bool, skip_inv
     with app.session() as session:
         g = directory.get_group(session, group_name)
         plan = importer.plan_import(session, g, file)
-        for row in plan.good:
-            click.echo(f"{'would add' if dry_run else 'add'}: {row.name} ({row.channel}, {mask(row.phone)})")
+        if dry_run:
+            for row in plan.good:
+                click.echo(f"would add: {row.name} ({row.channel}, {mask(row.phone)})")
         for line, what, why in plan.rejected:
             click.echo(f"rejected line {line}: {what}: {why}", err=True)
         if dry_run:

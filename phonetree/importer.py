@@ -45,7 +45,7 @@ def _column(headers: list[str], choices: list[str]) -> str | None:
     return None
 
 
-def read_rows(path: Path) -> tuple[list[dict[str, str]], str, str]:
+def read_rows(path: Path) -> tuple[list[dict[str, str]], str, list[str]]:
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -53,17 +53,21 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], str, str]:
     text = raw.decode("utf-8-sig", errors="replace")  # Excel writes a BOM
     reader = csv.DictReader(io.StringIO(text))
     headers = reader.fieldnames or []
-    name_col, phone_col = _column(headers, NAME_COLUMNS), _column(headers, PHONE_COLUMNS)
-    if name_col is None or phone_col is None:
+    name_col = _column(headers, NAME_COLUMNS)
+    # Every phone-like column, best first: Outlook puts a landline under Home Phone, a mobile
+    # under Mobile Phone, and leaves the other blank.
+    lowered = {h.strip().lower(): h for h in headers}
+    phone_cols = [lowered[c] for c in PHONE_COLUMNS if c in lowered]
+    if name_col is None or not phone_cols:
         raise PhonetreeError(
             f"{path.name} needs a name column and a phone column (found: {', '.join(headers) or 'none'}); "
             "a first row like 'name,phone' works."
         )
-    return list(reader), name_col, phone_col
+    return list(reader), name_col, phone_cols
 
 
 def plan_import(session: Session, group: Group, path: Path) -> ImportPlan:
-    rows, name_col, phone_col = read_rows(path)
+    rows, name_col, phone_cols = read_rows(path)
     existing = {n.lower() for n in session.scalars(select(func.lower(Member.name)).where(Member.group_id == group.id))}
     plan = ImportPlan()
     seen: set[str] = set()
@@ -71,7 +75,8 @@ def plan_import(session: Session, group: Group, path: Path) -> ImportPlan:
         raw_name = (row.get(name_col) or "").strip()
         # "Margaret Smith" -> "Margaret": only first or chosen names are kept.
         first = raw_name.split()[0] if raw_name and name_col.lower() in ("name", "full name", "display name") else raw_name
-        raw_phone = (row.get(phone_col) or "").split(":::")[0].strip()  # Google joins several with :::
+        given = [(row.get(col) or "").strip() for col in phone_cols]
+        raw_phone = next((p for p in given if p), "").split(":::")[0].strip()  # Google joins several with :::
         try:
             name = clean_name(first)
             if name.lower() in existing or name.lower() in seen:

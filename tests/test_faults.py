@@ -389,17 +389,17 @@ def test_two_workers_never_send_twice_when_a_dispatch_outlasts_the_lease(engine)
     """Two live workers share the database (ARCHITECTURE.md: "several workers can share one
     PostgreSQL database"); nobody crashes. Worker A's tick has a backlog that takes longer
     than the lease to send (at 10 SMS/s, 1200+ messages against the default 120 s; here 30
-    against a 1 s lease). Each batch A claims must be A's for a whole lease from the moment
-    it claims it, so worker B, ticking meanwhile, must not take any of them over and send
-    them again."""
+    against a 1.5 s lease, in batches of 10 that take a second each). Each batch A claims must
+    be A's for a whole lease from the moment it claims it, so worker B, ticking meanwhile,
+    must not take any of them over and send them again."""
     now = datetime.now(timezone.utc)
     seed_due_checkins(engine, 30, now)
     step(engine, now)
     log: list[int] = []
-    lease = timedelta(seconds=1)
+    lease = timedelta(seconds=1.5)
 
     def worker_b() -> None:
-        time.sleep(1.5)  # A is half-way through its second batch
+        time.sleep(2.2)  # A is into its third batch, claimed 2 s after its tick began
         dispatcher.dispatch(engine, RecordingGateway(log, 0.05), datetime.now(timezone.utc),
                             limiters={"sms": dispatcher.RateLimiter(10)}, lease=lease)
 
@@ -411,7 +411,7 @@ def test_two_workers_never_send_twice_when_a_dispatch_outlasts_the_lease(engine)
     twice = sorted(mid for mid, n in collections.Counter(log).items() if n > 1)
     assert len(set(log)) == 30
     assert not twice, (f"{len(twice)} of 30 messages sent twice by two live workers: a batch claimed "
-                       f"after the lease's length into a tick is claimed already expired "
+                       f"more than a lease into a tick is claimed already expired "
                        f"(lease_until = tick start + lease); ids {twice}")
 
 
