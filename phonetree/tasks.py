@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from phonetree import escalation, rotas
+from phonetree import cascades, escalation, rotas
 from phonetree.models import Task
 
 
@@ -23,22 +23,25 @@ def done(session: Session, task: Task, now: datetime) -> None:
     if task.kind == "call_prompt":
         rotas.call_done(session, task, now)
     elif task.kind == "cascade":
-        from phonetree import cascades
-
         cascades.branch_done(session, task, now)
     else:
         escalation.task_done(session, task, now)
 
 
 def cant(session: Session, task: Task, now: datetime) -> None:
-    if task.kind == "call_prompt":
-        rotas.call_not_made(session, task, now, "cant")
-    elif task.kind == "cascade":
-        from phonetree import cascades
+    _not_done(session, task, now, "cant")
 
-        cascades.branch_failed(session, task, now, "cant")
-    else:
+
+def _not_done(session: Session, task: Task, now: datetime, why: str) -> None:
+    """CANT or time up: the task moves on, each kind in its own way."""
+    if task.kind == "call_prompt":
+        rotas.call_not_made(session, task, now, why)
+    elif task.kind == "cascade":
+        cascades.branch_failed(session, task, now, why)
+    elif why == "cant":
         escalation.task_cant(session, task, now)
+    else:
+        escalation.task_expired(session, task, now)
 
 
 def expire_overdue(session: Session, now: datetime) -> int:
@@ -57,13 +60,6 @@ def expire_overdue(session: Session, now: datetime) -> int:
         task = session.get(Task, task_id)
         assert task is not None
         session.refresh(task)
-        if task.kind == "call_prompt":
-            rotas.call_not_made(session, task, now, "expired")
-        elif task.kind == "cascade":
-            from phonetree import cascades
-
-            cascades.branch_failed(session, task, now, "expired")
-        else:
-            escalation.task_expired(session, task, now)
+        _not_done(session, task, now, "expired")
         moved += 1
     return moved
