@@ -50,13 +50,27 @@ def postgres_server() -> Iterator[str | None]:
 _databases = itertools.count(1)
 
 
+_templates: dict[str, str] = {}
+
+
 def fresh_postgres_database(base_url: str) -> str:
-    """A new, empty database on the test server: each test starts from nothing."""
-    name = f"t{os.getpid()}_{next(_databases)}"
+    """A new database on the test server for each test, copied from one migrated once
+    (CREATE DATABASE ... TEMPLATE is far quicker than running the migrations every time)."""
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    try:
+        if base_url not in _templates:
+            template = f"phonetree_template_{os.getpid()}"
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{template}"'))
+            url = base_url.rsplit("/", 1)[0] + f"/{template}"
+            get_engine(url)  # migrates
+            dispose_all()
+            _templates[base_url] = template
+        name = f"t{os.getpid()}_{next(_databases)}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_templates[base_url]}"'))
+    finally:
+        admin.dispose()
     return base_url.rsplit("/", 1)[0] + f"/{name}"
 
 
