@@ -1,0 +1,112 @@
+"""The webhook app's signature rules, called as a WSGI app: byte-for-byte query, blank params,
+proxies, and that nothing unsigned changes anything."""
+from __future__ import annotations
+
+import io
+from urllib.parse import urlencode
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from phonetree.web import WebhookApp
+from tests.conftest import VERA, snapshot
+
+TOKEN = "test-auth-token"
+PUBLIC = "https://tree.example.org"
+
+
+def call(app: WebhookApp, path: str, params: dict[str, str], query: str = "", signature: str | None = None,
+         method: str = "POST") -> tuple[str, str, dict[str, str]]:
+    body = urlencode(params).encode()
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+        "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",  # the proxy spoke plain HTTP
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080",
+    }
+    if signature is not None:
+        environ["HTTP_X_TWILIO_SIGNATURE"] = signature
+    captured: dict[str, object] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        captured["status"], captured["headers"] = status, dict(headers)
+
+    text = b"".join(app(environ, start_response)).decode()
+    return str(captured["status"]), text, captured["headers"]  # type: ignore[return-value]
+
+
+def sign(url: str, params: dict[str, str]) -> str:
+    return RequestValidator(TOKEN).compute_signature(url, params)
+
+
+INBOUND = {"MessageSid": "SM" + "1" * 32, "AccountSid": "AC" + "2" * 32, "From": "+447911100001",
+           "To": "+441522000000", "Body": "OK", "ToCity": "", "FromZip": "", "NumSegments": "1"}
+
+
+@pytest.fixture
+def app(engine, oakfield) -> WebhookApp:
+    return WebhookApp(engine, TOKEN, PUBLIC)
+
+
+def test_a_correctly_signed_inbound_sms_is_accepted_behind_a_proxy(app):
+    status, body, headers = call(app, "/twilio/sms", INBOUND, signature=sign(PUBLIC + "/twilio/sms", INBOUND))
+    assert status.startswith("200") and headers["Content-Type"].startswith("text/xml")
+    assert body.startswith("<?xml") and body.endswith("<Response />")
+
+
+@pytest.mark.parametrize("tamper", ["no signature", "forged", "other host", "http scheme", "blank dropped",
+                                    "body changed", "query reordered"])
+def test_anything_not_signed_for_exactly_this_request_is_refused_and_changes_nothing(app, engine, tamper):
+    params, query, url = dict(INBOUND), "m=5&attempt=2", PUBLIC + "/twilio/status/message?m=5&attempt=2"
+    signature = sign(url, params)
+    if tamper == "no signature":
+        signature = None
+    elif tamper == "forged":
+        signature = "bm9wZQ=="
+    elif tamper == "other host":
+        signature = sign("https://evil.example.org/twilio/status/message?m=5&attempt=2", params)
+    elif tamper == "http scheme":
+        signature = sign("http://tree.example.org/twilio/status/message?m=5&attempt=2", params)
+    elif tamper == "blank dropped":
+        signature = sign(url, {k: v for k, v in params.items() if v})
+    elif tamper == "body changed":
+        params["Body"] = "HELP"
+    elif tamper == "query reordered":
+        query = "attempt=2&m=5"
+    before = snapshot(engine)
+    status, body, _ = call(app, "/twilio/status/message", params, query=query, signature=signature)
+    assert status.startswith("403")
+    assert snapshot(engine) == before
+
+
+def test_the_raw_query_is_signed_byte_for_byte(app):
+    params = {"MessageSid": "SM" + "3" * 32, "MessageStatus": "delivered"}
+    url = PUBLIC + "/twilio/status/message?m=999&attempt=2"
+    status, _, _ = call(app, "/twilio/status/message", params, query="m=999&attempt=2", signature=sign(url, params))
+    assert status.startswith("200")  # unknown message: accepted (200) so Twilio stops retrying
+
+
+def test_an_unsigned_help_from_a_member_changes_nothing(app, engine):
+    before = snapshot(engine)
+    params = dict(INBOUND, Body="HELP", From="+447911100001")
+    assert call(app, "/twilio/sms", params)[0].startswith("403")
+    assert snapshot(engine) == before
+
+
+def test_without_a_token_or_public_url_everything_is_refused(engine, oakfield):
+    for app in (WebhookApp(engine, None, PUBLIC), WebhookApp(engine, TOKEN, None)):
+        assert call(app, "/twilio/sms", INBOUND, signature=sign(PUBLIC + "/twilio/sms", INBOUND))[0].startswith("403")
+
+
+def test_routes_methods_and_health(app):
+    assert call(app, "/health", {}, method="GET")[0].startswith("200")
+    assert call(app, "/nope", {}, signature="x")[0].startswith("404")
+    assert call(app, "/twilio/sms", {}, method="GET")[0].startswith("405")
+
+
+def test_an_unknown_sender_learns_nothing(app, engine):
+    params = dict(INBOUND, From="+447911999999", Body="who is this?")
+    before = snapshot(engine)
+    status, body, _ = call(app, "/twilio/sms", params, signature=sign(PUBLIC + "/twilio/sms", params))
+    assert status.startswith("200") and body.endswith("<Response />")
+    assert snapshot(engine) == before
