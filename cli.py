@@ -28,8 +28,9 @@ from schedules.recurrence import format_duration, parse_duration
 class App:
     """What every command needs: settings, and the database opened on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, verbose: bool = False) -> None:
         self.settings = settings
+        self.verbose = verbose
         self._engine: Engine | None = None
 
     @property
@@ -122,7 +123,7 @@ def cli(ctx: click.Context, database_url: str | None, gateway: str | None, verbo
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = App(Settings.from_env(database_url=database_url, gateway=gateway))
+    ctx.obj = App(Settings.from_env(database_url=database_url, gateway=gateway), verbose)
 
 
 # ---------------------------------------------------------------- groups
@@ -990,6 +991,9 @@ def run(app: App, host: str, port: int) -> None:
     from schedules.runner import Runner
 
     logging.getLogger().setLevel(logging.INFO)
+    # Our own log lines at INFO; the libraries' per-tick and per-request chatter only if asked.
+    for noisy in ("apscheduler", "alembic", "twilio", "waitress"):
+        logging.getLogger(noisy).setLevel(logging.INFO if app.verbose else logging.WARNING)
     runner = Runner(app.engine, get_gateway(app.settings), app.settings, host=host, port=port)
     click.echo(f"phonetree running: gateway {app.settings.gateway}, webhooks on {runner.address}"
                " (Ctrl-C to stop)")
@@ -1049,7 +1053,8 @@ def render_status(data: dict[str, Any]) -> str:
     for item in data["open"]:
         asked = ", ".join(f"{a['name']} ({a['state']})" for a in item["asked"]) or "nobody yet"
         flag = "URGENT " if item["urgent"] else ""
-        lines.append(f"  {flag}{item['member']}: {item['state']} (due {item['due_local']}); asked: {asked}"
+        when = f"asked for a call {item['due_local']}" if item["asked_for_call"] else f"due {item['due_local']}"
+        lines.append(f"  {flag}{item['member']}: {item['state']} ({when}); asked: {asked}"
                      + (f"; {item['note']}" if item["note"] else ""))
     if data["replies_to_read"]:
         lines.append("Replies to read:")

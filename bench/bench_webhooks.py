@@ -217,8 +217,9 @@ def _check(url: str) -> dict[str, Any]:
 def run_server(kind: str, url: str, reqs: list, warmup: list, procs: int, threads: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
-    logfile = str(RESULTS / "tmp" / f"webhooks_{kind}.log")
-    server = ctx.Process(target=_serve, args=(kind, url, ready, 8, logfile), daemon=True)
+    logfile = RESULTS / "tmp" / f"webhooks_{kind}.log"
+    logfile.unlink(missing_ok=True)
+    server = ctx.Process(target=_serve, args=(kind, url, ready, 8, str(logfile)), daemon=True)
     server.start()
     try:
         port = ready.get(timeout=120)
@@ -230,6 +231,12 @@ def run_server(kind: str, url: str, reqs: list, warmup: list, procs: int, thread
         server.terminate()  # our own child, by pid
         server.join(timeout=30)
     result["server"] = kind
+    if kind == "runner" and logfile.exists():
+        text = logfile.read_text()
+        # Each answered OK wakes a tick (step + dispatch) that competes with the requests.
+        result["ticks_completed"] = text.count("executed successfully")
+        result["ticks_skipped_busy"] = text.count("skipped: maximum number of running instances")
+        result["database_locked_errors"] = text.count("database is locked")
     return result
 
 

@@ -98,7 +98,27 @@ def meta() -> dict[str, Any]:
             "git_dirty_files": [line[3:] for line in _git("status", "--porcelain").splitlines()
                                 if not line[3:].startswith("bench/")],
             "python": platform.python_version(), "cpus": os.cpu_count(),
-            "machine": platform.machine(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "machine": platform.machine(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            # Other work on the machine skews wall-clock numbers: the 1/5/15-minute load averages
+            # at the end of the run (this benchmark itself adds about 1-2).
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+            "busy_processes_at_end": _busy_processes()}
+
+
+def _busy_processes() -> list[str]:
+    """Other processes using a noticeable share of a CPU right now (not ours): contention."""
+    mine = {os.getpid(), os.getppid()}
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu"], capture_output=True,
+                             text=True, timeout=10).stdout.splitlines()[1:8]
+    except (OSError, subprocess.SubprocessError):
+        return []
+    busy = []
+    for line in out:
+        pid, pcpu, *args = line.split(None, 2)
+        if int(pid) not in mine and float(pcpu) >= 20 and args and "ps -eo" not in args[0]:
+            busy.append(f"{pcpu}% {args[0][:90]}")
+    return busy
 
 
 def emit(name: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -295,7 +295,10 @@ def call_not_made(session: Session, task: Task, now: datetime, why: str) -> str:
     free.sort(key=lambda m: (load[m.id], team.names.index(m.name)))
     events.record(session, now, "call_passed_on", group_id=group.id, member_id=callee.id,
                   detail=f"{task.assignee.name} {'couldn' + chr(39) + 't' if why == 'cant' else 'did not confirm'}")
-    if free:
+    # Once the round's period is over, a backup asked to ring "this week" would be asked too
+    # late: the organisers hear that the call wasn't made instead.
+    period_over = now >= rnd.due_at + timedelta(days=CADENCES[rota.cadence])
+    if free and not period_over:
         backup = free[0]
         _ask_call(session, now, group, rota, rnd, backup, callee, f"rota:{rnd.id}:backup:{backup.id}:{callee.id}")
         return backup.name

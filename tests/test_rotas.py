@@ -212,3 +212,15 @@ def test_three_simulated_weeks_of_a_rural_group(dales, ok, engine, ticker):
         detail = "\n".join(f"{t.dedupe_key} {t.assignee.name}->{t.subject.name} {t.state}" for t in tasks)
     assert states.count("expired") == 1 and states.count("cant") == 1, detail
     assert states.count("done") == 9 and len(tasks) == 11, detail  # nine calls, two via backups
+
+
+def test_no_backup_is_asked_once_the_rounds_week_is_over(dales, ok, engine, ticker):
+    add_rota(ok)
+    ticker(utc(2026, 12, 1, 18, 0))
+    ticker(utc(2026, 12, 8, 18, 0))  # nobody confirmed, and the service only looks again a week on
+    late = [m for m in sent(engine, kind="call_prompt") if m.created_at == utc(2026, 12, 8, 18, 0)]
+    with session_scope(engine) as session:
+        backups = session.scalars(select(Task).where(Task.dedupe_key.like("rota:1:backup:%"))).all()
+    assert backups == []  # no peer asked to make last week's call
+    followups = [m for m in late if m.template == "call_unmade"]
+    assert followups and {m.to_phone for m in followups} == {"+447911200099"}  # the organiser only
