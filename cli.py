@@ -322,7 +322,8 @@ def member_list(app: App, group_name: str, show_numbers: bool, as_json: bool) ->
 @pass_app
 @fails_cleanly
 def member_import(app: App, group_name: str, file: Path, dry_run: bool, skip_invalid: bool) -> None:
-    """Import members from a CSV: a name,phone sheet, or a Google Contacts or Outlook export.
+    """Import members from a CSV: a name,phone sheet (an optional role column: peer, carer,
+    organiser), or a Google Contacts or Outlook export.
 
     Every row is checked first; if any is rejected nothing is added unless --skip-invalid.
 

@@ -12,7 +12,7 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from phonetree.directory import add_member, clean_name, resolve_channel
+from phonetree.directory import ROLES, add_member, clean_name, resolve_channel
 from phonetree.errors import PhonetreeError
 from phonetree.models import Group, Member
 from phonetree.phones import parse_phone
@@ -29,6 +29,7 @@ class ImportRow:
     name: str
     phone: str
     channel: str = "sms"
+    roles: tuple[str, ...] = ()
 
 
 @dataclass
@@ -86,15 +87,30 @@ def plan_import(session: Session, group: Group, path: Path) -> ImportPlan:
         except PhonetreeError as error:
             plan.rejected.append((number, raw_name or "(no name)", str(error).rstrip(".")))
             continue
+        roles = _roles(row)
+        if isinstance(roles, str):
+            plan.rejected.append((number, raw_name, roles))
+            continue
         seen.add(name.lower())
-        plan.good.append(ImportRow(number, name, phone, channel))
+        plan.good.append(ImportRow(number, name, phone, channel, roles))
     return plan
+
+
+def _roles(row: dict[str, str]) -> tuple[str, ...] | str:
+    """An optional "role" (or "roles") column: peer, carer, organiser; several split by ; or /.
+    Returns the roles, or the reason the cell can't be read."""
+    cell = next((v for k, v in row.items() if k and k.strip().lower() in ("role", "roles") and v), "")
+    roles = tuple(r.strip().lower() for r in cell.replace("/", ";").replace(",", ";").split(";") if r.strip())
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        return f"unknown role {unknown[0]!r} (use peer, carer or organiser)"
+    return roles
 
 
 def apply_import(session: Session, group: Group, plan: ImportPlan,
                  progress: Callable[[int], None] = lambda _: None) -> list[Member]:
     added = []
     for row in plan.good:
-        added.append(add_member(session, group, row.name, row.phone, row.channel)[0])
+        added.append(add_member(session, group, row.name, row.phone, row.channel, row.roles)[0])
         progress(1)
     return added

@@ -36,9 +36,9 @@ Jo Bloggs,Jo,Bloggs,Mobile,07911100002
 Sam,Sam,,Home,01522 500001
 Nobody,,,Mobile,
 """
-OUTLOOK = """First Name,Middle Name,Last Name,Mobile Phone,Home Phone
-Pat,,Jones,(07911) 100005,
-Dot,,Evans,,01522-500002
+OUTLOOK = """First Name,Middle Name,Last Name,Mobile Phone,Home Phone,Role
+Pat,,Jones,(07911) 100005,,organiser;peer
+Dot,,Evans,,01522-500002,
 """
 
 
@@ -60,7 +60,8 @@ def test_outlook_export(ok, tmp_path):
     path.write_text(OUTLOOK, encoding="utf-8")
     ok("member", "import", "G", str(path))
     members = json.loads(ok("member", "list", "G", "--json", "--show-numbers").stdout)
-    assert [(m["name"], m["phone"]) for m in members] == [("Pat", "+447911100005"), ("Dot", "+441522500002")]
+    assert [(m["name"], m["phone"], m["roles"]) for m in members] == [
+        ("Pat", "+447911100005", ["organiser", "peer"]), ("Dot", "+441522500002", ["peer"])]
 
 
 def test_a_long_import_shows_progress(ok, run_cli, tmp_path):
