@@ -18,6 +18,9 @@ from schedules.recurrence import local_date
 
 OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
 OPEN_TASK_STATES = ("asked",)
+# An alert nobody closes is repeated this often, this many times, then left open on `status`.
+REALERT_AFTER = timedelta(hours=3)
+MAX_REALERTS = 2
 
 
 def reachable(member: Member, group: Group, now: datetime) -> bool:
@@ -96,8 +99,8 @@ def alert_organisers(session: Session, checkin: CheckIn, group: Group, now: date
               if m.id != checkin.member_id and not m.opted_out and not m.phone_problem]
     for organiser in people:
         ask(session, now, group, checkin, organiser, "alert",
-             "help_alert" if checkin.urgent else "alert",
-             f"checkin:{checkin.id}:alert:{organiser.id}", None)
+            "help_alert" if checkin.urgent else "alert",
+            f"checkin:{checkin.id}:alert:{organiser.id}", now + REALERT_AFTER)
     detail = f"{reason}; organisers alerted: " + (", ".join(m.name for m in people) or
                                                    "NONE - add an organiser to this group")
     events.record(session, now, "alerted", group_id=group.id, member_id=checkin.member_id,
@@ -128,10 +131,24 @@ def stand_down(session: Session, checkin: CheckIn, now: datetime, exclude_task: 
 
 
 def task_expired(session: Session, task: Task, now: datetime) -> None:
-    """An ask nobody answered within the wait passes to the next contact."""
+    """An ask nobody answered within the wait passes to the next contact. An organiser's
+    alert nobody has closed is sent again, a few hours apart, a few times: the check-in
+    stays open on `status` all the while, but a text read by nobody is no safety net."""
     checkin = task.checkin
-    if checkin is not None and checkin.state == "escalating" and task.kind == "escalation":
+    if checkin is None:
+        return
+    if checkin.state == "escalating" and task.kind == "escalation":
         ask_next(session, checkin, now, f"{task.assignee.name} didn't reply in time")
+    elif checkin.state == "alerted" and task.kind == "alert":
+        repeat = task.dedupe_key.count(":again")
+        if repeat < MAX_REALERTS:
+            group = session.get(Group, checkin.group_id)
+            assert group is not None
+            ask(session, now, group, checkin, task.assignee, "alert",
+                "help_alert" if checkin.urgent else "alert", f"{task.dedupe_key}:again",
+                now + REALERT_AFTER if repeat + 1 < MAX_REALERTS else None)
+            events.record(session, now, "realerted", group_id=group.id, member_id=checkin.member_id,
+                          checkin_id=checkin.id, detail=f"{task.assignee.name}, reminder {repeat + 1}")
 
 
 def task_done(session: Session, task: Task, now: datetime) -> None:

@@ -99,9 +99,13 @@ def test_no_reply_reminds_then_walks_the_chain_then_alerts_organisers(oakfield, 
     [alert] = sent(engine, kind="alert")
     assert alert.to_phone == E164[MARGARET] and "Vera" in alert.body
     assert checkin_state(engine) == "alerted"
-    # It stays open until a person acts, however long that takes.
+    # It stays open until a person acts, however long that takes; the alert is repeated
+    # twice, three hours apart, then left on `status`.
     for hours in range(1, 30):
         ticker(utc(*DAY, 10, 10) + timedelta(hours=hours, minutes=1))
+    alerts = [m for m in sent(engine, kind="alert") if m.checkin_id == alert.checkin_id]
+    assert [m.created_at for m in alerts] == [utc(*DAY, 10, 10), utc(*DAY, 13, 11), utc(*DAY, 16, 11)]
+    assert all(m.to_phone == E164[MARGARET] for m in alerts)
     with freeze_time("2026-12-02 16:00:00"):
         status = run_cli("status", "Oakfield").stdout
     assert "Vera: alerted" in status

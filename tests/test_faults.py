@@ -238,6 +238,7 @@ def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_pe
                 time.sleep(rng.uniform(0.0, 0.5))
                 workers.kill()
                 kills += 1
+            during_kills = sqlite_counts(tmp_path / "kill.db").get("sent", 0)
             # The last worker runs undisturbed; only now Twilio is quick and the rate unlimited,
             # so the remainder doesn't take minutes.
             standin.slow = None
@@ -262,7 +263,8 @@ def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_pe
     lost = [c for c in checkin_ids
             if c not in prompt_of or prompt_of[c][1] != "sent" or posted_per_message[prompt_of[c][0]] < 1]
     duplicates = sum(n - 1 for n in posted_per_message.values() if n > 1)
-    stats = (f"{kills} kills in {elapsed:.1f} s, {len(rows)} messages, {sum(posted_per_message.values())} "
+    stats = (f"{kills} kills in {elapsed:.1f} s ({during_kills} of {CHECKINS} prompts marked sent before "
+             f"the last worker), {len(rows)} messages, {sum(posted_per_message.values())} "
              f"SMS POSTed, {duplicates} duplicate(s) over {sum(1 for n in posted_per_message.values() if n > 1)} "
              f"message(s), {len(lost)} lost")
     print(stats)

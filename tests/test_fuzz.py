@@ -303,17 +303,19 @@ def test_signed_random_bodies_never_500(webhook_db: Engine):
     sids = [m.provider_sid for m in sent(webhook_db) if m.provider_sid] + ["SM" + "0" * 32]
     app = WebhookApp(webhook_db, TOKEN, PUBLIC)
 
-    def signed_sms(**params: str) -> dict[str, Any]:
+    def signed(path: str, query: str = "", **params: str) -> dict[str, Any]:
         body = form(list(params.items()))
-        return dict(method="POST", path="/twilio/sms", query="", body=body,
-                    signature=sign(PUBLIC + "/twilio/sms", body), content_length=str(len(body)))
+        url = PUBLIC + path + (f"?{query}" if query else "")
+        return dict(method="POST", path=path, query=query, body=body, signature=sign(url, body),
+                    content_length=str(len(body)))
 
     @DB_EXAMPLES
     @given(request=signed_requests(ids, sids))
-    # Found by this test on PostgreSQL (SQLite stores both): a NUL in the text, and a
-    # MessageSid longer than the column (64).
-    @example(request=signed_sms(From=E164[VERA], Body="HELP\x00", MessageSid="SM" + "2" * 32))
-    @example(request=signed_sms(From=E164[VERA], Body="HELP", MessageSid="SM" + "3" * 98))
+    # Found by this test on PostgreSQL (SQLite stores them): a NUL in a text that is stored,
+    # and a MessageSid longer than its column (64).
+    @example(request=signed("/twilio/sms", From=E164[VERA], Body="HELP\x00", MessageSid="SM" + "2" * 32))
+    @example(request=signed("/twilio/sms", From=E164[VERA], Body="HELP", MessageSid="SM" + "3" * 98))
+    @example(request=signed("/twilio/voice/gather", f"m={ids[0]}", Digits="1\x00"))
     def check(request: dict[str, Any]) -> None:
         response = Call(app, **request)
         assert response.code == 200, (response.status, request)
