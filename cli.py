@@ -252,7 +252,7 @@ def member() -> None:
 
 def member_json(m: Any, show_numbers: bool = False) -> dict[str, Any]:
     return {"name": m.name, "phone": m.phone if show_numbers else mask(m.phone), "channel": m.channel,
-            "roles": m.role_list, "paused_until": m.paused_until.isoformat() if m.paused_until else None,
+            "roles": m.role_list, "language": m.language, "paused_until": m.paused_until.isoformat() if m.paused_until else None,
             "opted_out": m.opted_out, "phone_problem": m.phone_problem}
 
 
@@ -264,11 +264,13 @@ def member_json(m: Any, show_numbers: bool = False) -> dict[str, Any]:
               "(default: the group's; a landline is always voice).")
 @click.option("--role", "roles", multiple=True, type=click.Choice(list(directory.ROLES)),
               help="peer, carer or organiser; repeat for several. Default peer.")
+@click.option("--language", default="en", show_default=True,
+              help="Their language (e.g. cy): texts use the group's wording in it where written.")
 @click.option("--json", "as_json", is_flag=True, help="Print the member as JSON.")
 @pass_app
 @fails_cleanly
 def member_add(app: App, group_name: str, name: str, phone: str, channel: str | None,
-               roles: tuple[str, ...], as_json: bool) -> None:
+               roles: tuple[str, ...], language: str, as_json: bool) -> None:
     """Add a member. Use a first name or a chosen name only.
 
     \b
@@ -277,7 +279,7 @@ def member_add(app: App, group_name: str, name: str, phone: str, channel: str | 
     """
     with app.session() as session:
         g = directory.get_group(session, group_name)
-        added, note = directory.add_member(session, g, name, phone, channel, roles)
+        added, note = directory.add_member(session, g, name, phone, channel, roles, language)
         data = member_json(added)
     if as_json:
         emit_json(data)
@@ -758,9 +760,10 @@ def template() -> None:
 @template.command("list")
 @click.argument("group_name", metavar="GROUP")
 @click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@click.option("--language", default="en", show_default=True, help="Which language's wording (e.g. cy).")
 @pass_app
 @fails_cleanly
-def template_list(app: App, group_name: str, channel: str) -> None:
+def template_list(app: App, group_name: str, channel: str, language: str) -> None:
     """List the templates, with their segment counts and which the group has changed.
 
     \b
@@ -771,7 +774,8 @@ def template_list(app: App, group_name: str, channel: str) -> None:
 
     with app.session() as session:
         g = directory.get_group(session, group_name)
-        previews = [templates.preview(g, name, channel) for name in templates.all_names(channel)]
+        previews = [templates.preview(g, name, channel, templates.check_language(language))
+                    for name in templates.all_names(channel)]
     for p in previews:
         size = f"{p.worst.segments} seg {p.worst.encoding}" if channel == "sms" else f"{len(p.sample)} chars"
         click.echo(f"{p.template:<20} {'own' if p.custom else 'default':<8} {size:<14} {p.sample}")
@@ -781,9 +785,10 @@ def template_list(app: App, group_name: str, channel: str) -> None:
 @click.argument("group_name", metavar="GROUP")
 @click.argument("name", metavar="TEMPLATE")
 @click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@click.option("--language", default="en", show_default=True, help="Which language's wording (e.g. cy).")
 @pass_app
 @fails_cleanly
-def template_show(app: App, group_name: str, name: str, channel: str) -> None:
+def template_show(app: App, group_name: str, name: str, channel: str, language: str) -> None:
     """Show a template, a preview with sample names, and its SMS segment count.
 
     \b
@@ -793,7 +798,8 @@ def template_show(app: App, group_name: str, name: str, channel: str) -> None:
     from phonetree import templates
 
     with app.session() as session:
-        p = templates.preview(directory.get_group(session, group_name), name, channel)
+        p = templates.preview(directory.get_group(session, group_name), name, channel,
+                              templates.check_language(language))
     _print_preview(p)
 
 
@@ -812,9 +818,10 @@ def _print_preview(p: Any) -> None:
 @click.argument("name", metavar="TEMPLATE")
 @click.argument("wording")
 @click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@click.option("--language", default="en", show_default=True, help="Which language's wording (e.g. cy).")
 @pass_app
 @fails_cleanly
-def template_set(app: App, group_name: str, name: str, wording: str, channel: str) -> None:
+def template_set(app: App, group_name: str, name: str, wording: str, channel: str, language: str) -> None:
     """Change a template's wording for this group. Keep the {placeholders} it needs.
 
     \b
@@ -825,8 +832,8 @@ def template_set(app: App, group_name: str, name: str, wording: str, channel: st
 
     with app.session() as session:
         g = directory.get_group(session, group_name)
-        _, notes = templates.set_text(session, g, name, channel, wording, clock.now())
-        p = templates.preview(g, name, channel)
+        _, notes = templates.set_text(session, g, name, channel, wording, clock.now(), language)
+        p = templates.preview(g, name, channel, templates.check_language(language))
     _print_preview(p)
     for note in notes:
         if note not in p.warnings:
@@ -837,9 +844,10 @@ def template_set(app: App, group_name: str, name: str, wording: str, channel: st
 @click.argument("group_name", metavar="GROUP")
 @click.argument("name", metavar="TEMPLATE")
 @click.option("--channel", type=click.Choice(["sms", "voice"]), default="sms", show_default=True)
+@click.option("--language", default="en", show_default=True, help="Which language's wording (e.g. cy).")
 @pass_app
 @fails_cleanly
-def template_reset(app: App, group_name: str, name: str, channel: str) -> None:
+def template_reset(app: App, group_name: str, name: str, channel: str, language: str) -> None:
     """Go back to the default wording.
 
     \b
@@ -849,7 +857,8 @@ def template_reset(app: App, group_name: str, name: str, channel: str) -> None:
     from phonetree import templates
 
     with app.session() as session:
-        templates.reset(session, directory.get_group(session, group_name), name, channel, clock.now())
+        templates.reset(session, directory.get_group(session, group_name), name, channel, clock.now(),
+                        templates.check_language(language))
     click.echo(f"{group_name} uses the default {channel} {name} again.")
 
 

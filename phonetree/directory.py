@@ -97,7 +97,7 @@ def resolve_channel(phone_e164: str, channel: str | None, default: str) -> tuple
 
 
 def add_member(session: Session, group: Group, name: str, phone: str, channel: str | None = None,
-               roles: tuple[str, ...] = ()) -> tuple[Member, str | None]:
+               roles: tuple[str, ...] = (), language: str = "en") -> tuple[Member, str | None]:
     name = clean_name(name)
     e164 = parse_phone(phone)
     chosen, note = resolve_channel(e164, channel, group.default_channel)
@@ -111,8 +111,10 @@ def add_member(session: Session, group: Group, name: str, phone: str, channel: s
         raise PhonetreeError(f"{group.name} already has a member called {existing.name!r}; "
                              "use a different name (e.g. add an initial).")
     now = clock.now()
+    from phonetree.templates import check_language
+
     member = Member(
-        group_id=group.id, name=name, phone=e164, channel=chosen,
+        group_id=group.id, name=name, phone=e164, channel=chosen, language=check_language(language),
         roles=",".join(dict.fromkeys(roles or ("peer",))), created_at=now,
     )
     session.add(member)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from phonetree.directory import ROLES, add_member, clean_name, resolve_channel
 from phonetree.errors import PhonetreeError
+from phonetree.templates import check_language
 from phonetree.models import Group, Member
 from phonetree.phones import parse_phone
 
@@ -30,6 +31,7 @@ class ImportRow:
     phone: str
     channel: str = "sms"
     roles: tuple[str, ...] = ()
+    language: str = "en"
 
 
 @dataclass
@@ -91,8 +93,15 @@ def plan_import(session: Session, group: Group, path: Path) -> ImportPlan:
         if isinstance(roles, str):
             plan.rejected.append((number, raw_name, roles))
             continue
+        language = next((v.strip().lower() for k, v in row.items()
+                         if k and k.strip().lower() == "language" and v and v.strip()), "en")
+        try:
+            language = check_language(language)
+        except PhonetreeError as error:
+            plan.rejected.append((number, raw_name, str(error).rstrip(".")))
+            continue
         seen.add(name.lower())
-        plan.good.append(ImportRow(number, name, phone, channel, roles))
+        plan.good.append(ImportRow(number, name, phone, channel, roles, language))
     return plan
 
 
@@ -111,6 +120,6 @@ def apply_import(session: Session, group: Group, plan: ImportPlan,
                  progress: Callable[[int], None] = lambda _: None) -> list[Member]:
     added = []
     for row in plan.good:
-        added.append(add_member(session, group, row.name, row.phone, row.channel, row.roles)[0])
+        added.append(add_member(session, group, row.name, row.phone, row.channel, row.roles, row.language)[0])
         progress(1)
     return added

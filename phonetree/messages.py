@@ -52,7 +52,7 @@ def message_row(now: datetime, group: Group, member: Member, *, kind: str, templ
         "kind": kind,
         "template": template,
         "priority": URGENT_PRIORITY if urgent else PRIORITY[kind],
-        "body": texts.render(template, channel, own_wording(group), **values),
+        "body": texts.render(template, channel, own_wording(group), member.language, **values),
         "dedupe_key": dedupe_key,
         "state": "queued",
         "created_at": now,

@@ -87,6 +87,8 @@ class Member(Base):
     name: Mapped[str] = mapped_column(String(40))
     phone: Mapped[str] = mapped_column(String(20), index=True)  # E.164
     channel: Mapped[str] = mapped_column(String(8), default="sms")  # sms | voice
+    # Texts use the group's wording in this language where written, else English.
+    language: Mapped[str] = mapped_column(String(3), default="en", server_default="en")
     roles: Mapped[str] = mapped_column(String(60), default="peer")  # comma-separated
     paused_until: Mapped[date | None] = mapped_column(Date, nullable=True)  # last paused day, local
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -31,13 +31,13 @@ def overrides(group: Group) -> dict[str, str]:
     return json.loads(group.templates) if group.templates else {}
 
 
-def _key(channel: str, template: str) -> str:
-    return f"{channel}:{template}"
+def _key(channel: str, template: str, language: str = texts.DEFAULT_LANGUAGE) -> str:
+    return texts.override_key(template, channel, language)
 
 
-def text_for(group: Group | None, template: str, channel: str) -> str:
+def text_for(group: Group | None, template: str, channel: str, language: str = texts.DEFAULT_LANGUAGE) -> str:
     """The wording used for this group: its own if set, else the default."""
-    return texts.wording(template, channel, overrides(group) if group is not None else None)
+    return texts.wording(template, channel, overrides(group) if group is not None else None, language)
 
 
 @dataclass
@@ -52,9 +52,10 @@ class Preview:
     warnings: list[str]
 
 
-def preview(group: Group, template: str, channel: str = "sms") -> Preview:
+def preview(group: Group, template: str, channel: str = "sms",
+            language: str = texts.DEFAULT_LANGUAGE) -> Preview:
     _check_name(template, channel)
-    wording = text_for(group, template, channel)
+    wording = text_for(group, template, channel, language)
     sample = wording.format(**SAMPLE)
     worst = segment_info(wording.format(**LONGEST))
     warnings = []
@@ -63,7 +64,7 @@ def preview(group: Group, template: str, channel: str = "sms") -> Preview:
     if channel == "sms" and worst.encoding != "GSM-7":
         warnings.append("contains characters outside GSM-7 (" + " ".join(worst.bad_chars)
                         + "), so each text costs two or three times as much.")
-    return Preview(template, channel, wording, sample, _key(channel, template) in overrides(group),
+    return Preview(template, channel, wording, sample, _key(channel, template, language) in overrides(group),
                    segment_info(sample), worst, warnings)
 
 
@@ -84,7 +85,7 @@ def _check_name(template: str, channel: str) -> None:
 
 
 def set_text(session: Session, group: Group, template: str, channel: str, wording: str,
-             now: datetime) -> tuple[str, list[str]]:
+             now: datetime, language: str = texts.DEFAULT_LANGUAGE) -> tuple[str, list[str]]:
     """Change one template for the group. Returns the stored text and notes for the organiser."""
     _check_name(template, channel)
     default = (texts.VOICE if channel == "voice" else texts.SMS)[template]
@@ -105,19 +106,32 @@ def set_text(session: Session, group: Group, template: str, channel: str, wordin
         raise PhonetreeError(f"{REVEALING.search(cleaned).group(0)!r} would tell anyone who sees the phone "
                              "what the group is about; texts must stay discreet.")
     stored = overrides(group)
-    stored[_key(channel, template)] = cleaned
+    language = check_language(language)
+    stored[_key(channel, template, language)] = cleaned
     group.templates = json.dumps(stored, sort_keys=True)
-    events.record(session, now, "template_changed", group_id=group.id, detail=_key(channel, template))
-    return cleaned, notes + preview(group, template, channel).warnings
+    events.record(session, now, "template_changed", group_id=group.id, detail=_key(channel, template, language))
+    return cleaned, notes + preview(group, template, channel, language).warnings
 
 
-def reset(session: Session, group: Group, template: str, channel: str, now: datetime) -> None:
+def reset(session: Session, group: Group, template: str, channel: str, now: datetime,
+          language: str = texts.DEFAULT_LANGUAGE) -> None:
     _check_name(template, channel)
     stored = overrides(group)
-    if stored.pop(_key(channel, template), None) is None:
+    if stored.pop(_key(channel, template, language), None) is None:
         raise PhonetreeError(f"{group.name} uses the default {channel} {template!r} already.")
     group.templates = json.dumps(stored, sort_keys=True) if stored else None
-    events.record(session, now, "template_reset", group_id=group.id, detail=_key(channel, template))
+    events.record(session, now, "template_reset", group_id=group.id, detail=_key(channel, template, language))
+
+
+LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+def check_language(code: str) -> str:
+    """A language code like en, cy, pl, pa (ISO 639): members' texts use the group's wording in it."""
+    cleaned = (code or "").strip().lower()
+    if not LANGUAGE.fullmatch(cleaned):
+        raise PhonetreeError(f"{code!r} is not a language code; use two or three letters, e.g. cy for Welsh.")
+    return cleaned
 
 
 def _placeholders(text: str) -> set[str]:

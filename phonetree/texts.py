@@ -82,16 +82,35 @@ VOICE: dict[str, str] = {
 GATHER = {"checkin", "reminder", "escalation", "help", "alert", "help_alert", "call_prompt", "call_unmade", "pass_on"}
 
 
-def wording(template: str, channel: str = "sms", own: dict[str, str] | None = None) -> str:
+DEFAULT_LANGUAGE = "en"
+
+
+def override_key(template: str, channel: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """Where a group keeps its own wording: "sms:checkin", or "cy:sms:checkin" in Welsh."""
+    spoken = channel == "voice" and template in VOICE
+    key = ("voice:" if spoken else "sms:") + template
+    return key if language == DEFAULT_LANGUAGE else f"{language}:{key}"
+
+
+def wording(template: str, channel: str = "sms", own: dict[str, str] | None = None,
+            language: str = DEFAULT_LANGUAGE) -> str:
     """The words for a template. Voice falls back to the SMS wording where no spoken version
-    exists (information notices). `own` is a group's overrides ("sms:checkin" -> text)."""
+    exists (information notices). `own` is a group's overrides; a member's language uses the
+    group's wording in that language where the organiser has written one, else English."""
     spoken = channel == "voice" and template in VOICE
     default = (VOICE if spoken else SMS)[template]
-    return own.get(("voice:" if spoken else "sms:") + template, default) if own else default
+    if not own:
+        return default
+    if language != DEFAULT_LANGUAGE:
+        translated = own.get(override_key(template, channel, language))
+        if translated:
+            return translated
+    return own.get(override_key(template, channel), default)
 
 
-def render(template: str, channel: str = "sms", own: dict[str, str] | None = None, **values: str) -> str:
-    return wording(template, channel, own).format(**values)
+def render(template: str, channel: str = "sms", own: dict[str, str] | None = None,
+           language: str = DEFAULT_LANGUAGE, **values: str) -> str:
+    return wording(template, channel, own, language).format(**values)
 
 
 def placeholders(template_text: str) -> set[str]:

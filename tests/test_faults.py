@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
 from phonetree.config import Settings
 from phonetree.db import dispose_all, get_engine, make_engine, session_scope, upgrade

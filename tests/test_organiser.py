@@ -171,3 +171,22 @@ def test_report_command_in_all_formats(oakfield, ok, ticker):
     assert "Oakfield" in text and "Vera" not in text
     assert csv_text.splitlines()[0].startswith("week") or "," in csv_text.splitlines()[0]
     assert html.lstrip().lower().startswith("<!doctype html") and "<svg" in html and "Vera" not in html
+
+
+def test_members_get_the_groups_wording_in_their_language(oakfield, ok, engine, ticker, run_cli):
+    ok("member", "add", "Oakfield", "Dafydd", "--phone", "07911 100006", "--language", "cy")
+    ok("member", "add", "Oakfield", "Gwen", "--phone", "07911 100007", "--language", "cy")
+    ok("template", "set", "Oakfield", "checkin", "Helo {name}, sut wyt ti? Atebwch OK neu CALL.", "--language", "cy")
+    ok("template", "set", "Oakfield", "checkin", "Morning {name}, reply OK or CALL.")
+    with freeze_time("2026-11-30 12:00:00"):
+        for name in ("Dafydd", "Vera"):
+            ok("checkin", "add", "Oakfield", name, "--at", "09:00", "--escalate-to", "Jo")
+    ticker(utc(*DAY, 9, 0))
+    bodies = {m.to_phone: m.body for m in sent(engine, kind="checkin")}
+    assert bodies["+447911100006"] == "Helo Dafydd, sut wyt ti? Atebwch OK neu CALL."
+    assert bodies["+447911100001"] == "Morning Vera, reply OK or CALL."
+    # Welsh wording only for what the organiser has written; the rest stays English.
+    ok("template", "reset", "Oakfield", "checkin", "--language", "cy")
+    assert "Morning Vera" in ok("template", "show", "Oakfield", "checkin", "--language", "cy").stdout
+    bad = run_cli("member", "add", "Oakfield", "Zed", "--phone", "07911 100008", "--language", "welsh!")
+    assert bad.exit_code == 1 and "not a language code" in bad.stderr
