@@ -22,7 +22,7 @@ from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
 from phonetree.quiet_hours import in_quiet_hours, next_allowed
 from phonetree.texts import GATHER
-from schedules.recurrence import format_duration, local_date, parse_days, parse_time
+from schedules.recurrence import format_duration, local_date, local_instant, parse_days, parse_time
 
 BATCH = 5000
 
@@ -128,11 +128,14 @@ def start_due(session: Session, now: datetime) -> dict[str, int]:
             elif local_date(send_at, group.timezone) != day:
                 missed.append(checkin)
             else:
-                validity = timedelta(seconds=checkin.window_s)
+                # Late is fine the same day (the window starts when it leaves); past midnight
+                # it is reported as missed instead of sent.
+                end_of_day = local_instant(day + timedelta(days=1), "00:00", group.timezone)
                 messages.append(message_row(
                     now, group, member, kind="checkin", template="checkin",
                     values={"name": member.name}, dedupe_key=f"checkin:{checkin.id}:prompt",
-                    checkin_id=checkin.id, validity=validity,
+                    checkin_id=checkin.id, validity=timedelta(seconds=checkin.window_s),
+                    deadline=end_of_day,
                 ))
         queue(session, messages)
         if skipped:
@@ -206,6 +209,7 @@ def remind_due(session: Session, now: datetime) -> int:
         now, group, member, kind="reminder", template="reminder", values={"name": member.name},
         dedupe_key=f"checkin:{checkin.id}:reminder", checkin_id=checkin.id,
         validity=(checkin.window_ends_at - now) if checkin.window_ends_at else None,
+        deadline=checkin.window_ends_at,
     ) for checkin, member, group in rows]
     # A reminder that quiet hours would hold past the window's end is pointless: drop it.
     reminders = [r for r in reminders if r["expires_at"] is None or r["not_before"] < r["expires_at"]]

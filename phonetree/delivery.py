@@ -70,7 +70,13 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
         log.error("a notice about a failed message could not be delivered either (%s)", detail[:100])
         return
     if message.kind in ("checkin", "reminder") and message.checkin_id:
-        if message.kind == "checkin" or action != "suppressed":
+        if action == "expired":
+            # Never sent in time: a reminder just lapses (the window's end still acts); a
+            # prompt whose day ended unsent is reported as missed, not raised as "no reply".
+            checkin = session.get(checkins.CheckIn, message.checkin_id)
+            if message.kind == "checkin" and checkin is not None and checkin.state == "prompting":
+                checkins.report_missed(session, checkin, now)
+        elif message.kind == "checkin" or action != "suppressed":
             checkins.prompt_failed(session, message.checkin_id, now, reason)
     elif message.task_id:
         task = session.get(Task, message.task_id)
@@ -154,7 +160,7 @@ def keypress(session: Session, now: datetime, message: Message, digits: str, cal
     if message.template in ("checkin", "reminder"):
         if reply.intent is Intent.UNKNOWN:
             return "Sorry, we didn't catch that. Someone may ring you later. Goodbye."
-        inbound.handle(session, now, member.phone, digits, sid=f"{call_sid}:{digits}", channel="voice",
+        inbound.handle(session, now, member.phone, digits, sid=f"{call_sid[-48:]}:{digits[:8]}", channel="voice",
                        reply=reply, member_id=member.id)
         if reply.intent is Intent.OK:
             return "Thank you. Glad you're OK. Goodbye."

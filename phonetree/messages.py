@@ -35,8 +35,8 @@ ROUTINE = {"checkin", "reminder", "call_prompt", "cascade"}
 
 def message_row(now: datetime, group: Group, member: Member, *, kind: str, template: str,
                 values: dict[str, str], dedupe_key: str, checkin_id: int | None = None,
-                task_id: int | None = None, urgent: bool = False,
-                channel: str | None = None, validity: timedelta | None = None) -> dict[str, Any]:
+                task_id: int | None = None, urgent: bool = False, channel: str | None = None,
+                validity: timedelta | None = None, deadline: datetime | None = None) -> dict[str, Any]:
     """The row for one message to `member`, rendered for their channel."""
     channel = channel or member.channel
     not_before = now
@@ -57,7 +57,8 @@ def message_row(now: datetime, group: Group, member: Member, *, kind: str, templ
         "state": "queued",
         "created_at": now,
         "not_before": not_before,
-        "expires_at": not_before + validity if validity else None,
+        "expires_at": deadline,
+        "validity_s": int(validity.total_seconds()) if validity else None,
         "attempts": 0,
     }
 
@@ -92,6 +93,6 @@ def resend_row(message: Message, now: datetime, suffix: str, not_before: datetim
         "kind": message.kind, "template": message.template, "priority": message.priority,
         "body": message.body, "dedupe_key": f"{message.dedupe_key}:{suffix}", "state": "queued",
         "created_at": now, "not_before": not_before,
-        "expires_at": not_before + (message.expires_at - message.not_before) if message.expires_at else None,
+        "expires_at": message.expires_at, "validity_s": message.validity_s,
         "attempts": 0,
     }

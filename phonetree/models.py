@@ -252,8 +252,10 @@ class Message(Base):
     state: Mapped[str] = mapped_column(String(12), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Twilio's validity period: a routine prompt not out by then is pointless; it is reported instead.
+    # Not sent by then, it is pointless (a prompt for a day that has ended): reported instead.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Twilio's validity period: undelivered after this long, the carrier drops it.
+    validity_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -65,6 +65,7 @@ ALWAYS_NEGATE = frozenset({"dont", "neednt", "never", "didnt", "doesnt", "wont",
 SOMETIMES_NEGATE = frozenset({"no", "not"})
 NEED_WORDS = frozenset({"need", "needed", "necessary", "needs"})
 NEGATE_AFTER = frozenset({"not", "isnt", "unnecessary"})  # "call not needed"
+NOT_NEEDED = frozenset({"needed", "necessary", "required", "need", "needd"})
 
 # "not ok", "not so good", "isn't fine": wants a call. Only these core words: "not great",
 # "not well", "not really" are ambiguous and end up UNKNOWN via the worry words instead.
@@ -295,8 +296,11 @@ def _is_request(words: list[str], i: int) -> bool:
 
 def _negator(words: list[str], i: int) -> int | None:
     """The index of the word that negates the request at words[i], if any."""
+    # "call not needed" refuses the call; "HELP not great" does not: a "not" after the request
+    # only negates it when what follows says the call isn't needed.
     if i + 1 < len(words) and words[i + 1] in NEGATE_AFTER:
-        return i + 1
+        if words[i + 1] == "unnecessary" or (i + 2 < len(words) and words[i + 2] in NOT_NEEDED):
+            return i + 1
     for j in range(i - 1, max(-1, i - 1 - NEGATION_WINDOW), -1):
         if words[j] in ALWAYS_NEGATE:
             return j

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import cascades, escalation, rotas
-from phonetree.models import Task
+from phonetree.models import Message, Task
 
 
 def open_tasks_for(session: Session, member_ids: list[int]) -> list[Task]:
@@ -46,8 +46,13 @@ def _not_done(session: Session, task: Task, now: datetime, why: str) -> None:
 
 def expire_overdue(session: Session, now: datetime) -> int:
     """Every task whose time is up moves on: to the next contact, a backup peer, or up the tree."""
+    # An ask still waiting to go out hasn't started its clock: it gets its full wait from the
+    # moment it leaves (the dispatcher moves expires_at on when it sends it).
+    unsent = exists().where(Message.task_id == Task.id, Message.dedupe_key.like("%:ask"),
+                            Message.state.in_(("queued", "sending")))
     due = list(session.scalars(
-        select(Task.id).where(Task.state == "asked", Task.expires_at.is_not(None), Task.expires_at <= now)
+        select(Task.id).where(Task.state == "asked", Task.expires_at.is_not(None), Task.expires_at <= now,
+                              ~unsent)
         .order_by(Task.expires_at, Task.id)
     ))
     moved = 0

@@ -7,6 +7,7 @@ A missing or forged signature gets 403 and changes nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
@@ -39,6 +40,20 @@ class Params(dict[str, str]):
 
     def getall(self, name: str) -> list[str]:
         return self.multi[name]
+
+
+def clean(value: str | None) -> str:
+    """A parameter as safe to store: no NUL characters (PostgreSQL text can't hold them)."""
+    return (value or "").replace("\x00", "")
+
+
+def sid_of(value: str | None) -> str | None:
+    """A provider id as safe to key on: real ones are 34 characters; anything longer is hashed
+    so a strange one can't break the insert (and with it a real reply's processing)."""
+    value = clean(value)
+    if not value:
+        return None
+    return value if len(value) <= 64 else "h:" + hashlib.sha256(value.encode()).hexdigest()[:60]
 
 
 class Request:
@@ -129,10 +144,10 @@ class WebhookApp:
 
     def inbound_sms(self, request: Request) -> Response:
         params = request.params
-        sender = params.get("From", "")
+        sender = clean(params.get("From"))
         with session_scope(self.engine) as session:
-            outcome = inbound.handle(session, clock.now(), sender, params.get("Body", ""),
-                                     sid=params.get("MessageSid") or None, channel="sms")
+            outcome = inbound.handle(session, clock.now(), sender, clean(params.get("Body")),
+                                     sid=sid_of(params.get("MessageSid")), channel="sms")
         if not outcome.known:
             log.info("inbound SMS from an unknown number %s: ignored", mask(sender))
         else:
@@ -148,8 +163,10 @@ class WebhookApp:
             message_id = int(request.query_params.get("m", ""))
         except ValueError:
             return None
+        if not 0 < message_id < 2 ** 31:  # an id we could never have issued
+            return None
         message = session.get(Message, message_id)
-        sid = request.params.get("MessageSid") or request.params.get("CallSid")
+        sid = sid_of(request.params.get("MessageSid") or request.params.get("CallSid"))
         if message is None or (message.provider_sid and sid and message.provider_sid != sid):
             return None
         return message
@@ -161,11 +178,11 @@ class WebhookApp:
             message = self._message(session, request)
             if message is None:
                 return Response.twiml()  # unknown or stale: 200 so Twilio stops retrying
-            if not delivery.first_time(session, clock.now(), params.get("MessageSid", f"m{message.id}"),
-                                       f"status:{status}"):
+            if not delivery.first_time(session, clock.now(), sid_of(params.get("MessageSid")) or f"m{message.id}",
+                                       f"status:{clean(status)}"):
                 return Response.twiml()
-            code = params.get("ErrorCode") or None
-            changed = delivery.message_status(session, clock.now(), message, status,
+            code = clean(params.get("ErrorCode"))[:12] or None
+            changed = delivery.message_status(session, clock.now(), message, clean(status),
                                               classify_status_error(code), code)
         if changed:
             self.on_change()
@@ -173,8 +190,8 @@ class WebhookApp:
 
     def voice_gather(self, request: Request) -> Response:
         params = request.params
-        digits = params.get("Digits", "")
-        call_sid = params.get("CallSid", "")
+        digits = clean(params.get("Digits"))[:8]
+        call_sid = sid_of(params.get("CallSid")) or ""
         with session_scope(self.engine) as session:
             message = self._message(session, request)
             if message is None:
@@ -192,12 +209,12 @@ class WebhookApp:
 
     def voice_status(self, request: Request) -> Response:
         params = request.params
-        status = params.get("CallStatus", "")
-        machine = params.get("AnsweredBy", "").startswith(("machine", "fax"))
+        status = clean(params.get("CallStatus"))[:20]
+        machine = clean(params.get("AnsweredBy")).startswith(("machine", "fax"))
         with session_scope(self.engine) as session:
             message = self._message(session, request)
             if message is None or not delivery.first_time(
-                    session, clock.now(), params.get("CallSid", f"m{message.id}"), f"call:{status}"):
+                    session, clock.now(), sid_of(params.get("CallSid")) or f"m{message.id}", f"call:{status}"):
                 return Response.twiml()
             changed = delivery.call_status(session, clock.now(), message, status, machine)
         if changed:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from phonetree import checkins
@@ -24,7 +25,7 @@ from phonetree.db import session_scope
 from phonetree.delivery import undeliverable
 from phonetree.gateways import base
 from phonetree.gateways.base import Gateway, GatewayError, NotSupported, Outgoing
-from phonetree.models import Member, Message
+from phonetree.models import Member, Message, Task
 from phonetree.phones import mask
 from phonetree.texts import GATHER
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)
 BATCH = 200
+MARK_ATTEMPTS = 6  # 0.25 s, doubling: about 8 s in all
 MAX_ATTEMPTS = 6
 RETRY_LATER = timedelta(minutes=10)
 
@@ -96,6 +98,12 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
     """Send everything due at `now` (or up to `limit` messages), most urgent first."""
     result = DispatchResult()
     started = time.monotonic()
+
+    def current() -> datetime:
+        # `now` moved on by the time this dispatch has taken: a long burst's later claims get
+        # leases that are still valid when claimed, and their sends their real time.
+        return now + timedelta(seconds=time.monotonic() - started)
+
     remaining = limit
     # Under a rate limit, claim about a second's worth at a time, so a HELP that arrives
     # mid-burst is picked up within a second instead of waiting behind a whole batch.
@@ -106,7 +114,7 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
     while remaining is None or remaining > 0:
         batch = step if remaining is None else min(step, remaining)
         with session_scope(engine) as session:
-            claimed = _claim(session, now, batch, lease)
+            claimed = _claim(session, current(), batch, lease)
             recipients = {m.id: m for m in session.scalars(
                 select(Member).where(Member.id.in_({c.member_id for c in claimed if c.member_id}))
             )}
@@ -116,29 +124,45 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
             member = recipients.get(message.member_id) if message.member_id else None
             if member is not None and member.opted_out:
                 outcome = (message, None, GatewayError("opted out", True, "suppressed"))
-            elif message.expires_at is not None and message.expires_at <= now:
+            elif message.expires_at is not None and message.expires_at <= current():
                 outcome = (message, None, GatewayError("not sent in time", True, "expired"))
             else:
                 if limiters and message.channel in limiters:
                     limiters[message.channel].wait()
                 outcome = _send_one(gateway, message)
             # Marked at once, each in its own transaction: a worker killed mid-batch resends
-            # at most the one message it was sending, never the ones already out. Under a rate
-            # limit a burst takes a while: the window starts when the message really left.
-            sent_at = now + timedelta(seconds=time.monotonic() - started) if limiters else now
-            with session_scope(engine) as session:
-                _record(session, sent_at, gateway.name, [outcome], result)
+            # at most the one message it was sending, never the ones already out.
+            _mark(engine, current() if limiters else now, gateway.name, outcome, result)
         if remaining is not None:
             remaining -= len(claimed)
     return result
 
 
+def _mark(engine: Engine, when: datetime, gateway_name: str,
+          outcome: tuple[Message, str | None, GatewayError | None], result: DispatchResult) -> None:
+    """Record what happened to one message. If the database is busy, try again for a while:
+    a message that left but isn't marked would be sent again when its lease runs out."""
+    for attempt in range(MARK_ATTEMPTS):
+        counts = DispatchResult()
+        try:
+            with session_scope(engine) as session:
+                _record(session, when, gateway_name, [outcome], counts)
+        except OperationalError:
+            if attempt == MARK_ATTEMPTS - 1:
+                log.error("could not record message %s after %d tries; it may be sent again when its "
+                          "lease runs out", outcome[0].id, MARK_ATTEMPTS)
+                return
+            time.sleep(0.25 * 2 ** attempt)
+            continue
+        for field in ("sent", "failed", "retried", "suppressed"):
+            setattr(result, field, getattr(result, field) + getattr(counts, field))
+        return
+
+
 def _send_one(gateway: Gateway, message: Message) -> tuple[Message, str | None, GatewayError | None]:
     out = Outgoing(
         message_id=message.id, to=message.to_phone, channel=message.channel, kind=message.kind,
-        body=message.body or "", gather=message.template in GATHER,
-        validity_s=int((message.expires_at - message.not_before).total_seconds())
-        if message.expires_at else None,
+        body=message.body or "", gather=message.template in GATHER, validity_s=message.validity_s,
     )
     try:
         return message, gateway.send(out), None
@@ -163,6 +187,8 @@ def _record(session: Session, now: datetime, gateway_name: str,
                               "gateway": gateway_name, "provider_sid": sid})
             if message.checkin_id and message.kind == "checkin":
                 prompts.append((message.checkin_id, now))
+            if message.task_id and message.dedupe_key.endswith(":ask"):
+                _wait_from_send(session, message.task_id, now)
             result.sent += 1
             continue
         _failed(session, now, message, error, result)
@@ -171,6 +197,14 @@ def _record(session: Session, now: datetime, gateway_name: str,
     checkins.prompts_sent(session, prompts)
     if sent_rows:
         log.info("sent %d message(s) via %s", len(sent_rows), gateway_name)
+
+
+def _wait_from_send(session: Session, task_id: int, sent_at: datetime) -> None:
+    """A person's time to answer counts from when the ask reached them, not from when it was
+    queued (after an outage, or behind a burst, those differ)."""
+    task = session.get(Task, task_id)
+    if task is not None and task.state == "asked" and task.expires_at and sent_at > task.asked_at:
+        task.expires_at = task.expires_at + (sent_at - task.asked_at)
 
 
 def _failed(session: Session, now: datetime, message: Message, error: GatewayError,

@@ -627,7 +627,7 @@ def test_jump_before_the_ask_left_gives_the_contact_her_full_wait(oakfield, ok, 
     with freeze_time("2026-12-01 15:10:00"):
         reply = ok("receive", "--from", JO, "done, she's fine").stdout
     with session_scope(engine) as session:
-        state = session.scalars(select(CheckIn.state)).first()
+        state = session.scalars(select(CheckIn.state).order_by(CheckIn.due_at)).first()
         tasks = [(t.assignee.name, t.state) for t in session.scalars(select(Task).order_by(Task.id))]
     assert asked == [E164[JO]], (f"asked at 15:00: {asked}; Jo's task expired at 09:50, 20 min "
                                  f"after it was queued, before her ask had left; tasks {tasks}")
