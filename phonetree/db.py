@@ -2,9 +2,10 @@
 created or upgraded by Alembic the first time a database is used."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _engines: dict[str, Engine] = {}
+_sessionmakers: dict[Engine, sessionmaker[Session]] = {}
+# SQLite has one writer at a time and every session here takes the write lock at BEGIN. Threads
+# of one process (webhook threads, the ticker, the dispatcher) queue for it on this lock, in
+# order, instead of in SQLite's busy handler, which polls with sleeps of up to 100 ms and gives
+# long tails under load. Other processes still meet the busy timeout. Reentrant, so a nested
+# session in the same thread behaves as it did without it.
+_write_locks: dict[Engine, threading.RLock] = {}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -92,20 +100,35 @@ def dispose_all() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+    _sessionmakers.clear()
+    _write_locks.clear()
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A unit of work: commit on success, roll back on any error."""
-    session = sessionmaker(engine, expire_on_commit=False)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    factory = _sessionmakers.get(engine)
+    if factory is None:
+        factory = _sessionmakers[engine] = sessionmaker(engine, expire_on_commit=False)
+    with _writer_lock(engine):
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def _writer_lock(engine: Engine) -> ContextManager[object]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    lock = _write_locks.get(engine)
+    if lock is None:
+        lock = _write_locks.setdefault(engine, threading.RLock())
+    return lock
 
 
 def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) -> int:

@@ -38,11 +38,18 @@ class Outcome:
     duplicate: bool = False
 
 
+# Twilio sends From in E.164 already; only anything else needs the (slow) full parse.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
+
+
 def members_for_phone(session: Session, phone: str) -> list[Member]:
-    try:
-        e164 = parse_phone(phone)
-    except PhonetreeError:
-        return []
+    if _E164.fullmatch(phone):
+        e164 = phone  # stored numbers are validated E.164, so an exact match is enough
+    else:
+        try:
+            e164 = parse_phone(phone)
+        except PhonetreeError:
+            return []
     return list(session.scalars(select(Member).where(Member.phone == e164).order_by(Member.id)))
 
 

@@ -77,7 +77,11 @@ def own_wording(group: Group) -> dict[str, str] | None:
 def queue(session: Session, rows: list[dict[str, Any]]) -> int:
     """Add messages to the outbox; a row whose dedupe key exists already is skipped."""
     session.flush()
-    return insert_ignoring_duplicates(session, Message, rows)
+    added = insert_ignoring_duplicates(session, Message, rows)
+    if added:
+        # Lets a webhook know it should wake the dispatcher (see web.WebhookApp.on_change).
+        session.info["queued"] = session.info.get("queued", 0) + added
+    return added
 
 
 def queue_one(session: Session, now: datetime, group: Group, member: Member, **kwargs: Any) -> int:

@@ -153,7 +153,8 @@ class WebhookApp:
         else:
             log.info("inbound SMS from %s: %s%s", mask(sender), outcome.intent,
                      " (repeat delivery)" if outcome.duplicate else "")
-            self.on_change()
+        if session.info.get("queued"):
+            self.on_change()  # someone is to be told (a HELP, a stand-down): send it now
         # Empty TwiML: replies go out through the dispatcher, and an unknown sender learns nothing.
         return Response.twiml()
 
@@ -204,7 +205,8 @@ class WebhookApp:
                 words = "Thank you. Goodbye."
             else:
                 words = delivery.keypress(session, clock.now(), message, digits, call_sid)
-        self.on_change()
+        if session.info.get("queued"):
+            self.on_change()
         return Response.twiml(gather_reply_twiml(words))
 
     def voice_status(self, request: Request) -> Response:

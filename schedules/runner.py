@@ -1,5 +1,8 @@
-"""`phonetree run`: APScheduler calls `tick` every few seconds; waitress serves the webhooks.
-One interval job in memory, not one job per check-in: the rows are the schedule."""
+"""`phonetree run`: APScheduler runs two interval jobs, `tick` (plan and move items on) and
+`send` (dispatch what is due); waitress serves the webhooks. Two jobs in memory, not one job per
+check-in: the rows are the schedule. They are separate so a long rate-limited burst of sends
+never holds up windows closing and escalations, and so a reply that queues a message (a HELP)
+wakes only the sender, not a whole planning pass."""
 from __future__ import annotations
 
 import logging
@@ -38,8 +41,11 @@ class Runner:
         self.limiters = {"sms": RateLimiter(settings.messages_per_second),
                          "voice": RateLimiter(settings.calls_per_second)}
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
+        first = datetime.now(timezone.utc)
         self.job = self.scheduler.add_job(self.tick, "interval", seconds=settings.tick_seconds, max_instances=1,
-                                          coalesce=True, id="tick", next_run_time=datetime.now(timezone.utc))
+                                          coalesce=True, id="tick", next_run_time=first)
+        self.send_job = self.scheduler.add_job(self.send, "interval", seconds=settings.tick_seconds,
+                                               max_instances=1, coalesce=True, id="send", next_run_time=first)
         self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake)
         self.server: Any = create_server(self.app, host=host, port=port, threads=8)
         self.stopped = threading.Event()
@@ -49,21 +55,30 @@ class Runner:
         return f"http://{self.server.effective_host}:{self.server.effective_port}"
 
     def tick(self) -> None:
-        now = clock.now()
         try:
-            report = step(self.engine, now)
-            result = dispatcher.dispatch(self.engine, self.gateway, now, limiters=self.limiters,
-                                         lease=timedelta(seconds=self.settings.lease_seconds))
+            report = step(self.engine, clock.now())
         except Exception:  # noqa: BLE001 - keep ticking; the rows keep every promise meanwhile
             log.exception("tick failed; will try again")
             return
-        if result.sent or result.failed or report.summary() != "nothing due":
-            log.info("tick: %s; sent %d, failed %d", report.summary(), result.sent, result.failed)
+        if report.summary() != "nothing due":
+            log.info("tick: %s", report.summary())
+            self.wake()
+
+    def send(self) -> None:
+        try:
+            result = dispatcher.dispatch(self.engine, self.gateway, clock.now(), limiters=self.limiters,
+                                         lease=timedelta(seconds=self.settings.lease_seconds))
+        except Exception:  # noqa: BLE001 - the messages stay queued (or leased) and are sent next time
+            log.exception("sending failed; will try again")
+            return
+        if result.sent or result.failed or result.retried:
+            log.info("sent %d, failed %d, to retry %d", result.sent, result.failed, result.retried)
 
     def wake(self) -> None:
-        """Run a tick now (a reply came in), instead of at the next interval."""
+        """Send now (something was queued), instead of at the next interval. If a send pass is
+        already running it picks new messages up itself: it claims about a second's worth at a time."""
         try:
-            self.job.modify(next_run_time=datetime.now(timezone.utc))
+            self.send_job.modify(next_run_time=datetime.now(timezone.utc))
         except Exception:  # noqa: BLE001 - the scheduler may be shutting down
             pass
 

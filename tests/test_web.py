@@ -110,3 +110,32 @@ def test_an_unknown_sender_learns_nothing(app, engine):
     status, body, _ = call(app, "/twilio/sms", params, signature=sign(PUBLIC + "/twilio/sms", params))
     assert status.startswith("200") and body.endswith("<Response />")
     assert snapshot(engine) == before
+
+
+def test_only_a_reply_that_queues_a_message_wakes_the_sender(engine, oakfield):
+    """An OK with nothing to tell anyone doesn't wake the dispatcher (at hundreds of replies a
+    second that would be hundreds of empty send passes); a HELP, which asks Jo at once, does."""
+    woken: list[int] = []
+    app = WebhookApp(engine, TOKEN, PUBLIC, on_change=lambda: woken.append(1))
+    url = PUBLIC + "/twilio/sms"
+    ok = dict(INBOUND, MessageSid="SM" + "3" * 32, Body="OK")
+    assert call(app, "/twilio/sms", ok, signature=sign(url, ok))[0].startswith("200")
+    assert woken == []
+    help_ = dict(INBOUND, MessageSid="SM" + "4" * 32, Body="HELP")
+    assert call(app, "/twilio/sms", help_, signature=sign(url, help_))[0].startswith("200")
+    assert woken == [1]
+    # The same HELP delivered again queues nothing new, so wakes nothing.
+    assert call(app, "/twilio/sms", help_, signature=sign(url, help_))[0].startswith("200")
+    assert woken == [1]
+
+
+def test_a_number_in_any_format_finds_the_member(engine, oakfield):
+    """Twilio's E.164 takes the fast path; a national format (a CLI `receive`) is parsed."""
+    from phonetree.db import session_scope
+    from phonetree.inbound import members_for_phone
+
+    with session_scope(engine) as session:
+        assert [m.name for m in members_for_phone(session, "+447911100001")] == ["Vera"]
+        assert [m.name for m in members_for_phone(session, "07911 100001")] == ["Vera"]
+        assert members_for_phone(session, "+447911100099") == []
+        assert members_for_phone(session, "not a number") == []
