@@ -6,10 +6,11 @@ is written for them, and messages carry dedupe keys.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
@@ -19,7 +20,7 @@ from phonetree.directory import get_member, organisers
 from phonetree.errors import PhonetreeError
 from phonetree.escalation import OPEN_CHECKIN_STATES, ask, ask_next, chain_for, stand_down
 from phonetree.messages import message_row, queue
-from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
+from phonetree.models import CheckIn, CheckInPlan, Event, Group, Member, PlanContact
 from phonetree.quiet_hours import in_quiet_hours, next_allowed
 from phonetree.texts import GATHER
 from schedules.recurrence import format_duration, local_date, local_instant, parse_days, parse_time
@@ -168,29 +169,49 @@ def report_missed(session: Session, checkin: CheckIn, now: datetime) -> None:
                   (", ".join(p.name for p in people) or "nobody: no organiser"))
 
 
-def prompts_sent(session: Session, sent: list[tuple[int, datetime]]) -> None:
-    """The dispatcher reports prompts that actually left: the window starts now, not at due."""
-    if not sent:
-        return
-    checkins = {c.id: c for c in session.scalars(
-        select(CheckIn).where(CheckIn.id.in_([cid for cid, _ in sent]), CheckIn.state == "prompting")
-    )}
-    updates = []
-    log = []
-    for checkin_id, sent_at in sent:
-        checkin = checkins.get(checkin_id)
-        if checkin is None:
-            continue
-        updates.append({
-            "id": checkin_id, "state": "sent", "sent_at": sent_at,
-            "window_ends_at": sent_at + timedelta(seconds=checkin.window_s),
-            "remind_at": sent_at + timedelta(seconds=checkin.reminder_s) if checkin.reminder_s else None,
-        })
-        log.append({"at": sent_at, "kind": "checkin_sent", "group_id": checkin.group_id,
-                    "member_id": checkin.member_id, "checkin_id": checkin_id})
-    if updates:
-        session.execute(update(CheckIn), updates)
-    events.record_many(session, log)
+@dataclass(frozen=True)
+class PromptWindow:
+    """What starting a prompted check-in's window needs, read when its prompt is claimed."""
+
+    checkin_id: int
+    group_id: int
+    member_id: int
+    window_s: int
+    reminder_s: int | None
+
+
+def prompt_windows(session: Session, checkin_ids: Iterable[int]) -> dict[int, PromptWindow]:
+    """The check-ins among these still waiting for their prompt to leave, in one query."""
+    ids = list(set(checkin_ids))
+    if not ids:
+        return {}
+    rows = session.execute(select(CheckIn.id, CheckIn.group_id, CheckIn.member_id, CheckIn.window_s,
+                                  CheckIn.reminder_s)
+                           .where(CheckIn.id.in_(ids), CheckIn.state == "prompting"))
+    return {row.id: PromptWindow(*row) for row in rows}
+
+
+_checkins, _events = CheckIn.__table__, Event.__table__
+# Built once: this runs for every prompt that leaves, in the dispatcher's hot loop.
+_START_WINDOW = (update(_checkins)
+                 .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == "prompting")
+                 .values(state="sent", sent_at=bindparam("at"), window_ends_at=bindparam("ends"),
+                         remind_at=bindparam("remind")))
+_SENT_EVENT = insert(_events).values(kind="checkin_sent", at=bindparam("at"), group_id=bindparam("gid"),
+                                     member_id=bindparam("mid"), checkin_id=bindparam("cid"), detail=None)
+
+
+def prompt_sent(connection: Connection, window: PromptWindow, sent_at: datetime) -> None:
+    """The dispatcher reports a prompt that actually left: the window starts now, not at due.
+    (If the check-in has moved on meanwhile, e.g. it was answered, nothing changes.)"""
+    remind = sent_at + timedelta(seconds=window.reminder_s) if window.reminder_s else None
+    started = connection.execute(_START_WINDOW, {
+        "cid": window.checkin_id, "at": sent_at, "ends": sent_at + timedelta(seconds=window.window_s),
+        "remind": remind,
+    }).rowcount
+    if started:
+        connection.execute(_SENT_EVENT, {"at": sent_at, "gid": window.group_id, "mid": window.member_id,
+                                         "cid": window.checkin_id})
 
 
 def remind_due(session: Session, now: datetime) -> int:

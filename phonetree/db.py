@@ -7,7 +7,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import ContextManager, Iterator
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -120,6 +120,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
         finally:
             session.close()
+
+
+@contextmanager
+def connection_scope(engine: Engine) -> Iterator[Connection]:
+    """A unit of work in SQLAlchemy Core, for the few hot paths where the ORM's bookkeeping
+    costs more than the work itself: commit on success, roll back on any error."""
+    with _writer_lock(engine), engine.begin() as connection:
+        yield connection
 
 
 def _writer_lock(engine: Engine) -> ContextManager[object]:

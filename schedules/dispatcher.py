@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from phonetree import checkins
-from phonetree.db import session_scope
+from phonetree.checkins import PromptWindow
+from phonetree.db import connection_scope, session_scope
 from phonetree.delivery import undeliverable
 from phonetree.gateways import base
 from phonetree.gateways.base import Gateway, GatewayError, NotSupported, Outgoing
@@ -118,6 +119,7 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
             recipients = {m.id: m for m in session.scalars(
                 select(Member).where(Member.id.in_({c.member_id for c in claimed if c.member_id}))
             )}
+            windows = checkins.prompt_windows(session, (c.checkin_id for c in claimed if _is_prompt(c)))
         if not claimed:
             break
         for message in claimed:
@@ -132,31 +134,64 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
                 outcome = _send_one(gateway, message)
             # Marked at once, each in its own transaction: a worker killed mid-batch resends
             # at most the one message it was sending, never the ones already out.
-            _mark(engine, current() if limiters else now, gateway.name, outcome, result)
+            window = windows.get(message.checkin_id) if _is_prompt(message) else None  # type: ignore[arg-type]
+            _mark(engine, current() if limiters else now, gateway.name, outcome, window, result)
         if remaining is not None:
             remaining -= len(claimed)
     return result
 
 
+def _is_prompt(message: Message) -> bool:
+    return bool(message.checkin_id) and message.kind == "checkin"
+
+
+def _is_task_ask(message: Message) -> bool:
+    return bool(message.task_id) and message.dedupe_key.endswith(":ask")
+
+
 def _mark(engine: Engine, when: datetime, gateway_name: str,
-          outcome: tuple[Message, str | None, GatewayError | None], result: DispatchResult) -> None:
+          outcome: tuple[Message, str | None, GatewayError | None], window: PromptWindow | None,
+          result: DispatchResult) -> None:
     """Record what happened to one message. If the database is busy, try again for a while:
     a message that left but isn't marked would be sent again when its lease runs out."""
+    message, sid, error = outcome
+    # The common case, a message that left, is a few Core statements; the rest (failures, a
+    # contact's ask whose wait starts now) go through the ORM and the domain's own rules.
+    quick = error is None and not _is_task_ask(message)
     for attempt in range(MARK_ATTEMPTS):
         counts = DispatchResult()
         try:
-            with session_scope(engine) as session:
-                _record(session, when, gateway_name, [outcome], counts)
+            if quick:
+                with connection_scope(engine) as connection:
+                    _record_sent(connection, when, gateway_name, message, sid, window)
+                counts.sent = 1
+            else:
+                with session_scope(engine) as session:
+                    _record(session, when, gateway_name, outcome, counts)
         except OperationalError:
             if attempt == MARK_ATTEMPTS - 1:
                 log.error("could not record message %s after %d tries; it may be sent again when its "
-                          "lease runs out", outcome[0].id, MARK_ATTEMPTS)
+                          "lease runs out", message.id, MARK_ATTEMPTS)
                 return
             time.sleep(0.25 * 2 ** attempt)
             continue
         for field in ("sent", "failed", "retried", "suppressed"):
             setattr(result, field, getattr(result, field) + getattr(counts, field))
         return
+
+
+_messages = Message.__table__
+_SENT = (update(_messages).where(_messages.c.id == bindparam("mid"))
+         .values(state="sent", sent_at=bindparam("at"), lease_until=None, gateway=bindparam("gw"),
+                 provider_sid=bindparam("sid")))
+
+
+def _record_sent(connection: Connection, when: datetime, gateway_name: str, message: Message,
+                 sid: str | None, window: PromptWindow | None) -> None:
+    connection.execute(_SENT, {"mid": message.id, "at": when, "gw": gateway_name, "sid": sid})
+    if window is not None:
+        checkins.prompt_sent(connection, window, when)
+    log.debug("message %s sent via %s", message.id, gateway_name)
 
 
 def _send_one(gateway: Gateway, message: Message) -> tuple[Message, str | None, GatewayError | None]:
@@ -178,25 +213,16 @@ def _send_one(gateway: Gateway, message: Message) -> tuple[Message, str | None, 
 
 
 def _record(session: Session, now: datetime, gateway_name: str,
-            outcomes: list[tuple[Message, str | None, GatewayError | None]], result: DispatchResult) -> None:
-    sent_rows: list[dict[str, Any]] = []
-    prompts: list[tuple[int, datetime]] = []
-    for message, sid, error in outcomes:
-        if error is None:
-            sent_rows.append({"id": message.id, "state": "sent", "sent_at": now, "lease_until": None,
-                              "gateway": gateway_name, "provider_sid": sid})
-            if message.checkin_id and message.kind == "checkin":
-                prompts.append((message.checkin_id, now))
-            if message.task_id and message.dedupe_key.endswith(":ask"):
-                _wait_from_send(session, message.task_id, now)
-            result.sent += 1
-            continue
+            outcome: tuple[Message, str | None, GatewayError | None], result: DispatchResult) -> None:
+    message, sid, error = outcome
+    if error is not None:
         _failed(session, now, message, error, result)
-    if sent_rows:
-        session.execute(update(Message), sent_rows)
-    checkins.prompts_sent(session, prompts)
-    if sent_rows:
-        log.info("sent %d message(s) via %s", len(sent_rows), gateway_name)
+        return
+    session.execute(update(Message), [{"id": message.id, "state": "sent", "sent_at": now, "lease_until": None,
+                                       "gateway": gateway_name, "provider_sid": sid}])
+    if message.task_id and _is_task_ask(message):
+        _wait_from_send(session, message.task_id, now)
+    result.sent += 1
 
 
 def _wait_from_send(session: Session, task_id: int, sent_at: datetime) -> None:
