@@ -266,12 +266,15 @@ def prompt_failed(session: Session, checkin_id: int, now: datetime, reason: str)
 # ---------------------------------------------------------------- replies from the member
 
 
+# Built once: every reply looks this up.
+_OPEN_CHECKIN = (select(CheckIn).where(CheckIn.member_id == bindparam("member_id"),
+                                       CheckIn.state.in_(OPEN_CHECKIN_STATES))
+                 .order_by(CheckIn.due_at.desc(), CheckIn.id.desc()).limit(1))
+
+
 def open_checkin(session: Session, member_id: int) -> CheckIn | None:
     """The member's most recent check-in still awaiting an answer or a person."""
-    return session.scalar(
-        select(CheckIn).where(CheckIn.member_id == member_id, CheckIn.state.in_(OPEN_CHECKIN_STATES))
-        .order_by(CheckIn.due_at.desc(), CheckIn.id.desc())
-    )
+    return session.scalar(_OPEN_CHECKIN, {"member_id": member_id})
 
 
 def answer(session: Session, checkin: CheckIn, now: datetime, how: str) -> int:

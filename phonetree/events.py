@@ -10,11 +10,15 @@ from sqlalchemy.orm import Session
 from phonetree.models import Event
 
 
+_INSERT = insert(Event.__table__)
+
+
 def record(session: Session, at: datetime, kind: str, *, group_id: int | None = None,
            member_id: int | None = None, checkin_id: int | None = None,
            detail: str | None = None) -> None:
-    session.add(Event(at=at, kind=kind, group_id=group_id, member_id=member_id,
-                      checkin_id=checkin_id, detail=detail))
+    # A plain INSERT, not session.add: nothing reads the row back, and this is on every reply.
+    session.execute(_INSERT, {"at": at, "kind": kind, "group_id": group_id, "member_id": member_id,
+                              "checkin_id": checkin_id, "detail": detail})
 
 
 def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
@@ -42,6 +42,9 @@ class Outcome:
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
 
 
+_BY_PHONE = select(Member).where(Member.phone == bindparam("phone")).order_by(Member.id)  # built once
+
+
 def members_for_phone(session: Session, phone: str) -> list[Member]:
     if _E164.fullmatch(phone):
         e164 = phone  # stored numbers are validated E.164, so an exact match is enough
@@ -50,7 +53,7 @@ def members_for_phone(session: Session, phone: str) -> list[Member]:
             e164 = parse_phone(phone)
         except PhonetreeError:
             return []
-    return list(session.scalars(select(Member).where(Member.phone == e164).order_by(Member.id)))
+    return list(session.scalars(_BY_PHONE, {"phone": e164}))
 
 
 def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: str | None = None,
