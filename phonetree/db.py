@@ -33,7 +33,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` (as Heroku-style hosts hand them out) mean psycopg 3
+    here, the driver phonetree installs, not SQLAlchemy's default psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -88,6 +98,7 @@ def upgrade(engine: Engine) -> None:
 
 def get_engine(url: str) -> Engine:
     """One engine per URL per process, migrated on first use."""
+    url = normalise_url(url)
     engine = _engines.get(url)
     if engine is None:
         engine = make_engine(url)

@@ -6,6 +6,7 @@ import json
 
 import click
 import pytest
+from click.testing import CliRunner
 from freezegun import freeze_time
 
 from cli import cli
@@ -156,3 +157,19 @@ def test_import_is_all_or_nothing_with_a_dry_run(ok, run_cli, engine, tmp_path):
     ok("member", "import", "Oakfield", str(sheet), "--skip-invalid")
     members = json.loads(ok("member", "list", "Oakfield", "--json").stdout)
     assert [(m["name"], m["channel"]) for m in members] == [("Vera", "sms"), ("Jo", "sms"), ("Lil", "voice")]
+
+
+def test_a_plain_postgresql_url_uses_the_installed_driver(postgres_server):
+    """`postgresql://…` (what hosting providers hand out) means psycopg 3, not psycopg2."""
+    if postgres_server is None:
+        pytest.skip("PostgreSQL is not installed here (.ci/run installs it)")
+    from tests.conftest import fresh_postgres_database
+
+    url = fresh_postgres_database(postgres_server)
+    assert url.startswith("postgresql+psycopg://")
+    for plain in ("postgresql://" + url.split("://", 1)[1], "postgres://" + url.split("://", 1)[1]):
+        name = "Oakfield" if plain.startswith("postgresql:") else "Ashby"
+        result = CliRunner().invoke(cli, ["--db", plain, "group", "add", name, "--timezone", "Europe/London"])
+        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["--db", url, "group", "list"])
+    assert "Oakfield" in result.output and "Ashby" in result.output
