@@ -214,12 +214,13 @@ def _check(url: str) -> dict[str, Any]:
     return {"inbound_rows": inbound, "checkins_answered": answered}
 
 
-def run_server(kind: str, url: str, reqs: list, warmup: list, procs: int, threads: int) -> dict[str, Any]:
+def run_server(kind: str, url: str, reqs: list, warmup: list, procs: int, threads: int,
+               server_threads: int = 8) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
     logfile = RESULTS / "tmp" / f"webhooks_{kind}.log"
     logfile.unlink(missing_ok=True)
-    server = ctx.Process(target=_serve, args=(kind, url, ready, 8, str(logfile)), daemon=True)
+    server = ctx.Process(target=_serve, args=(kind, url, ready, server_threads, str(logfile)), daemon=True)
     server.start()
     try:
         port = ready.get(timeout=120)
@@ -247,6 +248,8 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--servers", default="minimal,app,runner")
+    parser.add_argument("--waitress-threads", type=int, default=8,
+                        help="for minimal and app (the runner always serves with its own 8)")
     args = parser.parse_args()
     n = args.requests or (2000 if args.quick else 10_000)
     warm = 300
@@ -258,7 +261,7 @@ def main() -> None:
         log(f"webhooks: {kind}: {n} requests, {args.procs}x{args.threads} connections")
         warmup = _requests(range(1, warm + 1))
         reqs = _requests(range(warm + 1, warm + n + 1))
-        runs[kind] = run_server(kind, url, reqs, warmup, args.procs, args.threads)
+        runs[kind] = run_server(kind, url, reqs, warmup, args.procs, args.threads, args.waitress_threads)
         if url:
             runs[kind]["db_after"] = _check(url)
         log(f"webhooks: {kind}: {runs[kind]['req_per_s']} req/s, p99 {runs[kind]['latency_ms']['p99']} ms")
@@ -266,7 +269,7 @@ def main() -> None:
     out: dict[str, Any] = {"requests": n, "connections": args.procs * args.threads,
                            "load_generator": f"{args.procs} processes x {args.threads} threads, "
                                              "http.client keep-alive, closed loop",
-                           "waitress_threads": 8, "database": "sqlite file", "runs": runs}
+                           "waitress_threads": args.waitress_threads, "database": "sqlite file", "runs": runs}
     targets = []
     if "app" in runs:
         app = runs["app"]
