@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
@@ -20,7 +20,7 @@ from phonetree.directory import get_member, organisers
 from phonetree.errors import PhonetreeError
 from phonetree.escalation import OPEN_CHECKIN_STATES, ask, ask_next, chain_for, stand_down
 from phonetree.messages import message_row, queue
-from phonetree.models import CheckIn, CheckInPlan, Event, Group, Member, PlanContact
+from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
 from phonetree.quiet_hours import in_quiet_hours, next_allowed
 from phonetree.texts import GATHER
 from schedules.recurrence import format_duration, local_date, local_instant, parse_days, parse_time
@@ -191,14 +191,12 @@ def prompt_windows(session: Session, checkin_ids: Iterable[int]) -> dict[int, Pr
     return {row.id: PromptWindow(*row) for row in rows}
 
 
-_checkins, _events = CheckIn.__table__, Event.__table__
+_checkins = CheckIn.__table__
 # Built once: this runs for every prompt that leaves, in the dispatcher's hot loop.
 _START_WINDOW = (update(_checkins)
                  .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == "prompting")
                  .values(state="sent", sent_at=bindparam("at"), window_ends_at=bindparam("ends"),
                          remind_at=bindparam("remind")))
-_SENT_EVENT = insert(_events).values(kind="checkin_sent", at=bindparam("at"), group_id=bindparam("gid"),
-                                     member_id=bindparam("mid"), checkin_id=bindparam("cid"), detail=None)
 
 
 def prompt_sent(connection: Connection, window: PromptWindow, sent_at: datetime) -> None:
@@ -210,8 +208,8 @@ def prompt_sent(connection: Connection, window: PromptWindow, sent_at: datetime)
         "remind": remind,
     }).rowcount
     if started:
-        connection.execute(_SENT_EVENT, {"at": sent_at, "gid": window.group_id, "mid": window.member_id,
-                                         "cid": window.checkin_id})
+        events.record(connection, sent_at, "checkin_sent", group_id=window.group_id,
+                      member_id=window.member_id, checkin_id=window.checkin_id)
 
 
 def remind_due(session: Session, now: datetime) -> int:
@@ -287,6 +285,27 @@ def answer(session: Session, checkin: CheckIn, now: datetime, how: str) -> int:
     events.record(session, now, "answered", group_id=checkin.group_id, member_id=checkin.member_id,
                   checkin_id=checkin.id, detail=how + (f" (late; {told} stood down)" if told else ""))
     return told
+
+
+# The states in which an answer has no one to stand down: nobody has been asked yet.
+UNESCALATED = ("prompting", "sent")
+_now = bindparam("now")
+_ANSWER_UNESCALATED = (update(_checkins)
+                       .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == bindparam("was"),
+                              _checkins.c.state.in_(UNESCALATED))
+                       .values(state="answered", answered_at=_now, closed_at=_now, outcome=bindparam("how")))
+
+
+def answer_unescalated(connection: Connection, checkin_id: int, was: str, group_id: int, member_id: int,
+                       now: datetime, how: str) -> bool:
+    """`answer` for the common case, in Core: the check-in is still `was` (prompting or sent),
+    so closing it tells no one. False, changing nothing, if it has moved on meanwhile."""
+    if not connection.execute(_ANSWER_UNESCALATED, {"cid": checkin_id, "was": was, "now": now,
+                                                    "how": how}).rowcount:
+        return False
+    events.record(connection, now, "answered", group_id=group_id, member_id=member_id,
+                  checkin_id=checkin_id, detail=how)
+    return True
 
 
 def request_help(session: Session, member: Member, now: datetime, source: str) -> tuple[CheckIn, str]:

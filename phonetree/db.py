@@ -150,12 +150,14 @@ def _writer_lock(engine: Engine) -> ContextManager[object]:
     return lock
 
 
-def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) -> int:
+def insert_ignoring_duplicates(session: Session | Connection, model: type, rows: list[dict]) -> int:
     """INSERT rows, silently skipping any that collide with a unique key: how every promise is
-    made idempotent (two ticks at the same instant insert each row once). Returns rows inserted."""
+    made idempotent (two ticks at the same instant insert each row once). Returns rows inserted.
+    Takes an ORM session or, on the few Core hot paths, a connection."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
+    connection = session.connection() if isinstance(session, Session) else session
+    dialect = connection.dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     elif dialect == "sqlite":
@@ -166,4 +168,4 @@ def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) 
     # drivers once SQLAlchemy batches rows into multi-VALUES statements.
     table = model.__table__  # type: ignore[attr-defined]
     statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
-    return len(session.connection().execute(statement, rows).all())
+    return len(connection.execute(statement, rows).all())

@@ -9,16 +9,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
-from phonetree.checkins import answer, open_checkin, request_help
-from phonetree.db import insert_ignoring_duplicates
+from phonetree.checkins import UNESCALATED, answer, answer_unescalated, open_checkin, request_help
+from phonetree.db import connection_scope, insert_ignoring_duplicates
 from phonetree.directory import organisers
-from phonetree.escalation import chain_for
+from phonetree.escalation import OPEN_CHECKIN_STATES, chain_for
 from phonetree.messages import message_row, queue
-from phonetree.models import Group, Inbound, Member
+from phonetree.models import CheckIn, Group, Inbound, Member
 from phonetree.phones import display, parse_phone
 from phonetree.errors import PhonetreeError
 from phonetree.replies import Intent, Reply, parse_reply
@@ -54,6 +54,53 @@ def members_for_phone(session: Session, phone: str) -> list[Member]:
         except PhonetreeError:
             return []
     return list(session.scalars(_BY_PHONE, {"phone": e164}))
+
+
+# The commonest reply by far is an OK to a check-in no one has been asked about yet. `answer_ok`
+# does that in a few Core statements, without the ORM, so the webhook keeps up with a morning's
+# replies; anything else (another word, a phone shared by two members, someone to stand down,
+# nothing open) comes back None and goes the whole way through `handle`. Both leave the same rows.
+_members, _checkins = Member.__table__, CheckIn.__table__
+_MEMBER_BY_PHONE = select(_members.c.id, _members.c.name).where(_members.c.phone == bindparam("phone")).limit(2)
+_LATEST_OPEN = (select(_checkins.c.id, _checkins.c.state, _checkins.c.occurrence, _checkins.c.group_id)
+                .where(_checkins.c.member_id == bindparam("member_id"),
+                       _checkins.c.state.in_(OPEN_CHECKIN_STATES))
+                .order_by(_checkins.c.due_at.desc(), _checkins.c.id.desc()).limit(1))
+
+
+class _MovedOn(Exception):
+    """The check-in changed between reading and writing it (another worker): start again."""
+
+
+def answer_ok(engine: Engine, now: datetime, from_phone: str, text: str, sid: str | None) -> Outcome | None:
+    """An SMS that is a plain OK to an unescalated check-in, answered in its own transaction;
+    None (and nothing written) when it is anything else."""
+    if sid is None or not _E164.fullmatch(from_phone):
+        return None
+    reply = parse_reply(text)
+    if reply.intent is not Intent.OK:
+        return None
+    try:
+        with connection_scope(engine) as connection:
+            found = connection.execute(_MEMBER_BY_PHONE, {"phone": from_phone}).all()
+            if len(found) != 1:
+                return None
+            member = found[0]
+            checkin = connection.execute(_LATEST_OPEN, {"member_id": member.id}).first()
+            if checkin is None or checkin.state not in UNESCALATED:
+                return None
+            if not insert_ignoring_duplicates(connection, Inbound, [{
+                "provider_sid": sid, "member_id": member.id, "channel": "sms", "body": text,
+                "intent": reply.intent.value, "received_at": now,
+            }]):
+                return Outcome(known=True, intent=reply.intent.value, member=member.name, duplicate=True)
+            if not answer_unescalated(connection, checkin.id, checkin.state, checkin.group_id, member.id,
+                                      now, "replied OK"):
+                raise _MovedOn()  # rolls the Inbound row back with it
+    except _MovedOn:
+        return None
+    return Outcome(known=True, intent=reply.intent.value, member=member.name,
+                   actions=[f"check-in answered ({checkin.occurrence})"])
 
 
 def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: str | None = None,

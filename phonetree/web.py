@@ -144,16 +144,19 @@ class WebhookApp:
 
     def inbound_sms(self, request: Request) -> Response:
         params = request.params
-        sender = clean(params.get("From"))
-        with session_scope(self.engine) as session:
-            outcome = inbound.handle(session, clock.now(), sender, clean(params.get("Body")),
-                                     sid=sid_of(params.get("MessageSid")), channel="sms")
+        sender, body, sid = clean(params.get("From")), clean(params.get("Body")), sid_of(params.get("MessageSid"))
+        now, queued = clock.now(), False
+        outcome = inbound.answer_ok(self.engine, now, sender, body, sid)  # the commonest reply, quickly
+        if outcome is None:
+            with session_scope(self.engine) as session:
+                outcome = inbound.handle(session, now, sender, body, sid=sid, channel="sms")
+            queued = bool(session.info.get("queued"))
         if not outcome.known:
             log.info("inbound SMS from an unknown number %s: ignored", mask(sender))
         else:
             log.info("inbound SMS from %s: %s%s", mask(sender), outcome.intent,
                      " (repeat delivery)" if outcome.duplicate else "")
-        if session.info.get("queued"):
+        if queued:
             self.on_change()  # someone is to be told (a HELP, a stand-down): send it now
         # Empty TwiML: replies go out through the dispatcher, and an unknown sender learns nothing.
         return Response.twiml()

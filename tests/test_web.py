@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
+from phonetree.clock import now as utc_now
 from phonetree.web import WebhookApp
 from tests.conftest import VERA, snapshot
 
@@ -139,3 +140,101 @@ def test_a_number_in_any_format_finds_the_member(engine, oakfield):
         assert [m.name for m in members_for_phone(session, "07911 100001")] == ["Vera"]
         assert members_for_phone(session, "+447911100099") == []
         assert members_for_phone(session, "not a number") == []
+
+
+# ---------------------------------------------------------------- the quick OK and the whole way
+
+
+def two_prompted_checkins(ok, engine) -> None:
+    """Vera and Sam each have a 09:00 check-in, prompted at 09:00 on Tuesday 1 December (GMT);
+    Vera's escalates to Jo, Sam's to Jo too."""
+    from freezegun import freeze_time
+
+    from phonetree.gateways.outbox import OutboxGateway
+    from schedules.engine import tick
+    from tests.conftest import utc
+
+    with freeze_time("2026-11-30 12:00:00"):
+        for name in ("Vera", "Sam"):
+            ok("checkin", "add", "Oakfield", name, "--at", "09:00", "--window", "30m", "--escalate-to", "Jo")
+    tick(engine, OutboxGateway(), utc(2026, 12, 1, 9, 0))
+
+
+def answer_rows(engine, name: str) -> dict[str, list[tuple]]:
+    """What answering left for one member, without ids: check-in, events, inbound rows."""
+    from sqlalchemy import select
+
+    from phonetree.db import session_scope
+    from phonetree.models import CheckIn, Event, Inbound, Member
+
+    with session_scope(engine) as session:
+        member = session.scalar(select(Member).where(Member.name == name))
+        return {
+            "checkins": [tuple(r) for r in session.execute(
+                select(CheckIn.state, CheckIn.answered_at, CheckIn.closed_at, CheckIn.outcome)
+                .where(CheckIn.member_id == member.id).order_by(CheckIn.due_at))],
+            "events": [tuple(r) for r in session.execute(
+                select(Event.kind, Event.at, Event.detail)
+                .where(Event.member_id == member.id, Event.kind.in_(("checkin_sent", "answered")))
+                .order_by(Event.id))],
+            "inbound": [tuple(r) for r in session.execute(
+                select(Inbound.channel, Inbound.body, Inbound.intent, Inbound.received_at)
+                .where(Inbound.member_id == member.id).order_by(Inbound.id))],
+        }
+
+
+def test_a_quick_ok_leaves_exactly_what_the_whole_way_leaves(engine, oakfield, ok):
+    """Vera's OK comes by webhook (the quick Core path); Sam's identical OK goes through
+    `inbound.handle` (the ORM path). Apart from the name, the rows they leave are the same."""
+    from freezegun import freeze_time
+
+    from phonetree import inbound
+    from phonetree.db import session_scope
+
+    two_prompted_checkins(ok, engine)
+    app = WebhookApp(engine, TOKEN, PUBLIC)
+    with freeze_time("2026-12-01 09:04:00"):
+        vera = dict(INBOUND, MessageSid="SM" + "5" * 32, From="+447911100001", Body="OK thanks")
+        assert call(app, "/twilio/sms", vera, signature=sign(PUBLIC + "/twilio/sms", vera))[0].startswith("200")
+        with session_scope(engine) as session:
+            outcome = inbound.handle(session, utc_now(), "+447911100003", "OK thanks", sid="SM" + "6" * 32)
+        assert outcome.actions == ["check-in answered (2026-12-01)"]
+    assert answer_rows(engine, "Vera") == answer_rows(engine, "Sam")
+    assert answer_rows(engine, "Vera")["checkins"][0][0] == "answered"
+    assert [e[0] for e in answer_rows(engine, "Vera")["events"]] == ["checkin_sent", "answered"]
+
+
+def test_the_quick_ok_is_idempotent_and_never_replaces_the_whole_way(engine, oakfield, ok):
+    """The same OK twice changes nothing more; an OK while Jo has already been asked goes the
+    whole way, stands Jo down and wakes the sender; words other than OK go the whole way too."""
+    from freezegun import freeze_time
+
+    from phonetree import inbound
+    from phonetree.gateways.outbox import OutboxGateway
+    from schedules.engine import tick
+    from tests.conftest import sent, utc
+
+    two_prompted_checkins(ok, engine)
+    woken: list[int] = []
+    app = WebhookApp(engine, TOKEN, PUBLIC, on_change=lambda: woken.append(1))
+    url = PUBLIC + "/twilio/sms"
+    vera = dict(INBOUND, MessageSid="SM" + "7" * 32, From="+447911100001", Body="OK")
+    with freeze_time("2026-12-01 09:05:00"):
+        assert inbound.answer_ok(engine, utc_now(), "+447911100001", "OK", vera["MessageSid"]) is not None
+        before = snapshot(engine)
+        assert call(app, "/twilio/sms", vera, signature=sign(url, vera))[0].startswith("200")
+        assert snapshot(engine) == before  # a repeat delivery: nothing more
+        assert inbound.answer_ok(engine, utc_now(), "+447911100003", "not ok", "SM" + "8" * 32) is None
+        assert inbound.answer_ok(engine, utc_now(), "07911 100003", "OK", "SM" + "8" * 32) is None
+    assert woken == []
+    # Sam says nothing; at 09:30 his window closes and Jo is asked.
+    tick(engine, OutboxGateway(), utc(2026, 12, 1, 9, 30))
+    asked = len(sent(engine, to_phone="+447911100002"))
+    assert asked == 1
+    with freeze_time("2026-12-01 09:40:00"):
+        assert inbound.answer_ok(engine, utc_now(), "+447911100003", "OK", "SM" + "9" * 32) is None
+        sam = dict(INBOUND, MessageSid="SM" + "9" * 32, From="+447911100003", Body="OK")
+        assert call(app, "/twilio/sms", sam, signature=sign(url, sam))[0].startswith("200")
+    assert woken == [1]  # Jo is to be stood down
+    assert len(sent(engine, to_phone="+447911100002")) == asked + 1
+    assert answer_rows(engine, "Sam")["checkins"][0][0] == "answered"
