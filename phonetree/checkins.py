@@ -174,8 +174,6 @@ class PromptWindow:
     """What starting a prompted check-in's window needs, read when its prompt is claimed."""
 
     checkin_id: int
-    group_id: int
-    member_id: int
     window_s: int
     reminder_s: int | None
 
@@ -185,8 +183,7 @@ def prompt_windows(session: Session, checkin_ids: Iterable[int]) -> dict[int, Pr
     ids = list(set(checkin_ids))
     if not ids:
         return {}
-    rows = session.execute(select(CheckIn.id, CheckIn.group_id, CheckIn.member_id, CheckIn.window_s,
-                                  CheckIn.reminder_s)
+    rows = session.execute(select(CheckIn.id, CheckIn.window_s, CheckIn.reminder_s)
                            .where(CheckIn.id.in_(ids), CheckIn.state == "prompting"))
     return {row.id: PromptWindow(*row) for row in rows}
 
@@ -201,15 +198,13 @@ _START_WINDOW = (update(_checkins)
 
 def prompt_sent(connection: Connection, window: PromptWindow, sent_at: datetime) -> None:
     """The dispatcher reports a prompt that actually left: the window starts now, not at due.
-    (If the check-in has moved on meanwhile, e.g. it was answered, nothing changes.)"""
+    (If the check-in has moved on meanwhile, e.g. it was answered, nothing changes.) No event
+    is recorded: the check-in's own `sent_at` says it, and this runs for every prompt."""
     remind = sent_at + timedelta(seconds=window.reminder_s) if window.reminder_s else None
-    started = connection.execute(_START_WINDOW, {
+    connection.execute(_START_WINDOW, {
         "cid": window.checkin_id, "at": sent_at, "ends": sent_at + timedelta(seconds=window.window_s),
         "remind": remind,
-    }).rowcount
-    if started:
-        events.record(connection, sent_at, "checkin_sent", group_id=window.group_id,
-                      member_id=window.member_id, checkin_id=window.checkin_id)
+    })
 
 
 def remind_due(session: Session, now: datetime) -> int:

@@ -175,7 +175,7 @@ def answer_rows(engine, name: str) -> dict[str, list[tuple]]:
                 .where(CheckIn.member_id == member.id).order_by(CheckIn.due_at))],
             "events": [tuple(r) for r in session.execute(
                 select(Event.kind, Event.at, Event.detail)
-                .where(Event.member_id == member.id, Event.kind.in_(("checkin_sent", "answered")))
+                .where(Event.member_id == member.id, Event.kind == "answered")
                 .order_by(Event.id))],
             "inbound": [tuple(r) for r in session.execute(
                 select(Inbound.channel, Inbound.body, Inbound.intent, Inbound.received_at)
@@ -201,7 +201,7 @@ def test_a_quick_ok_leaves_exactly_what_the_whole_way_leaves(engine, oakfield, o
         assert outcome.actions == ["check-in answered (2026-12-01)"]
     assert answer_rows(engine, "Vera") == answer_rows(engine, "Sam")
     assert answer_rows(engine, "Vera")["checkins"][0][0] == "answered"
-    assert [e[0] for e in answer_rows(engine, "Vera")["events"]] == ["checkin_sent", "answered"]
+    assert [e[0] for e in answer_rows(engine, "Vera")["events"]] == ["answered"]
 
 
 def test_the_quick_ok_is_idempotent_and_never_replaces_the_whole_way(engine, oakfield, ok):
