@@ -154,7 +154,9 @@ def _help(session: Session, now: datetime, members: list[Member], reply: Reply, 
     group = session.get(Group, member.group_id)
     assert group is not None
     template = "help_ack" if asked and asked != "organisers" else "help_ack_nobody"
-    queue(session, [message_row(now, group, member, kind="confirmation", template=template,
+    # Urgent like the ask itself: someone who asked for help shouldn't wait behind a morning's
+    # prompts to hear that a person is on the way.
+    queue(session, [message_row(now, group, member, kind="confirmation", template=template, urgent=True,
                                 values={"name": member.name, "contact": asked},
                                 dedupe_key=f"checkin:{checkin.id}:help_ack:{now.isoformat()}",
                                 channel="sms" if member.channel == "sms" else member.channel,

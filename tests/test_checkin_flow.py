@@ -147,6 +147,9 @@ def test_help_alerts_the_first_contact_at_once_whatever_the_window(oakfield, ok,
     assert ask.to_phone == E164[JO] and ask.priority == 0 and "asked for a call" in ask.body
     assert "we've asked Jo to ring you" in bodies_to(engine, E164[VERA])[-1]
     assert checkin_state(engine) == "escalating"
+    # Vera hears back as urgently as Jo is asked (not behind a morning's prompts), Jo first.
+    [ack] = sent(engine, kind="confirmation", to_phone=E164[VERA])
+    assert ack.priority == 0 and ack.id > ask.id
 
 
 def test_help_with_nothing_open_still_reaches_a_person(oakfield, ok, engine, ticker):
