@@ -95,8 +95,11 @@ def _claim(session: Session, now: datetime, limit: int, lease: timedelta) -> lis
 
 
 def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None = None,
-             limiters: dict[str, RateLimiter] | None = None, lease: timedelta = LEASE) -> DispatchResult:
-    """Send everything due at `now` (or up to `limit` messages), most urgent first."""
+             limiters: dict[str, RateLimiter] | None = None, lease: timedelta = LEASE,
+             stop: threading.Event | None = None) -> DispatchResult:
+    """Send everything due at `now` (or up to `limit` messages), most urgent first. When `stop`
+    is set (the service is shutting down) it stops after the message in hand and puts what it
+    had claimed back in the queue, rather than finishing a burst that may take minutes."""
     result = DispatchResult()
     started = time.monotonic()
 
@@ -122,7 +125,10 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
             windows = checkins.prompt_windows(session, (c.checkin_id for c in claimed if _is_prompt(c)))
         if not claimed:
             break
-        for message in claimed:
+        for position, message in enumerate(claimed):
+            if stop is not None and stop.is_set():
+                _release(engine, [m.id for m in claimed[position:]])
+                return result
             member = recipients.get(message.member_id) if message.member_id else None
             if member is not None and member.opted_out:
                 outcome = (message, None, GatewayError("opted out", True, "suppressed"))
@@ -139,6 +145,13 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
         if remaining is not None:
             remaining -= len(claimed)
     return result
+
+
+def _release(engine: Engine, ids: list[int]) -> None:
+    """Give claimed, unsent messages back to the queue at once (not when their lease runs out)."""
+    with session_scope(engine) as session:
+        session.execute(update(Message).where(Message.id.in_(ids), Message.state == "sending")
+                        .values(state="queued", lease_until=None, attempts=Message.attempts - 1))
 
 
 def _is_prompt(message: Message) -> bool:

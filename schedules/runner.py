@@ -67,7 +67,8 @@ class Runner:
     def send(self) -> None:
         try:
             result = dispatcher.dispatch(self.engine, self.gateway, clock.now(), limiters=self.limiters,
-                                         lease=timedelta(seconds=self.settings.lease_seconds))
+                                         lease=timedelta(seconds=self.settings.lease_seconds),
+                                         stop=self.stopped)
         except Exception:  # noqa: BLE001 - the messages stay queued (or leased) and are sent next time
             log.exception("sending failed; will try again")
             return

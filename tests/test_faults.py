@@ -648,3 +648,40 @@ def test_two_day_jump_mid_escalation_still_asks_a_person_and_reports_the_missed_
     assert len(sent(engine, kind="checkin")) == 2  # Tuesday's, and Thursday's late
     assert [m.to_phone for m in sent(engine, kind="escalation")] == [E164[JO], E164[SAM]]
     assert not [m for m in sent(engine, kind="alert") if "wasn't sent" not in (m.body or "")]
+
+
+# ------------------------------------------------------------ a clean shutdown mid-burst
+
+
+def test_a_shutdown_mid_burst_hands_back_what_it_claimed_at_once(engine: Engine):
+    """SIGTERM during a long rate-limited burst: the dispatch stops after the message in hand and
+    its claimed-but-unsent messages go straight back to the queue (not after their lease), so
+    the next worker sends them at once, each exactly once."""
+    now = utc(2026, 12, 1, 9, 0)
+    seed_due_checkins(engine, 12, now)
+    step(engine, now)
+    stop = threading.Event()
+
+    class StopsAfterThree(Gateway):
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.log: list[int] = []
+
+        def send_sms(self, out: Outgoing) -> str:
+            self.log.append(out.message_id)
+            if len(self.log) == 3:
+                stop.set()  # SIGTERM arrives while the third is being sent
+            return f"SM{out.message_id:032d}"
+
+    gateway = StopsAfterThree()
+    with freeze_time(now):
+        first = dispatcher.dispatch(engine, gateway, now, stop=stop)
+    assert first.sent == 3
+    states = collections.Counter(m.state for m in sent(engine, kind="checkin"))
+    assert states == {"sent": 3, "queued": 9}, states  # none left 'sending' under a lease
+    assert all(m.attempts == 0 for m in sent(engine, kind="checkin") if m.state == "queued")
+    with freeze_time(now + timedelta(seconds=1)):
+        second = dispatcher.dispatch(engine, gateway, now + timedelta(seconds=1))
+    assert second.sent == 9
+    assert sorted(collections.Counter(gateway.log).values()) == [1] * 12
