@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from bench.common import dist, emit, log, phone, scratch, sqlite_url, target

@@ -14,7 +14,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError

@@ -10,7 +10,7 @@ from twilio.request_validator import RequestValidator
 
 from phonetree.clock import now as utc_now
 from phonetree.web import WebhookApp
-from tests.conftest import VERA, snapshot
+from tests.conftest import snapshot
 
 TOKEN = "test-auth-token"
 PUBLIC = "https://tree.example.org"
