@@ -7,9 +7,12 @@ of 20 local times (08:00..17:30), over 4 zones, in groups of 30; each plan is bo
 check-in row: N plans -> N rows.
 
 Also measured: the *next* tick's planning pass, 5 s later (tick runs `plan_checkins` every
-tick_seconds), which must find nothing new, and meanwhile whether a concurrent short write
-transaction (a webhook's) gets SQLite's write lock: plan_checkins runs in one transaction, and
-on SQLite every transaction starts with BEGIN IMMEDIATE (busy timeout 10 s).
+tick_seconds), which must find nothing new and, since the low-water mark, look at no plan
+(`next_tick_replan_s` ~ 0); and the pass where the bookmarks fall below the low-water mark
+(a third of the horizon on, here 8 h: about twice a day at the default 36 h), which plans every
+plan again up to the new horizon (`low_water_replan_s`). During both, whether a concurrent short
+write transaction (a webhook's) gets SQLite's write lock: plan_checkins runs in one transaction,
+and on SQLite every transaction starts with BEGIN IMMEDIATE (busy timeout 10 s).
 
     python -m bench.bench_planner [--quick] [--sizes 100000,1000000] [--profile-size 100000]
 
@@ -113,12 +116,26 @@ def plan(n: int, url: str, profile: bool) -> dict:
         again = plan_checkins(session, NOW + timedelta(seconds=5), horizon=DAY)
     replan = time.perf_counter() - started
     probe.finish()
+    # Once the low-water mark passes the bookmarks: every plan again, up to the new horizon.
+    from schedules.planner import low_water_mark
+
+    crossing = NOW + DAY / 3 + timedelta(seconds=5)
+    assert low_water_mark(crossing, DAY) > NOW + DAY
+    refill_probe = _WriterProbe(engine)
+    refill_probe.start()
+    started = time.perf_counter()
+    with session_scope(engine) as session:
+        refilled = plan_checkins(session, crossing, horizon=DAY)
+    refill = time.perf_counter() - started
+    refill_probe.finish()
     result = {
         "n": n, "created": created, "rows_in_table": rows, "plan_s": round(elapsed, 2), "plan_cpu_s": round(cpu, 2),
         "rows_per_s": round(created / elapsed) if elapsed else None,
         "peak_rss_mb": peak, **baseline,
         "next_tick_replan_s": round(replan, 2), "next_tick_replan_created": again,
         "writer_probe_during_replan": probe.report(),
+        "low_water_replan_s": round(refill, 2), "low_water_replan_created": refilled,
+        "writer_probe_during_low_water_replan": refill_probe.report(),
         "profiled": profile,
     }
     if profiler is not None:
@@ -173,7 +190,9 @@ def main() -> None:
     targets = []
     if biggest["n"] >= 1_000_000:
         targets = [target("1M planned: seconds", biggest["plan_s"], 60),
-                   target("1M planned: peak RSS MB", biggest["peak_rss_mb"], 500)]
+                   target("1M planned: peak RSS MB", biggest["peak_rss_mb"], 500),
+                   # An ordinary tick must not re-plan (it holds SQLite's write lock meanwhile).
+                   target("1M next tick's planning: seconds", biggest["next_tick_replan_s"], 1)]
     emit(NAME, {"database": "sqlite file", "horizon_h": 24, "zones": 4, "distinct_times": 20,
                 "group_size": 30, "runs": runs, "targets": targets, "profile": profile})
 

@@ -120,8 +120,11 @@ class CheckInPlan(Base):
     reminder_s: Mapped[int | None] = mapped_column(Integer, nullable=True)  # after the send
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Occurrences are materialised up to here; the planner carries on from it.
-    planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Occurrences are materialised up to here; the planner carries on from it once it falls
+    # below its low-water mark (indexed: every tick asks whether any plan's has). Changing a
+    # plan's time or days applies only after here unless the change resets this to now and
+    # drops the plan's still-scheduled check-ins (tests/test_planner.py, the edit tests).
+    planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
     member: Mapped[Member] = relationship(foreign_keys=[member_id])
     contacts: Mapped[list["PlanContact"]] = relationship(
