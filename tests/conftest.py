@@ -101,6 +101,21 @@ def run_cli(db_url: str) -> Callable[..., Result]:
 
 
 @pytest.fixture
+def ok_at() -> Iterator[Callable[[str], Callable[..., str]]]:
+    """`ok_at(url)("group", "list")`: a CLI command that must succeed, on a database of the
+    test's own choosing (a file a worker process shares), returning its stdout."""
+    def bind(url: str) -> Callable[..., str]:
+        def run(*args: str) -> str:
+            result = CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            return result.stdout
+        return run
+
+    yield bind
+    dispose_all()
+
+
+@pytest.fixture
 def ok(run_cli: Callable[..., Result]) -> Callable[..., Result]:
     """Run a CLI command that must succeed."""
     def invoke(*args: str) -> Result:

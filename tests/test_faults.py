@@ -468,23 +468,6 @@ def sqlite_file(tmp_path: Path, ok_at) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-@pytest.fixture
-def ok_at() -> Iterator[Callable[[str], Callable[..., str]]]:
-    from click.testing import CliRunner
-
-    from cli import cli
-
-    def bind(url: str) -> Callable[..., str]:
-        def run(*args: str) -> str:
-            result = CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False)
-            assert result.exit_code == 0, result.output
-            return result.stdout
-        return run
-
-    yield bind
-    dispose_all()
-
-
 def impatient_engine(path: Path, busy_ms: int) -> Engine:
     """The product's engine (WAL, BEGIN IMMEDIATE, its pragmas), waiting only `busy_ms` for a
     lock instead of 10 s: a lock held longer than that stands for one held past the real

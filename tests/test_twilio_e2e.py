@@ -69,9 +69,9 @@ def states(url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def group_db(tmp_path: Path, run_cli_at) -> str:
+def group_db(tmp_path: Path, ok_at) -> str:
     url = f"sqlite:///{tmp_path / 'tree.db'}"
-    run = run_cli_at(url)
+    run = ok_at(url)
     run("group", "add", "Oakfield", "--timezone", "Europe/London")
     run("group", "set", "Oakfield", "--quiet", "off")
     run("member", "add", "Oakfield", "Vera", "--phone", VERA)
@@ -82,23 +82,6 @@ def group_db(tmp_path: Path, run_cli_at) -> str:
     run("checkin", "add", "Oakfield", "Lil", "--at", "10:00", "--escalate-to", "Jo", "--reminder", "off")
     make_due_now(url)
     return url
-
-
-@pytest.fixture
-def run_cli_at():
-    from click.testing import CliRunner
-
-    from cli import cli
-
-    def bind(url: str):
-        def run(*args: str) -> str:
-            result = CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False)
-            assert result.exit_code == 0, result.output
-            return result.stdout
-        return run
-
-    yield bind
-    dispose_all()
 
 
 def test_phonetree_run_with_twilio_end_to_end(group_db: str, tmp_path: Path):
