@@ -19,9 +19,8 @@ from phonetree.config import Settings
 from phonetree.db import get_engine, session_scope
 from phonetree.errors import PhonetreeError
 from phonetree.gateways import get_gateway
-from phonetree.phones import display, mask
+from phonetree.phones import mask
 from phonetree.presets import PRESETS
-from phonetree.replies import parse_reply
 from schedules.recurrence import format_duration, parse_duration
 
 
@@ -614,9 +613,7 @@ def rota_join(app: App, group_name: str, name: str, member_name: str) -> None:
     """
     from phonetree import rotas
 
-    with app.session() as session:
-        g = directory.get_group(session, group_name)
-        rotas.join(session, g, rotas.get_rota(session, g, name), member_name)
+    _change_rota_member(app, group_name, name, member_name, rotas.join)
     click.echo(f"{member_name} joins {name} from the next round.")
 
 
@@ -635,10 +632,18 @@ def rota_leave(app: App, group_name: str, name: str, member_name: str) -> None:
     """
     from phonetree import rotas
 
+    _change_rota_member(app, group_name, name, member_name, rotas.leave)
+    click.echo(f"{member_name} has left {name}.")
+
+
+def _change_rota_member(app: App, group_name: str, name: str, member_name: str,
+                        change: Callable[..., Any]) -> None:
+    """`rota join` and `rota leave`: find the group and rota, then apply `change` to the member."""
+    from phonetree import rotas
+
     with app.session() as session:
         g = directory.get_group(session, group_name)
-        rotas.leave(session, g, rotas.get_rota(session, g, name), member_name)
-    click.echo(f"{member_name} has left {name}.")
+        change(session, g, rotas.get_rota(session, g, name), member_name)
 
 
 @cli.group()

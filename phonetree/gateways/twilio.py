@@ -156,6 +156,16 @@ def _translate(error: Exception) -> GatewayError:
     return GatewayError(f"Twilio client error: {error}", True, base.FAILED)
 
 
+def _accepted(resource: object, what: str, label: str, out: Outgoing) -> str:
+    """The sid of a message or call Twilio just accepted. Without one we can't match its
+    callbacks, and it may not exist: retried like a transient error."""
+    sid = getattr(resource, "sid", None)
+    if not sid:
+        raise GatewayError(f"Twilio accepted the {what} but gave no id", False, base.RETRY)
+    log.debug("%s %s to %s queued at Twilio as %s", label, out.message_id, mask(out.to), sid)
+    return str(sid)
+
+
 def _call_twilio(operation: Callable[[], T]) -> T:
     try:
         return operation()
@@ -287,11 +297,7 @@ class TwilioGateway(Gateway):
             # nothing is lost. Either way the dispatcher's own expires_at check still applies.
             kwargs["validity_period"] = min(MAX_VALIDITY, max(MIN_VALIDITY, int(out.validity_s)))
         message = _call_twilio(lambda: self.client.messages.create(**kwargs))  # type: ignore[arg-type]
-        sid = getattr(message, "sid", None)
-        if not sid:
-            raise GatewayError("Twilio accepted the message but gave no id", False, base.RETRY)
-        log.debug("SMS %s to %s queued at Twilio as %s", out.message_id, mask(out.to), sid)
-        return str(sid)
+        return _accepted(message, "message", "SMS", out)
 
     def place_call(self, out: Outgoing) -> str:
         if not self.from_number:
@@ -314,8 +320,4 @@ class TwilioGateway(Gateway):
             kwargs["status_callback_event"] = ["completed"]
             kwargs["status_callback_method"] = "POST"
         call = _call_twilio(lambda: self.client.calls.create(**kwargs))  # type: ignore[arg-type]
-        sid = getattr(call, "sid", None)
-        if not sid:
-            raise GatewayError("Twilio accepted the call but gave no id", False, base.RETRY)
-        log.debug("call %s to %s queued at Twilio as %s", out.message_id, mask(out.to), sid)
-        return str(sid)
+        return _accepted(call, "call", "call", out)
