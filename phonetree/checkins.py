@@ -21,6 +21,7 @@ from phonetree.errors import PhonetreeError
 from phonetree.escalation import OPEN_CHECKIN_STATES, ask, ask_next, chain_for, stand_down
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
+from phonetree.prepared import Prepared, one_of
 from phonetree.quiet_hours import in_quiet_hours, next_allowed
 from phonetree.texts import GATHER
 from schedules.recurrence import format_duration, local_date, local_instant, parse_days, parse_time
@@ -190,10 +191,10 @@ def prompt_windows(session: Session, checkin_ids: Iterable[int]) -> dict[int, Pr
 
 _checkins = CheckIn.__table__
 # Built once: this runs for every prompt that leaves, in the dispatcher's hot loop.
-_START_WINDOW = (update(_checkins)
-                 .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == "prompting")
-                 .values(state="sent", sent_at=bindparam("at"), window_ends_at=bindparam("ends"),
-                         remind_at=bindparam("remind")))
+_START_WINDOW = Prepared(update(_checkins)
+                          .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == "prompting")
+                          .values(state="sent", sent_at=bindparam("at"), window_ends_at=bindparam("ends"),
+                                  remind_at=bindparam("remind")))
 
 
 def prompt_sent(connection: Connection, window: PromptWindow, sent_at: datetime) -> None:
@@ -201,7 +202,7 @@ def prompt_sent(connection: Connection, window: PromptWindow, sent_at: datetime)
     (If the check-in has moved on meanwhile, e.g. it was answered, nothing changes.) No event
     is recorded: the check-in's own `sent_at` says it, and this runs for every prompt."""
     remind = sent_at + timedelta(seconds=window.reminder_s) if window.reminder_s else None
-    connection.execute(_START_WINDOW, {
+    _START_WINDOW.rowcount(connection, {
         "cid": window.checkin_id, "at": sent_at, "ends": sent_at + timedelta(seconds=window.window_s),
         "remind": remind,
     })
@@ -285,20 +286,20 @@ def answer(session: Session, checkin: CheckIn, now: datetime, how: str) -> int:
 # The states in which an answer has no one to stand down: nobody has been asked yet.
 UNESCALATED = ("prompting", "sent")
 _now = bindparam("now")
-_ANSWER_UNESCALATED = (update(_checkins)
-                       .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == bindparam("was"),
-                              _checkins.c.state.in_(UNESCALATED))
-                       .values(state="answered", answered_at=_now, closed_at=_now, outcome=bindparam("how")))
+_ANSWER_UNESCALATED = Prepared(
+    update(_checkins)
+    .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == bindparam("was"),
+           one_of(_checkins.c.state, UNESCALATED))
+    .values(state="answered", answered_at=_now, closed_at=_now, outcome=bindparam("how")))
 
 
 def answer_unescalated(connection: Connection, checkin_id: int, was: str, group_id: int, member_id: int,
                        now: datetime, how: str) -> bool:
     """`answer` for the common case, in Core: the check-in is still `was` (prompting or sent),
     so closing it tells no one. False, changing nothing, if it has moved on meanwhile."""
-    if not connection.execute(_ANSWER_UNESCALATED, {"cid": checkin_id, "was": was, "now": now,
-                                                    "how": how}).rowcount:
+    if not _ANSWER_UNESCALATED.rowcount(connection, {"cid": checkin_id, "was": was, "now": now, "how": how}):
         return False
-    events.record(connection, now, "answered", group_id=group_id, member_id=member_id,
+    events.record_quickly(connection, now, "answered", group_id=group_id, member_id=member_id,
                   checkin_id=checkin_id, detail=how)
     return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -150,6 +150,17 @@ def _writer_lock(engine: Engine) -> ContextManager[object]:
     return lock
 
 
+def insert_for(dialect: str) -> Callable[..., Any]:
+    """The dialect's own `insert`, which has `on_conflict_do_nothing`."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect}")
+    return insert
+
+
 def insert_ignoring_duplicates(session: Session | Connection, model: type, rows: list[dict]) -> int:
     """INSERT rows, silently skipping any that collide with a unique key: how every promise is
     made idempotent (two ticks at the same instant insert each row once). Returns rows inserted.
@@ -157,13 +168,7 @@ def insert_ignoring_duplicates(session: Session | Connection, model: type, rows:
     if not rows:
         return 0
     connection = session.connection() if isinstance(session, Session) else session
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
+    dialect_insert = insert_for(connection.dialect.name)
     # RETURNING counts what was really inserted: executemany's rowcount is unreliable across
     # drivers once SQLAlchemy batches rows into multi-VALUES statements.
     table = model.__table__  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from phonetree.gateways import base
 from phonetree.gateways.base import Gateway, GatewayError, NotSupported, Outgoing
 from phonetree.models import Member, Message, Task
 from phonetree.phones import mask
+from phonetree.prepared import Prepared
 from phonetree.texts import GATHER
 
 log = logging.getLogger(__name__)
@@ -193,14 +194,14 @@ def _mark(engine: Engine, when: datetime, gateway_name: str,
 
 
 _messages = Message.__table__
-_SENT = (update(_messages).where(_messages.c.id == bindparam("mid"))
-         .values(state="sent", sent_at=bindparam("at"), lease_until=None, gateway=bindparam("gw"),
-                 provider_sid=bindparam("sid")))
+_SENT = Prepared(update(_messages).where(_messages.c.id == bindparam("mid"))
+                 .values(state="sent", sent_at=bindparam("at"), lease_until=None, gateway=bindparam("gw"),
+                         provider_sid=bindparam("sid")))
 
 
 def _record_sent(connection: Connection, when: datetime, gateway_name: str, message: Message,
                  sid: str | None, window: PromptWindow | None) -> None:
-    connection.execute(_SENT, {"mid": message.id, "at": when, "gw": gateway_name, "sid": sid})
+    _SENT.rowcount(connection, {"mid": message.id, "at": when, "gw": gateway_name, "sid": sid})
     if window is not None:
         checkins.prompt_sent(connection, window, when)
     log.debug("message %s sent via %s", message.id, gateway_name)
