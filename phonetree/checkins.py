@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
@@ -21,7 +21,7 @@ from phonetree.errors import PhonetreeError
 from phonetree.escalation import OPEN_CHECKIN_STATES, ask, ask_next, chain_for, stand_down
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
-from phonetree.prepared import Prepared, one_of
+from phonetree.prepared import Prepared, Transaction, one_of
 from phonetree.quiet_hours import in_quiet_hours, next_allowed
 from phonetree.texts import GATHER
 from schedules.recurrence import format_duration, local_date, local_instant, parse_days, parse_time
@@ -197,7 +197,7 @@ _START_WINDOW = Prepared(update(_checkins)
                                   remind_at=bindparam("remind")))
 
 
-def prompt_sent(connection: Connection, window: PromptWindow, sent_at: datetime) -> None:
+def prompt_sent(connection: Transaction, window: PromptWindow, sent_at: datetime) -> None:
     """The dispatcher reports a prompt that actually left: the window starts now, not at due.
     (If the check-in has moved on meanwhile, e.g. it was answered, nothing changes.) No event
     is recorded: the check-in's own `sent_at` says it, and this runs for every prompt."""
@@ -293,7 +293,7 @@ _ANSWER_UNESCALATED = Prepared(
     .values(state="answered", answered_at=_now, closed_at=_now, outcome=bindparam("how")))
 
 
-def answer_unescalated(connection: Connection, checkin_id: int, was: str, group_id: int, member_id: int,
+def answer_unescalated(connection: Transaction, checkin_id: int, was: str, group_id: int, member_id: int,
                        now: datetime, how: str) -> bool:
     """`answer` for the common case, in Core: the check-in is still `was` (prompting or sent),
     so closing it tells no one. False, changing nothing, if it has moved on meanwhile."""

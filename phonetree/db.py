@@ -121,7 +121,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     factory = _sessionmakers.get(engine)
     if factory is None:
         factory = _sessionmakers[engine] = sessionmaker(engine, expire_on_commit=False)
-    with _writer_lock(engine):
+    with writer_lock(engine):
         session = factory()
         try:
             yield session
@@ -137,11 +137,12 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def connection_scope(engine: Engine) -> Iterator[Connection]:
     """A unit of work in SQLAlchemy Core, for the few hot paths where the ORM's bookkeeping
     costs more than the work itself: commit on success, roll back on any error."""
-    with _writer_lock(engine), engine.begin() as connection:
+    with writer_lock(engine), engine.begin() as connection:
         yield connection
 
 
-def _writer_lock(engine: Engine) -> ContextManager[object]:
+def writer_lock(engine: Engine) -> ContextManager[object]:
+    """The in-process queue for SQLite's one writer (a no-op elsewhere): see `_write_locks`."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     lock = _write_locks.get(engine)

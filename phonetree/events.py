@@ -8,7 +8,7 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from phonetree.models import Event
-from phonetree.prepared import Prepared
+from phonetree.prepared import Prepared, Transaction
 
 
 _INSERT = insert(Event.__table__)
@@ -25,7 +25,7 @@ def record(session: Session | Connection, at: datetime, kind: str, *, group_id: 
                               "checkin_id": checkin_id, "detail": detail})
 
 
-def record_quickly(connection: Connection, at: datetime, kind: str, *, group_id: int | None = None,
+def record_quickly(connection: Transaction, at: datetime, kind: str, *, group_id: int | None = None,
                    member_id: int | None = None, checkin_id: int | None = None,
                    detail: str | None = None) -> None:
     """`record`, as a prepared statement, for the hottest paths (see phonetree.prepared)."""

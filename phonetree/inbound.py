@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
 from phonetree.checkins import UNESCALATED, answer, answer_unescalated, open_checkin, request_help
-from phonetree.db import connection_scope, insert_for, insert_ignoring_duplicates
+from phonetree.db import insert_for, insert_ignoring_duplicates
 from phonetree.directory import organisers
 from phonetree.escalation import OPEN_CHECKIN_STATES, chain_for
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, Group, Inbound, Member
 from phonetree.phones import display, parse_phone
-from phonetree.prepared import Prepared, one_of
+from phonetree.prepared import Prepared, one_of, transaction
 from phonetree.errors import PhonetreeError
 from phonetree.replies import Intent, Reply, parse_reply
 from schedules.recurrence import local_date
@@ -85,7 +85,7 @@ def answer_ok(engine: Engine, now: datetime, from_phone: str, text: str, sid: st
     if reply.intent is not Intent.OK:
         return None
     try:
-        with connection_scope(engine) as connection:
+        with transaction(engine) as connection:
             found = _MEMBER_BY_PHONE.rows(connection, {"phone": from_phone})
             if len(found) != 1:
                 return None

@@ -13,13 +13,54 @@ without result processing: select only integers and strings.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import ColumnElement, Connection, or_
+from sqlalchemy import ColumnElement, Connection, Engine, or_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
+
+from phonetree.db import writer_lock
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A transaction straight on a pooled DBAPI connection (see `transaction`). Prepared
+    statements run on it just as on a SQLAlchemy `Connection`."""
+
+    dialect: Dialect
+    connection: PoolProxiedConnection
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Transaction]:
+    """A short write transaction for prepared statements only, without SQLAlchemy's
+    `Connection` (whose begin, commit and pool round trip cost ~100 µs, more than the work on
+    the dispatcher's hot path). Commits on success, rolls back on any error; takes the same
+    writer lock and, on SQLite, the same BEGIN IMMEDIATE as `db.connection_scope`."""
+    with writer_lock(engine):
+        dbapi = engine.raw_connection()
+        try:
+            if engine.dialect.name == "sqlite":
+                _call(engine.dialect, "BEGIN IMMEDIATE", lambda: dbapi.driver_connection.execute("BEGIN IMMEDIATE"))
+            yield Transaction(engine.dialect, dbapi)
+            _call(engine.dialect, "COMMIT", dbapi.commit)
+        except BaseException:
+            dbapi.rollback()
+            raise
+        finally:
+            dbapi.close()  # back to the pool
+
+
+def _call(dialect: Dialect, what: str, call: Callable[[], Any]) -> Any:
+    """Run a driver call, raising its errors as SQLAlchemy's (`except OperationalError` works)."""
+    try:
+        return call()
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(what, None, error, dialect.loaded_dbapi.Error) from error
 
 
 def one_of(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
@@ -70,21 +111,21 @@ class Prepared:
             self._by_dialect[dialect.name] = found
         return found
 
-    def rows(self, connection: Connection, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(self, connection: Connection | Transaction, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         cursor = self._execute(connection, params)
         try:
             return cursor.fetchall()
         finally:
             cursor.close()
 
-    def rowcount(self, connection: Connection, params: dict[str, Any] | None = None) -> int:
+    def rowcount(self, connection: Connection | Transaction, params: dict[str, Any] | None = None) -> int:
         cursor = self._execute(connection, params)
         try:
             return int(cursor.rowcount)
         finally:
             cursor.close()
 
-    def _execute(self, connection: Connection, params: dict[str, Any] | None) -> Any:
+    def _execute(self, connection: Connection | Transaction, params: dict[str, Any] | None) -> Any:
         compiled = self._compiled(connection.dialect)
         values = {**compiled.defaults, **(params or {})}
         for name, processor in compiled.processors.items():
@@ -93,9 +134,8 @@ class Prepared:
             tuple(values[name] for name in compiled.order) if compiled.order is not None else values)
         cursor = connection.connection.cursor()
         try:
-            cursor.execute(compiled.sql, arguments)
-        except connection.dialect.loaded_dbapi.Error as error:
+            _call(connection.dialect, compiled.sql, lambda: cursor.execute(compiled.sql, arguments))
+        except BaseException:
             cursor.close()
-            raise DBAPIError.instance(compiled.sql, arguments, error,
-                                      connection.dialect.loaded_dbapi.Error) from error
+            raise
         return cursor

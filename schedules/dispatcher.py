@@ -15,19 +15,19 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from phonetree import checkins
 from phonetree.checkins import PromptWindow
-from phonetree.db import connection_scope, session_scope
+from phonetree.db import session_scope
 from phonetree.delivery import undeliverable
 from phonetree.gateways import base
 from phonetree.gateways.base import Gateway, GatewayError, NotSupported, Outgoing
 from phonetree.models import Member, Message, Task
 from phonetree.phones import mask
-from phonetree.prepared import Prepared
+from phonetree.prepared import Prepared, Transaction, transaction
 from phonetree.texts import GATHER
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def _mark(engine: Engine, when: datetime, gateway_name: str,
         counts = DispatchResult()
         try:
             if quick:
-                with connection_scope(engine) as connection:
+                with transaction(engine) as connection:
                     _record_sent(connection, when, gateway_name, message, sid, window)
                 counts.sent = 1
             else:
@@ -199,7 +199,7 @@ _SENT = Prepared(update(_messages).where(_messages.c.id == bindparam("mid"))
                          provider_sid=bindparam("sid")))
 
 
-def _record_sent(connection: Connection, when: datetime, gateway_name: str, message: Message,
+def _record_sent(connection: Transaction, when: datetime, gateway_name: str, message: Message,
                  sid: str | None, window: PromptWindow | None) -> None:
     _SENT.rowcount(connection, {"mid": message.id, "at": when, "gw": gateway_name, "sid": sid})
     if window is not None:
