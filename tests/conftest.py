@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import freezegun
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, MetaData, create_engine, select, text
@@ -18,6 +19,13 @@ from phonetree.gateways.outbox import OutboxGateway
 from phonetree.models import Message
 from schedules.engine import TickReport, tick
 from tests.pg import PostgresServer
+
+# freezegun's datetimes lose `fold`: an APScheduler trigger handed them (schedules/recurrence.py)
+# loops for ever over the hour the clocks go back (25 October 2026 in London), whenever a frozen
+# test's window holds that hour. Our code hands the triggers the time explicitly, so they lose
+# nothing by keeping the real clock: every test's freeze_time leaves APScheduler alone. Set at
+# import, before any test module builds a freeze_time (each reads the list when it is made).
+freezegun.configure(extend_ignore_list=["apscheduler"])
 
 # Test numbers: real-looking UK mobiles and a Lincoln landline (07700 900xxx is invalid).
 VERA, JO, SAM, MARGARET, PAT = "07911 100001", "07911 100002", "07911 100003", "07911 100004", "07911 100005"

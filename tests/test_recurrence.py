@@ -9,8 +9,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import freezegun.config
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from freezegun import freeze_time
+from freezegun.api import FakeDatetime
 
 from phonetree.errors import PhonetreeError
 from schedules import recurrence
@@ -357,6 +360,27 @@ def test_wall_clock_reading_of_the_change_day_fire(tz: str, at: str, day: date, 
 def test_occurrences_starting_inside_a_change(tz: str, at: str, after: datetime, until: datetime,
                                               expected: list[datetime]) -> None:
     assert occurrences("daily", at, tz, after, until) == expected
+
+
+@pytest.mark.parametrize("after", [utc(2026, 10, 25, 1, 5), utc(2026, 10, 25, 1, 30)])
+def test_a_frozen_clock_starting_in_the_second_pass_of_the_hour(after: datetime) -> None:
+    # freezegun hands back its own datetimes (here from a frozen `now`); their arithmetic drops
+    # `fold`, and a start at 01:05 GMT read as 01:05 BST made the trigger fire before it.
+    with freeze_time(after):
+        frozen_after = datetime.now(UTC)
+        assert isinstance(frozen_after, FakeDatetime)
+        assert occurrences("daily", "01:45", LONDON, frozen_after, utc(2026, 10, 26, 12)) == [
+            utc(2026, 10, 26, 1, 45)]
+
+
+def test_a_trigger_whose_datetimes_lose_their_fold_fails_rather_than_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    # conftest keeps freezegun away from APScheduler; let in, its datetimes lose `fold` inside the
+    # trigger over the hour the clocks go back, and asking for the next fire went round for ever.
+    settings = freezegun.config.settings
+    monkeypatch.setattr(settings, "default_ignore_list",
+                        [name for name in settings.default_ignore_list if name != "apscheduler"])
+    with freeze_time("2026-10-24 12:00"), pytest.raises(RuntimeError, match="lost its fold"):
+        occurrences("daily", "01:30", LONDON, utc(2026, 10, 24, 12), utc(2026, 10, 26))
 
 
 @pytest.mark.parametrize("tz", [LONDON, NEW_YORK])
