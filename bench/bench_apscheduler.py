@@ -95,8 +95,7 @@ def ours(plans_db: str, n: int) -> dict[str, Any]:
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
     started = time.perf_counter()
-    with session_scope(engine) as session:
-        created = plan_checkins(session, NOW, horizon=timedelta(hours=24))
+    created = plan_checkins(engine, NOW, horizon=timedelta(hours=24), budget=None)  # all of it
     elapsed = time.perf_counter() - started
     with session_scope(engine) as session:
         rows = session.scalar(select(func.count()).select_from(CheckIn))

@@ -41,8 +41,10 @@ class TickReport:
 def step(engine: Engine, now: datetime) -> TickReport:
     """Plan and move items on, each step in its own transaction (short write locks)."""
     report = TickReport()
+    # The planner commits chunk by chunk and stops after its budget; the rest waits a tick.
+    report.planned = planner.plan_checkins(engine, now, budget=planner.BUDGET)
     with session_scope(engine) as session:
-        report.planned = planner.plan_checkins(session, now) + rotas.plan_rounds(session, now)
+        report.planned += rotas.plan_rounds(session, now)
     with session_scope(engine) as session:
         counts = checkins.start_due(session, now)
         report.prompted, report.skipped, report.missed = counts["prompted"], counts["skipped"], counts["missed"]

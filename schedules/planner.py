@@ -8,28 +8,43 @@ planned again only once its bookmark falls below a low-water mark, two thirds of
 ahead (24 h of the default 36 h), and then up to the whole horizon. So each plan is revisited
 about twice a day, and an ordinary tick in between touches no plan: an index probe finds none.
 (It used to re-plan every plan on every tick, holding SQLite's write lock for tens of seconds.)
+
+Each chunk is its own transaction: its rows and its plans' bookmarks commit together, so a
+crash loses at most the chunk in hand and the next pass carries on from the bookmarks. Between
+chunks the write lock is let go, so a webhook's write waits for one chunk, not the whole pass
+(at 1M plans the pass used to hold SQLite's lock for 11 s). The most urgent plans go first
+(no bookmark, then the earliest), and a pass stops after BUDGET so the tick can go on to send
+and escalate; the next tick carries on.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Callable
 
-from sqlalchemy import (ARRAY, Column, Insert, Integer, MetaData, Select, String,
-                        Table, Update, and_, any_, bindparam, delete, exists, false, func, insert,
-                        literal, or_, select, update)
-from sqlalchemy.orm import Session
+from sqlalchemy import (ARRAY, Column, Connection, Engine, Insert, Integer, MetaData, Select,
+                        String, Table, Update, and_, any_, bindparam, delete, exists, false, func,
+                        insert, literal, select, update)
 from sqlalchemy.schema import CreateTable
 
+from phonetree.db import connection_scope
 from phonetree.models import CheckIn, CheckInPlan, Group, UTCDateTime
 from schedules.recurrence import local_date, occurrences
 
 HORIZON = timedelta(hours=36)
 # After a long outage, look back at most this far: each missed day is reported, not flooded.
 LOOKBACK = timedelta(days=7)
+# Plans per transaction: at 1M plans on SQLite a chunk holds the write lock for a fraction of
+# a second (bench/bench_planner.py reports the longest transaction).
 CHUNK = 20000
+# A pass plans for about this long, then leaves the rest to the next tick (a top-up of 1M plans
+# takes ~15 s of work, spread over a minute or so of ticks, 12 h before any of it is due).
+BUDGET = timedelta(seconds=1)
+# The pause between chunks that lets threads queued for the writer lock go first.
+YIELD_S = 0.001
 
 _PLANS = CheckInPlan.__table__
 _GROUPS = Group.__table__
@@ -60,57 +75,85 @@ def low_water_mark(now: datetime, horizon: timedelta = HORIZON) -> datetime:
     return now + horizon - horizon / 3
 
 
-def plan_checkins(session: Session, now: datetime, horizon: timedelta = HORIZON) -> int:
-    """Materialise check-ins due up to now + horizon for every active plan whose bookmark is
-    below the low-water mark. Returns how many rows were new."""
+def plan_checkins(engine: Engine, now: datetime, horizon: timedelta = HORIZON,
+                  budget: timedelta | None = BUDGET) -> int:
+    """Materialise check-ins due up to now + horizon for the active plans whose bookmark is
+    below the low-water mark, most urgent first, a chunk per transaction, until none is left
+    or `budget` has been spent (at least one chunk; None: no limit). Returns how many rows were
+    new. Takes the engine, not a session: it commits as it goes, so call it outside any."""
     if horizon < timedelta(0):
         raise ValueError(f"the horizon can't be negative: {horizon}")
     until = now + horizon
     floor = now - LOOKBACK
-    mark = {"mark": low_water_mark(now, horizon)}
-    sql = _statements(session.get_bind().dialect.name)
-    if not session.execute(sql.anything_to_plan, mark).scalar():
-        return 0  # the usual answer, from the index alone
-    session.execute(CreateTable(_FIRES, if_not_exists=True))
-    session.execute(delete(_FIRES))  # a previous pass's, on this connection
-    listed: set[Fire] = set()
+    mark = low_water_mark(now, horizon)
+    sql = _statements(engine.dialect.name)
     computed: dict[tuple[Rule, datetime], list[datetime]] = {}
     created = 0
-    last_id = 0
+    started = time.monotonic()
+    first = True
     while True:
-        ids = session.execute(sql.next_chunk, {**mark, "after": last_id}).scalars().all()
-        if not ids:
-            return created
-        last_id = ids[-1]
-        chunk = {"ids": sql.pack(list(ids))}
-        # One recurrence per rule, from the earliest start among the chunk's plans of it; the
-        # INSERT gives each plan only the fires after its own start. Those are the instants
-        # `occurrences` would give that plan alone: each local date has exactly one, whatever
-        # window it is asked for. Never before the plan existed; after a long outage, no further
-        # back than LOOKBACK.
-        new: list[dict[str, Any]] = []
-        for days, at_time, tz, earliest in session.execute(sql.rules, chunk):
-            rule = (days, at_time, tz)
-            start = max(earliest, floor)
-            if (rule, start) not in computed:  # chunks mostly share rules and starts
-                computed[rule, start] = occurrences(days, at_time, tz, start, until)
-            for due in computed[rule, start]:
-                if (*rule, due) not in listed:
-                    listed.add((*rule, due))
-                    new.append({"days": days, "at_time": at_time, "timezone": tz, "due_at": due,
-                                "occurrence": local_date(due, tz).isoformat()})
-        if new:
-            session.execute(insert(_FIRES), new)
-        # One INSERT .. SELECT's rowcount counts only the rows really inserted (conflicts are
-        # skipped), on SQLite (changes()) and PostgreSQL alike.
-        created += session.execute(sql.insert, chunk).rowcount
-        session.execute(sql.bookmark, {**chunk, "until": until})
+        with connection_scope(engine) as connection:
+            if first and not connection.execute(sql.anything_to_plan, {"mark": mark}).scalar():
+                return 0  # the usual answer, from the index alone
+            first = False
+            ids = _next_chunk(connection, sql, mark)
+            if not ids:
+                return created
+            created += _plan_chunk(connection, sql, ids, floor, until, computed)
+        if budget is not None and time.monotonic() - started >= budget.total_seconds():
+            return created  # the rest next tick, still first in line
+        # Let a thread queued for the writer lock (a webhook, the sender) in before the next
+        # chunk: released and at once re-taken, the lock mostly goes back to this thread.
+        time.sleep(YIELD_S)
+
+
+def _next_chunk(connection: Connection, sql: _Statements, mark: datetime) -> list[int]:
+    """The next CHUNK plans to plan: those never planned, then the earliest bookmarks (a
+    bookmark before now means check-ins due now may be missing). Two queries, so each is a
+    range of ix_checkin_plans_planned_until; SQLite would scan the table for their OR."""
+    ids = list(connection.execute(sql.unbookmarked, {"limit": CHUNK}).scalars())
+    if len(ids) < CHUNK:
+        ids += connection.execute(sql.below_mark, {"mark": mark, "limit": CHUNK - len(ids)}).scalars()
+    return ids
+
+
+def _plan_chunk(connection: Connection, sql: _Statements, ids: list[int], floor: datetime,
+                until: datetime, computed: dict[tuple[Rule, datetime], list[datetime]]) -> int:
+    """One chunk's rows and bookmarks, in the caller's transaction. Returns rows inserted."""
+    chunk = {"ids": sql.pack(ids)}
+    # The fire table is refilled for each chunk: a chunk's transaction may come on another of
+    # the pool's connections, and the TEMPORARY table is per connection.
+    connection.execute(CreateTable(_FIRES, if_not_exists=True))
+    connection.execute(delete(_FIRES))
+    # One recurrence per rule, from the earliest start among the chunk's plans of it; the
+    # INSERT gives each plan only the fires after its own start. Those are the instants
+    # `occurrences` would give that plan alone: each local date has exactly one, whatever
+    # window it is asked for. Never before the plan existed; after a long outage, no further
+    # back than LOOKBACK.
+    fires: dict[Fire, str] = {}
+    for days, at_time, tz, earliest in connection.execute(sql.rules, chunk):
+        rule = (days, at_time, tz)
+        start = max(earliest, floor)
+        if (rule, start) not in computed:  # chunks mostly share rules and starts
+            computed[rule, start] = occurrences(days, at_time, tz, start, until)
+        for due in computed[rule, start]:
+            fires.setdefault((*rule, due), local_date(due, tz).isoformat())
+    if fires:
+        connection.execute(insert(_FIRES), [
+            {"days": days, "at_time": at_time, "timezone": tz, "due_at": due, "occurrence": occurrence}
+            for (days, at_time, tz, due), occurrence in fires.items()])
+    # One INSERT .. SELECT's rowcount counts only the rows really inserted (conflicts are
+    # skipped), on SQLite (changes()) and PostgreSQL alike.
+    created: int = connection.execute(sql.insert, chunk).rowcount
+    connection.execute(sql.bookmark, {**chunk, "until": until})
+    return created
 
 
 @dataclass(frozen=True)
 class _Statements:
     anything_to_plan: Select[Any]
-    next_chunk: Select[Any]
+    unbookmarked: Select[Any]
+    below_mark: Select[Any]
     rules: Select[Any]
     insert: Insert
     bookmark: Update
@@ -145,16 +188,20 @@ def _statements(dialect: str) -> _Statements:
     # whatever its statistics say (for the OR of the two it may scan the table).
     anything_to_plan = select(exists().where(active, _PLANS.c.planned_until < mark)
                               | exists().where(active, _PLANS.c.planned_until.is_(None)))
-    # Paged by id: paged by bookmark, each page would re-read the plans planned so far. FOR
-    # UPDATE (PostgreSQL) holds a chunk's plans as read until commit; SKIP LOCKED lets a second
-    # worker ticking at the same moment pass over plans the first has taken rather than wait
-    # (or deadlock on the unique key). SQLite ignores it: BEGIN IMMEDIATE holds everything.
-    next_chunk = (
-        select(_PLANS.c.id)
-        .where(active, or_(_PLANS.c.planned_until.is_(None), _PLANS.c.planned_until < mark),
-               _PLANS.c.id > bindparam("after", type_=Integer))
-        .order_by(_PLANS.c.id).limit(CHUNK)
-        .with_for_update(skip_locked=True)
+    # Most urgent first: no bookmark, then the earliest. A chunk's plans leave the range as it
+    # commits (their bookmarks move past the mark), so each query reads only the chunk it takes.
+    # FOR UPDATE (PostgreSQL) holds a chunk's plans as read until commit; SKIP LOCKED lets a
+    # second worker ticking at the same moment pass over plans the first has taken rather than
+    # wait (or deadlock on the unique key). SQLite ignores it: BEGIN IMMEDIATE holds everything.
+    # The LIMIT is a parameter, so CHUNK is read at each call.
+    limit = bindparam("limit", type_=Integer)
+    unbookmarked = (
+        select(_PLANS.c.id).where(active, _PLANS.c.planned_until.is_(None))
+        .order_by(_PLANS.c.id).limit(limit).with_for_update(skip_locked=True)
+    )
+    below_mark = (
+        select(_PLANS.c.id).where(active, _PLANS.c.planned_until < mark)
+        .order_by(_PLANS.c.planned_until, _PLANS.c.id).limit(limit).with_for_update(skip_locked=True)
     )
     # A plan's next occurrence comes after its bookmark, or its creation if it has none.
     start = func.coalesce(_PLANS.c.planned_until, _PLANS.c.created_at, type_=UTCDateTime())
@@ -187,4 +234,4 @@ def _statements(dialect: str) -> _Statements:
         .execution_options(preserve_rowcount=True)
     )
     bookmark = update(_PLANS).where(in_chunk).values(planned_until=bindparam("until", type_=UTCDateTime()))
-    return _Statements(anything_to_plan, next_chunk, rules, insert_checkins, bookmark, pack)
+    return _Statements(anything_to_plan, unbookmarked, below_mark, rules, insert_checkins, bookmark, pack)

@@ -1,16 +1,19 @@
 """Planning through the real engine across clock changes, midnight and time zones."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import delete, event, func, select, text
+from sqlalchemy import create_engine, delete, event, func, select
 
-from phonetree.db import session_scope
+from phonetree import events
+from phonetree.db import connection_scope, normalise_url, session_scope
 from phonetree.models import CheckIn, CheckInPlan, Member
+from schedules import planner
 from schedules.planner import HORIZON, LOOKBACK, low_water_mark, plan_checkins
 from schedules.recurrence import local_date, occurrences
 from tests.conftest import JO, VERA, sent, utc
@@ -88,16 +91,14 @@ def test_weekdays_skip_the_weekend(ok, engine, ticker):
 
 def test_planning_is_idempotent(ok, engine):
     group_with_checkin(ok, "Europe/London", "09:00", "2026-11-30 12:00")
-    with session_scope(engine) as session:
-        first = plan_checkins(session, utc(2026, 12, 1, 8))
-    with session_scope(engine) as session:
-        again = plan_checkins(session, utc(2026, 12, 1, 8))
+    first = plan_checkins(engine, utc(2026, 12, 1, 8))
+    again = plan_checkins(engine, utc(2026, 12, 1, 8))
     with session_scope(engine) as session:
         # Even with the bookmark lost, the unique key keeps one row per plan and day.
         session.execute(CheckIn.__table__.update().values(state="scheduled"))
-        from phonetree.models import CheckInPlan
         session.execute(CheckInPlan.__table__.update().values(planned_until=None))
-        replanned = plan_checkins(session, utc(2026, 12, 1, 8))
+    replanned = plan_checkins(engine, utc(2026, 12, 1, 8))
+    with session_scope(engine) as session:
         total = session.scalar(select(func.count()).select_from(CheckIn))
     assert first == 2 and again == 0 and replanned == 0 and total == 2
 
@@ -121,10 +122,10 @@ def group_with_plans(ok, tz: str, created: str, plans: list[PlanSpec]) -> None:
 
 
 def plan_at(engine, moment: datetime) -> int:
-    """One tick's planning pass, in its own transaction, with the clock frozen at `moment`
-    (APScheduler is left unfrozen for every test: see conftest)."""
-    with freeze_time(moment), session_scope(engine) as session:
-        return plan_checkins(session, moment)
+    """One tick's planning pass with the clock frozen at `moment` (APScheduler is left
+    unfrozen for every test: see conftest). Frozen, the pass's time budget never runs out."""
+    with freeze_time(moment):
+        return plan_checkins(engine, moment)
 
 
 def bookmarks(engine) -> dict[int, datetime]:
@@ -300,16 +301,201 @@ def test_two_workers_planning_at_once_neither_waits_nor_writes_twice(ok, engine,
         pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE)")
     group_with_plans(ok, "Europe/London", "2026-12-01 08:00", [("Vera", "09:00", "daily"), ("Pat", "10:00", "daily")])
     now = utc(2026, 12, 1, 8, 0, 5)
-    with session_scope(engine) as first:
-        assert plan_checkins(first, now) == 4
-        # Meanwhile, before the first commits, a second worker's tick: the plans are locked, so
-        # it passes over them (SKIP LOCKED) at once rather than waiting for the first.
-        with session_scope(engine) as second:
-            second.execute(text("SET LOCAL lock_timeout = '2s'"))
-            assert plan_checkins(second, now) == 0
-    with session_scope(engine) as third:
-        assert plan_checkins(third, now + timedelta(seconds=5)) == 0
+    # The first worker stops in the middle of its chunk: both plans taken (FOR UPDATE), its
+    # rows not yet committed.
+    holding, release = threading.Event(), threading.Event()
+    results: dict[str, int] = {}
+
+    def hold(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO checkins") and threading.current_thread().name == "first":
+            holding.set()
+            release.wait(10)
+
+    first = threading.Thread(name="first", target=lambda: results.setdefault("first", plan_checkins(engine, now)))
+    # The second worker's own engine gives up on any lock after 2 s: waiting would fail the test.
+    impatient = create_engine(normalise_url(db_url), connect_args={"options": "-c lock_timeout=2s"})
+    event.listen(engine, "before_cursor_execute", hold)
+    try:
+        first.start()
+        assert holding.wait(10)
+        # Meanwhile a second worker's tick passes over the taken plans (SKIP LOCKED) at once.
+        assert plan_checkins(impatient, now) == 0
+    finally:
+        release.set()
+        first.join(10)
+        event.remove(engine, "before_cursor_execute", hold)
+        impatient.dispose()
+    assert results["first"] == 4
+    assert plan_checkins(engine, now + timedelta(seconds=5)) == 0
     assert len(checkin_keys(engine)) == 4
+
+
+# ---------------------------------------------------------------- a chunk per transaction
+#
+# Each chunk of plans commits its rows and bookmarks by itself; the writer lock is let go
+# between chunks; a pass takes the most urgent plans first and stops after its budget.
+
+PEOPLE = ("Ann", "Bea", "Cal", "Dot", "Eve", "Fay", "Gil")
+MADE = utc(2026, 12, 1, 8)
+
+
+def seven_plans(ok, engine) -> list[int]:
+    """Seven daily 09:00 plans made at MADE (each bookmarked there), in id order."""
+    group_with_plans(ok, "Europe/London", "2026-12-01 08:00", [(name, "09:00", "daily") for name in PEOPLE])
+    return sorted(bookmarks(engine))
+
+
+def daily_nine(plan_id: int, start: datetime, until: datetime) -> set[tuple[int, str, datetime]]:
+    """What one of seven_plans' plans should have from `start` (exclusive) to `until`."""
+    return {(plan_id, local_date(due, "Europe/London").isoformat(), due)
+            for due in occurrences("daily", "09:00", "Europe/London", start, until)}
+
+
+def test_each_chunk_commits_by_itself_and_a_crash_loses_only_the_chunk_in_hand(
+        ok, engine, db_url, monkeypatch):
+    plans = seven_plans(ok, engine)
+    monkeypatch.setattr(planner, "CHUNK", 3)
+    now = MADE + timedelta(seconds=5)
+    # Another connection, outside the planner's transactions: plain SQLAlchemy (no BEGIN
+    # IMMEDIATE), so on SQLite it reads the last commit from the WAL without waiting.
+    onlooker = create_engine(normalise_url(db_url))
+    seen: list[tuple[int, int]] = []
+
+    def at_each_insert(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if not statement.startswith("INSERT INTO checkins"):
+            return
+        with onlooker.connect() as look:
+            rows = look.scalar(select(func.count()).select_from(CheckIn.__table__))
+            done = look.scalar(select(func.count()).select_from(CheckInPlan.__table__)
+                               .where(CheckInPlan.__table__.c.planned_until > MADE))
+        seen.append((rows, done))
+        if len(seen) == 3:
+            raise RuntimeError("the worker dies in its third chunk")
+
+    event.listen(engine, "before_cursor_execute", at_each_insert)
+    try:
+        with pytest.raises(RuntimeError, match="third chunk"):
+            plan_checkins(engine, now, budget=None)
+    finally:
+        event.remove(engine, "before_cursor_execute", at_each_insert)
+        onlooker.dispose()
+    # Each chunk's rows (3 plans x 1 and 2 December) and bookmarks were there for everyone as
+    # soon as it committed, while the next was still being written.
+    assert seen == [(0, 0), (6, 3), (12, 6)]
+    # The crash lost the third chunk's work alone ...
+    marks = bookmarks(engine)
+    assert [p for p in plans if marks[p] == now + HORIZON] == plans[:6]
+    assert marks[plans[6]] == MADE
+    assert {p for p, _, _ in checkin_keys(engine)} == set(plans[:6])
+    # ... and the next tick carries on from the bookmarks: the rest, nothing missing or twice.
+    assert plan_checkins(engine, now + timedelta(seconds=5)) == 2
+    assert checkin_keys(engine) == set().union(*(daily_nine(p, MADE, now + HORIZON) for p in plans))
+
+
+def test_a_pass_plans_the_most_urgent_first_and_stops_at_its_budget(ok, engine, monkeypatch):
+    plans = seven_plans(ok, engine)
+    now = utc(2026, 12, 1, 20)
+    # A top-up under way, bookmarks in no order of id, every one below the mark (now + 24 h):
+    # one never planned, two behind the clock (check-ins due by now may be missing).
+    given: dict[int, datetime | None] = {
+        plans[0]: now + timedelta(hours=20), plans[1]: now + timedelta(hours=3), plans[2]: None,
+        plans[3]: now - timedelta(hours=2), plans[4]: now + timedelta(hours=23),
+        plans[5]: now - timedelta(hours=1), plans[6]: now + timedelta(hours=1)}
+    with session_scope(engine) as session:
+        for plan_id, until in given.items():
+            session.execute(CheckInPlan.__table__.update().where(CheckInPlan.__table__.c.id == plan_id)
+                            .values(planned_until=until))
+    monkeypatch.setattr(planner, "CHUNK", 2)
+    order: list[set[int]] = []
+    for _ in range(len(plans)):
+        # No time to spare: each pass plans one chunk (always at least one) and stops.
+        plan_checkins(engine, now, budget=timedelta(0))
+        done = {p for p, until in bookmarks(engine).items() if until == now + HORIZON}
+        if done == set().union(*order):
+            break
+        order.append(done - set().union(*order))
+    # Never planned first, then the earliest bookmark on.
+    assert order == [{plans[2], plans[3]}, {plans[5], plans[6]}, {plans[1], plans[0]}, {plans[4]}]
+    # Pass by pass, each plan got exactly what one pass would have given it.
+    assert checkin_keys(engine) == set().union(*(
+        daily_nine(p, MADE if given[p] is None else given[p], now + HORIZON) for p in plans))
+
+
+def test_a_plan_made_a_moment_ago_is_planned_at_the_next_tick_though_a_top_up_is_under_way(
+        oakfield, ok, engine, ticker, monkeypatch):
+    add_checkin = ["--window", "30m", "--escalate-to", "Jo"]
+    with freeze_time("2026-11-30 12:00:00"):
+        for name, at in (("Vera", "10:00"), ("Jo", "11:00"), ("Margaret", "12:00")):
+            ok("checkin", "add", "Oakfield", name, "--at", at, "--window", "30m", "--escalate-to", "Sam")
+    # Every tick's pass has time for one chunk of one plan.
+    monkeypatch.setattr(planner, "CHUNK", 1)
+    monkeypatch.setattr(planner, "BUDGET", timedelta(0))
+    for second in (5, 10, 15):
+        ticker(utc(2026, 11, 30, 12, 0, second))
+    planned = bookmarks(engine)
+    assert sorted(planned.values()) == [utc(2026, 11, 30, 12, 0, s) + HORIZON for s in (5, 10, 15)]
+    # Twelve hours on, all three fall below the mark together: the top-up's first tick.
+    ticker(utc(2026, 12, 1, 0, 0, 20))
+    with freeze_time("2026-12-01 08:59:00"):
+        ok("checkin", "add", "Oakfield", "Sam", "--at", "09:00", *add_checkin)
+    ticker(utc(2026, 12, 1, 8, 59, 5))
+    after = bookmarks(engine)
+    [sams] = set(after) - set(planned)
+    # Sam's plan went ahead of the two still waiting for their top-up ...
+    assert after[sams] == utc(2026, 12, 1, 8, 59, 5) + HORIZON
+    assert sorted(after[p] for p in planned) == sorted(
+        [utc(2026, 11, 30, 12, 0, 10) + HORIZON, utc(2026, 11, 30, 12, 0, 15) + HORIZON,
+         utc(2026, 12, 1, 0, 0, 20) + HORIZON])
+    # ... and its check-in goes out on time.
+    ticker(utc(2026, 12, 1, 9, 0))
+    [prompt] = sent(engine, kind="checkin")
+    assert prompt.to_phone == "+447911100003" and prompt.sent_at == utc(2026, 12, 1, 9, 0)
+
+
+def test_a_webhook_write_gets_in_between_the_chunks_of_a_long_pass(ok, engine, monkeypatch):
+    plans = seven_plans(ok, engine)
+    monkeypatch.setattr(planner, "CHUNK", 1)
+    log: list[str] = []
+
+    def webhook() -> None:  # a reply's write, as web.py makes it, from its own thread
+        with connection_scope(engine) as connection:
+            events.record(connection, MADE, "probe", detail="a webhook's write")
+        log.append("webhook")
+
+    writer = threading.Thread(target=webhook)
+
+    def at_each_insert(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO checkins") and threading.current_thread() is not writer:
+            log.append("chunk")
+            if log.count("chunk") == 1:
+                writer.start()  # it queues for the writer lock the first chunk holds
+
+    event.listen(engine, "before_cursor_execute", at_each_insert)
+    try:
+        plan_checkins(engine, MADE + timedelta(seconds=5), budget=None)
+    finally:
+        event.remove(engine, "before_cursor_execute", at_each_insert)
+        writer.join(10)
+    assert log.count("chunk") == len(plans)
+    # It waited for a chunk or so, not for the whole pass.
+    assert "webhook" in log[:-1], log
+
+
+def test_two_workers_planning_chunk_by_chunk_at_once_plan_everything_once(ok, engine, monkeypatch):
+    plans = seven_plans(ok, engine)
+    monkeypatch.setattr(planner, "CHUNK", 2)
+    now = MADE + timedelta(seconds=5)
+    results: list[int] = []
+    workers = [threading.Thread(target=lambda: results.append(plan_checkins(engine, now, budget=None)))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert len(results) == 2
+    expected = set().union(*(daily_nine(p, MADE, now + HORIZON) for p in plans))
+    # Every row written once and counted once, between them.
+    assert checkin_keys(engine) == expected and sum(results) == len(expected)
 
 
 def edit_time(engine, at_time: str, replan_at: datetime | None = None) -> None:
