@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
@@ -197,25 +197,40 @@ def _original_calls(session: Session, round_ids: list[int]) -> dict[int, list[Ca
 
 
 def plan_rounds(session: Session, now: datetime) -> int:
-    """Materialise rota rounds due up to now + horizon (idempotent by rota and round number)."""
-    rows = session.execute(select(Rota, Group.timezone).join(Group, Group.id == Rota.group_id)
-                           .where(Rota.active.is_(True))).all()
-    if not rows:
+    """Materialise rota rounds due up to now + horizon (idempotent by rota and round number).
+    Only rotas whose next round (`next_round_at`, NULL if not yet known) falls by then are
+    read; on an ordinary tick none does and the index alone says so."""
+    until = now + HORIZON
+    active = Rota.active.is_(True)
+    # Two EXISTS of one term each, so SQLite answers both from ix_rotas_next_round_at (for their
+    # OR it may scan the table), as the check-in planner does.
+    if not session.scalar(select(exists().where(active, Rota.next_round_at <= until)
+                                 | exists().where(active, Rota.next_round_at.is_(None)))):
         return 0
-    latest = dict(session.execute(select(RotaRound.rota_id, func.max(RotaRound.number))
-                                  .group_by(RotaRound.rota_id)).all())
-    new = []
-    for rota, tz in rows:
-        number = (latest.get(rota.id) if latest.get(rota.id) is not None else -1) + 1
+    # Each rota's latest round by a probe of uq_rota_rounds_number, not a scan of every round.
+    latest = (select(func.max(RotaRound.number)).where(RotaRound.rota_id == Rota.id)
+              .correlate(Rota).scalar_subquery())
+    rows = session.execute(
+        select(Rota.id, Rota.start_date, Rota.cadence, Rota.at_time, Group.timezone, latest)
+        .join(Group, Group.id == Rota.group_id)
+        .where(active, or_(Rota.next_round_at.is_(None), Rota.next_round_at <= until))).all()
+    new, bookmarks = [], []
+    for rota_id, start, cadence, at_time, tz, last in rows:
+        number = (last if last is not None else -1) + 1
         while True:
-            day = round_date(rota, number)
-            due = local_instant(day, rota.at_time, tz)
-            if due > now + HORIZON:
+            day = start + timedelta(days=CADENCES[cadence] * number)  # round_date's rule
+            due = local_instant(day, at_time, tz)
+            if due > until:
+                bookmarks.append({"rota": rota_id, "next": due})
                 break
-            new.append({"rota_id": rota.id, "number": number, "local_date": day, "due_at": due,
+            new.append({"rota_id": rota_id, "number": number, "local_date": day, "due_at": due,
                         "state": "scheduled"})
             number += 1
-    return insert_ignoring_duplicates(session, RotaRound, new)
+    created = insert_ignoring_duplicates(session, RotaRound, new)
+    if bookmarks:  # one statement for all of them (executemany), with their rounds
+        session.execute(update(Rota.__table__).where(Rota.__table__.c.id == bindparam("rota"))
+                        .values(next_round_at=bindparam("next")), bookmarks)
+    return created
 
 
 def prompt_due_rounds(session: Session, now: datetime) -> int:

@@ -3,16 +3,17 @@ follow-up, fair skipping, roster changes, and the iCalendar export."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import combinations
 
 import pytest
 from freezegun import freeze_time
 from icalendar import Calendar
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from phonetree import rotas
 from phonetree.db import session_scope
-from phonetree.models import Task
+from phonetree.models import Rota, RotaRound, Task
 from tests.conftest import sent, utc
 
 PEERS = ["Ann", "Ben", "Cath", "Dev", "Eve", "Fred"]
@@ -224,3 +225,55 @@ def test_no_backup_is_asked_once_the_rounds_week_is_over(dales, ok, engine, tick
     assert backups == []  # no peer asked to make last week's call
     followups = [m for m in late if m.template == "call_unmade"]
     assert followups and {m.to_phone for m in followups} == {"+447911200099"}  # the organiser only
+
+
+def rounds_and_next(engine) -> tuple[list[tuple[int, datetime]], datetime | None]:
+    with session_scope(engine) as session:
+        made = [(number, due) for number, due in session.execute(
+            select(RotaRound.number, RotaRound.due_at).order_by(RotaRound.number))]
+        return made, session.scalar(select(Rota.next_round_at))
+
+
+def test_each_round_is_made_36_hours_ahead_and_an_ordinary_tick_reads_no_rota(dales, ok, engine):
+    add_rota(ok)  # Tuesdays at 18:00 GMT from 1 December; its next round not yet known (NULL)
+
+    def plan(now: datetime) -> tuple[int, list[str]]:
+        seen: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+            if not statement.startswith("BEGIN"):
+                seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            with session_scope(engine) as session:
+                return rotas.plan_rounds(session, now), seen
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    assert plan(utc(2026, 11, 30, 12, 0, 5))[0] == 1
+    assert rounds_and_next(engine) == ([(0, utc(2026, 12, 1, 18))], utc(2026, 12, 8, 18))
+    # Until 36 hours before the next round, a tick asks the index one question and reads nothing.
+    for now in (utc(2026, 11, 30, 12, 0, 10), utc(2026, 12, 1, 18), utc(2026, 12, 7, 5, 59, 59)):
+        created, seen = plan(now)
+        assert created == 0 and len(seen) == 1 and "EXISTS" in seen[0], seen
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                steps = [row[3] for row in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + seen[0], (utc(2026, 12, 7, 5).replace(tzinfo=None).isoformat(" "),))]
+            assert not [s for s in steps if "rotas" in s and "ix_rotas_next_round_at" not in s], steps
+    # Then the round is made, and the next one bookmarked.
+    assert plan(utc(2026, 12, 7, 6))[0] == 1
+    assert rounds_and_next(engine) == ([(0, utc(2026, 12, 1, 18)), (1, utc(2026, 12, 8, 18))],
+                                       utc(2026, 12, 15, 18))
+
+
+def test_rounds_missed_while_the_service_was_down_are_all_made_when_it_comes_back(dales, ok, engine):
+    add_rota(ok)
+    with session_scope(engine) as session:
+        assert rotas.plan_rounds(session, utc(2026, 11, 30, 12, 0, 5)) == 1
+    # Down for three weeks: every round since is made at once (and reported missed when due).
+    with session_scope(engine) as session:
+        assert rotas.plan_rounds(session, utc(2026, 12, 21, 12)) == 3
+    made, following = rounds_and_next(engine)
+    assert [number for number, _ in made] == [0, 1, 2, 3] and following == utc(2026, 12, 29, 18)
