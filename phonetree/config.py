@@ -25,6 +25,9 @@ class Settings:
     # How long a claimed message is held by one worker before another may send it (the
     # duplicate window after a crash mid-send).
     lease_seconds: float = 120.0
+    # Messages one worker sends at once. Twilio answers in 100-300 ms, so one at a time is 3-10
+    # a second, short of a sender's 10; four keep up with it. A crash repeats at most this many.
+    send_threads: int = 4
 
     @classmethod
     def from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
@@ -33,7 +36,7 @@ class Settings:
         except ValueError as error:
             from phonetree.errors import PhonetreeError
 
-            raise PhonetreeError(f"a PHONETREE_ setting is not a number ({error}); fix the environment variable.")
+            raise PhonetreeError(f"a PHONETREE_ setting is not a valid number ({error}); fix the environment variable.")
 
     @classmethod
     def _from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
@@ -51,4 +54,11 @@ class Settings:
             calls_per_second=float(env.get("PHONETREE_CALLS_PER_SECOND") or 1.0),
             tick_seconds=float(env.get("PHONETREE_TICK_SECONDS") or 5.0),
             lease_seconds=float(env.get("PHONETREE_LEASE_SECONDS") or 120.0),
+            send_threads=_threads(env.get("PHONETREE_SEND_THREADS") or "4"),
         )
+
+
+def _threads(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 100:
+        raise ValueError(f"PHONETREE_SEND_THREADS is {text!r}: give a whole number from 1 to 100")
+    return int(text)

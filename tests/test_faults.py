@@ -208,12 +208,15 @@ KILLS = 50
 CHECKINS = 200
 
 
-def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_per_kill(tmp_path: Path):
+@pytest.mark.parametrize("threads", [1, 4])
+def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_per_thread_per_kill(
+        tmp_path: Path, threads: int):
     """`phonetree run` (twilio gateway, SQLite file) is killed with SIGKILL 50 times while it
     sends 200 due check-ins to a slow Twilio (50-100 ms per Messages POST), and restarted each
     time. In the end every check-in's prompt has left (the stand-in holds at least one SMS per
     check-in and the row is `sent`), and a message is sent twice only when a kill caught it
-    between the POST and the mark: at most one duplicate per kill.
+    between the POST and the mark: at most one duplicate per sending thread per kill
+    (PHONETREE_SEND_THREADS: 1, and the default 4).
 
     The lease is set short with PHONETREE_LEASE_SECONDS=1, so a restarted worker re-queues the
     killed worker's `sending` rows after a second instead of after the default 120 s."""
@@ -224,7 +227,8 @@ def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_pe
     rng = random.Random(20261201)
     with SlowTwilio(public_url=PUBLIC) as standin:
         standin.slow = (0.05, 0.1)  # every POST is slow, so kills land mid-send
-        env = twilio_env(standin, url, PHONETREE_TICK_SECONDS="0.2", PHONETREE_LEASE_SECONDS="1")
+        env = twilio_env(standin, url, PHONETREE_TICK_SECONDS="0.2", PHONETREE_LEASE_SECONDS="1",
+                         PHONETREE_SEND_THREADS=str(threads))
         workers = Workers(env, tmp_path)
         kills, started = 0, time.monotonic()
         try:
@@ -270,7 +274,7 @@ def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_pe
     print(stats)
     assert kills == KILLS, stats
     assert not lost, f"check-ins never sent: {lost[:10]}; {stats}"
-    assert duplicates <= kills, f"more duplicates than kills: {stats}"
+    assert duplicates <= kills * threads, f"more duplicates than {threads} per kill: {stats}"
 
 
 # ---------------------------------------------------- 2. Twilio answers 500, 429, or too late
@@ -636,10 +640,12 @@ def test_two_day_jump_mid_escalation_still_asks_a_person_and_reports_the_missed_
 # ------------------------------------------------------------ a clean shutdown mid-burst
 
 
-def test_a_shutdown_mid_burst_hands_back_what_it_claimed_at_once(engine: Engine):
-    """SIGTERM during a long rate-limited burst: the dispatch stops after the message in hand and
-    its claimed-but-unsent messages go straight back to the queue (not after their lease), so
-    the next worker sends them at once, each exactly once."""
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_shutdown_mid_burst_hands_back_what_it_claimed_at_once(engine: Engine, threads: int):
+    """SIGTERM during a long rate-limited burst: the dispatch stops after the messages in hand
+    (the one, or with several sending threads each thread's one) and its claimed-but-unsent
+    messages go straight back to the queue (not after their lease), so the next worker sends
+    them at once, each exactly once."""
     now = utc(2026, 12, 1, 9, 0)
     seed_due_checkins(engine, 12, now)
     step(engine, now)
@@ -659,12 +665,53 @@ def test_a_shutdown_mid_burst_hands_back_what_it_claimed_at_once(engine: Engine)
 
     gateway = StopsAfterThree()
     with freeze_time(now):
-        first = dispatcher.dispatch(engine, gateway, now, stop=stop)
-    assert first.sent == 3
+        first = dispatcher.dispatch(engine, gateway, now, stop=stop, threads=threads)
+    # The third send sets the stop; sends that had already begun on other threads finish.
+    assert 3 <= first.sent <= 3 + threads - 1
     states = collections.Counter(m.state for m in sent(engine, kind="checkin"))
-    assert states == {"sent": 3, "queued": 9}, states  # none left 'sending' under a lease
+    assert states == {"sent": first.sent, "queued": 12 - first.sent}, states  # none left 'sending'
     assert all(m.attempts == 0 for m in sent(engine, kind="checkin") if m.state == "queued")
     with freeze_time(now + timedelta(seconds=1)):
-        second = dispatcher.dispatch(engine, gateway, now + timedelta(seconds=1))
-    assert second.sent == 9
+        second = dispatcher.dispatch(engine, gateway, now + timedelta(seconds=1), threads=threads)
+    assert second.sent == 12 - first.sent
     assert sorted(collections.Counter(gateway.log).values()) == [1] * 12
+
+
+def test_several_sending_threads_send_at_once_each_message_once_most_urgent_first(engine: Engine):
+    """`phonetree run` sends PHONETREE_SEND_THREADS messages at once (Twilio is 100-300 ms away;
+    one at a time can't keep up with a sender's 10 a second). The first four sends are in
+    flight together (a barrier holds each until all four have begun), the urgent message is
+    among them though it was queued last, and every message leaves once and is marked, with
+    its check-in's window started."""
+    now = utc(2026, 12, 1, 9, 0)
+    seed_due_checkins(engine, 40, now)
+    step(engine, now)
+    with session_scope(engine) as session:
+        urgent = max(m.id for m in session.scalars(select(Message)))
+        session.get(Message, urgent).priority = 0  # type: ignore[union-attr]
+    together = threading.Barrier(4, timeout=10)
+
+    class Concurrent(Gateway):
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.log: list[int] = []
+            self.lock = threading.Lock()
+
+        def send_sms(self, out: Outgoing) -> str:
+            with self.lock:
+                self.log.append(out.message_id)
+                first_four = len(self.log) <= 4
+            if first_four:
+                together.wait()  # BrokenBarrierError (and a failed send) unless 4 run at once
+            return f"SM{out.message_id:032d}"
+
+    gateway = Concurrent()
+    with freeze_time(now):
+        result = dispatcher.dispatch(engine, gateway, now, threads=4)
+    assert result.sent == 40 and result.retried == 0
+    assert urgent in gateway.log[:4]
+    assert sorted(collections.Counter(gateway.log).values()) == [1] * 40
+    assert collections.Counter(m.state for m in sent(engine, kind="checkin")) == {"sent": 40}
+    with session_scope(engine) as session:
+        assert {c.state for c in session.scalars(select(CheckIn))} == {"sent"}
