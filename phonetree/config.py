@@ -1,6 +1,7 @@
 """Settings from the environment; a matching command-line option wins over it."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -25,9 +26,17 @@ class Settings:
     # How long a claimed message is held by one worker before another may send it (the
     # duplicate window after a crash mid-send).
     lease_seconds: float = 120.0
-    # Messages one worker sends at once. Twilio answers in 100-300 ms, so one at a time is 3-10
-    # a second, short of a sender's 10; four keep up with it. A crash repeats at most this many.
-    send_threads: int = 4
+    # Messages one worker sends at once; None: enough for messages_per_second (see below).
+    send_threads: int | None = None
+
+    @property
+    def sending_threads(self) -> int:
+        """Twilio accepts a message 100-300 ms after the request starts, so one at a time is 3-10
+        a second: short of even a long code's 10. By default, enough threads for the rate at
+        400 ms a send (4 for 10/s, 40 for a short code's 100/s). A crash repeats at most this many."""
+        if self.send_threads is not None:
+            return self.send_threads
+        return max(1, min(100, math.ceil(self.messages_per_second * 0.4)))
 
     @classmethod
     def from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
@@ -54,11 +63,13 @@ class Settings:
             calls_per_second=float(env.get("PHONETREE_CALLS_PER_SECOND") or 1.0),
             tick_seconds=float(env.get("PHONETREE_TICK_SECONDS") or 5.0),
             lease_seconds=float(env.get("PHONETREE_LEASE_SECONDS") or 120.0),
-            send_threads=_threads(env.get("PHONETREE_SEND_THREADS") or "4"),
+            send_threads=_threads(env.get("PHONETREE_SEND_THREADS") or "auto"),
         )
 
 
-def _threads(text: str) -> int:
+def _threads(text: str) -> int | None:
+    if text.strip() == "auto":
+        return None
     if not text.strip().isdigit() or not 1 <= int(text) <= 100:
-        raise ValueError(f"PHONETREE_SEND_THREADS is {text!r}: give a whole number from 1 to 100")
+        raise ValueError(f"PHONETREE_SEND_THREADS is {text!r}: give a whole number from 1 to 100, or auto")
     return int(text)

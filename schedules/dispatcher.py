@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -127,7 +127,29 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
     if limiters:
         fastest = max(l.rate for l in limiters.values())
         step = max(1, min(BATCH, int(fastest))) if fastest > 0 else BATCH
+
+    def deliver(message: Message, recipients: dict[int, Member], windows: dict[int, PromptWindow]) -> bool:
+        """Send one claimed message and mark it; False (nothing done) once stopping.
+        (Its batch's lookups are arguments: a sending thread may still be on an earlier batch.)"""
+        if stop is not None and stop.is_set():
+            return False
+        member = recipients.get(message.member_id) if message.member_id else None
+        if member is not None and member.opted_out:
+            outcome = (message, None, GatewayError("opted out", True, "suppressed"))
+        elif message.expires_at is not None and message.expires_at <= current():
+            outcome = (message, None, GatewayError("not sent in time", True, "expired"))
+        else:
+            if limiters and message.channel in limiters:
+                limiters[message.channel].wait()
+            outcome = _send_one(gateway, message)
+        # Marked at once, each in its own transaction: a worker killed mid-batch resends
+        # at most the messages it was sending, never the ones already out.
+        window = windows.get(message.checkin_id) if _is_prompt(message) else None  # type: ignore[arg-type]
+        _mark(engine, current() if limiters else now, gateway.name, outcome, window, result)
+        return True
+
     pool = ThreadPoolExecutor(threads, thread_name_prefix="send") if threads > 1 else None
+    in_flight: list[tuple[Message, Future[bool]]] = []
     try:
         while remaining is None or remaining > 0:
             batch = step if remaining is None else min(step, remaining)
@@ -140,39 +162,35 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
             if not claimed:
                 break
 
-            def deliver(message: Message) -> bool:
-                """Send one claimed message and mark it; False (nothing done) once stopping."""
-                if stop is not None and stop.is_set():
-                    return False
-                member = recipients.get(message.member_id) if message.member_id else None
-                if member is not None and member.opted_out:
-                    outcome = (message, None, GatewayError("opted out", True, "suppressed"))
-                elif message.expires_at is not None and message.expires_at <= current():
-                    outcome = (message, None, GatewayError("not sent in time", True, "expired"))
-                else:
-                    if limiters and message.channel in limiters:
-                        limiters[message.channel].wait()
-                    outcome = _send_one(gateway, message)
-                # Marked at once, each in its own transaction: a worker killed mid-batch resends
-                # at most the messages it was sending, never the ones already out.
-                window = windows.get(message.checkin_id) if _is_prompt(message) else None  # type: ignore[arg-type]
-                _mark(engine, current() if limiters else now, gateway.name, outcome, window, result)
-                return True
-
-            # In priority order: one by one until stopped, or `threads` at a time.
-            done = list(pool.map(deliver, claimed) if pool is not None
-                        else itertools.takewhile(bool, map(deliver, claimed)))
-            unsent = [message.id for message, ok in itertools.zip_longest(claimed, done, fillvalue=False)
-                      if not ok]
-            if unsent:
-                _release(engine, unsent)
+            if pool is None:  # one by one, until stopped
+                done = list(itertools.takewhile(bool, (deliver(m, recipients, windows) for m in claimed)))
+                unsent = [message.id for message in claimed[len(done):]]
+            else:
+                # In priority order, `threads` at a time. The next batch is claimed as soon as
+                # this one is all in flight, not once it has all left: no sender idles at the seam.
+                in_flight += [(message, pool.submit(deliver, message, recipients, windows)) for message in claimed]
+                in_flight, unsent = _settle(in_flight, threads)
+            if unsent or (stop is not None and stop.is_set()):
+                in_flight, more = _settle(in_flight, 0)
+                _release(engine, unsent + more)
                 return result
             if remaining is not None:
                 remaining -= len(claimed)
+        _settle(in_flight, 0)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
     return result
+
+
+def _settle(in_flight: list[tuple[Message, "Future[bool]"]], most: int) -> tuple[list[tuple[Message, "Future[bool]"]], list[int]]:
+    """Wait until at most `most` of the messages handed to the sending threads are unfinished.
+    Returns those, and the ids of finished ones that were not sent (the dispatch is stopping).
+    A send that raised raises here."""
+    while sum(not future.done() for _, future in in_flight) > most:
+        wait([future for _, future in in_flight if not future.done()], return_when=FIRST_COMPLETED)
+    unsent = [message.id for message, future in in_flight if future.done() and not future.result()]
+    return [(m, future) for m, future in in_flight if not future.done()], unsent
 
 
 def _release(engine: Engine, ids: list[int]) -> None:

@@ -68,7 +68,7 @@ class Runner:
         try:
             result = dispatcher.dispatch(self.engine, self.gateway, clock.now(), limiters=self.limiters,
                                          lease=timedelta(seconds=self.settings.lease_seconds),
-                                         stop=self.stopped, threads=self.settings.send_threads)
+                                         stop=self.stopped, threads=self.settings.sending_threads)
         except Exception:  # noqa: BLE001 - the messages stay queued (or leased) and are sent next time
             log.exception("sending failed; will try again")
             return

@@ -677,12 +677,14 @@ def test_a_shutdown_mid_burst_hands_back_what_it_claimed_at_once(engine: Engine,
     assert sorted(collections.Counter(gateway.log).values()) == [1] * 12
 
 
-def test_several_sending_threads_send_at_once_each_message_once_most_urgent_first(engine: Engine):
+def test_several_sending_threads_send_at_once_each_message_once_most_urgent_first(engine: Engine, monkeypatch):
     """`phonetree run` sends PHONETREE_SEND_THREADS messages at once (Twilio is 100-300 ms away;
     one at a time can't keep up with a sender's 10 a second). The first four sends are in
     flight together (a barrier holds each until all four have begun), the urgent message is
     among them though it was queued last, and every message leaves once and is marked, with
-    its check-in's window started."""
+    its check-in's window started, across the seams of batches claimed while the previous one
+    was still in flight."""
+    monkeypatch.setattr(dispatcher, "BATCH", 7)
     now = utc(2026, 12, 1, 9, 0)
     seed_due_checkins(engine, 40, now)
     step(engine, now)
