@@ -295,7 +295,7 @@ _ANSWER_UNESCALATED = Prepared(
 
 def answer_unescalated(connection: Transaction, checkin_id: int, was: str, group_id: int, member_id: int,
                        now: datetime, how: str) -> bool:
-    """`answer` for the common case, in Core: the check-in is still `was` (prompting or sent),
+    """`answer` for the common case, as prepared statements: the check-in is still `was` (prompting or sent),
     so closing it tells no one. False, changing nothing, if it has moved on meanwhile."""
     if not _ANSWER_UNESCALATED.rowcount(connection, {"cid": checkin_id, "was": was, "now": now, "how": how}):
         return False

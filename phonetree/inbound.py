@@ -58,7 +58,7 @@ def members_for_phone(session: Session, phone: str) -> list[Member]:
 
 
 # The commonest reply by far is an OK to a check-in no one has been asked about yet. `answer_ok`
-# does that in a few Core statements, without the ORM, so the webhook keeps up with a morning's
+# does that in five prepared statements (phonetree.prepared), so the webhook keeps up with a morning's
 # replies; anything else (another word, a phone shared by two members, someone to stand down,
 # nothing open) comes back None and goes the whole way through `handle`. Both leave the same rows.
 _members, _checkins, _inbound = Member.__table__, CheckIn.__table__, Inbound.__table__
