@@ -20,7 +20,7 @@ from phonetree.db import insert_ignoring_duplicates
 from phonetree.directory import get_member, organisers
 from phonetree.errors import PhonetreeError
 from phonetree.messages import message_row, queue
-from phonetree.models import Cascade, CascadeReach, Group, Member, Task, TreeLink
+from phonetree.models import Cascade, CascadeReach, Group, Task, TreeLink
 
 DEFAULT_BRANCHING = 3
 DEFAULT_WAIT = timedelta(hours=2)

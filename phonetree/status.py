@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from phonetree.escalation import OPEN_CHECKIN_STATES
-from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
+from phonetree.models import CheckIn, Group, Inbound, Member, Message
 
 RECENT_REPLIES = timedelta(days=2)
 
