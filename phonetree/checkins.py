@@ -260,15 +260,24 @@ def prompt_failed(session: Session, checkin_id: int, now: datetime, reason: str)
 # ---------------------------------------------------------------- replies from the member
 
 
-# Built once: every reply looks this up.
-_OPEN_CHECKIN = (select(CheckIn).where(CheckIn.member_id == bindparam("member_id"),
-                                       CheckIn.state.in_(OPEN_CHECKIN_STATES))
-                 .order_by(CheckIn.due_at.desc(), CheckIn.id.desc()).limit(1))
+# The member's most recent check-in still awaiting an answer or a person: every reply looks it
+# up, through the ORM (`open_checkin`) or, on the quick OK path, as a prepared row. Built once.
+_OPEN_FOR_MEMBER = (CheckIn.member_id == bindparam("member_id"), one_of(CheckIn.state, OPEN_CHECKIN_STATES))
+_NEWEST_FIRST = (CheckIn.due_at.desc(), CheckIn.id.desc())
+_OPEN_CHECKIN = select(CheckIn).where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST).limit(1)
+_OPEN_CHECKIN_ROW = Prepared(select(CheckIn.id, CheckIn.state, CheckIn.occurrence, CheckIn.group_id)
+                             .where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST).limit(1))
 
 
 def open_checkin(session: Session, member_id: int) -> CheckIn | None:
     """The member's most recent check-in still awaiting an answer or a person."""
     return session.scalar(_OPEN_CHECKIN, {"member_id": member_id})
+
+
+def open_checkin_row(connection: Transaction, member_id: int) -> tuple[int, str, str, int] | None:
+    """`open_checkin` as (id, state, occurrence, group_id), for a prepared-statement transaction."""
+    rows = _OPEN_CHECKIN_ROW.rows(connection, {"member_id": member_id})
+    return tuple(rows[0]) if rows else None  # type: ignore[return-value]
 
 
 def answer(session: Session, checkin: CheckIn, now: datetime, how: str) -> int:
@@ -295,12 +304,13 @@ _ANSWER_UNESCALATED = Prepared(
 
 def answer_unescalated(connection: Transaction, checkin_id: int, was: str, group_id: int, member_id: int,
                        now: datetime, how: str) -> bool:
-    """`answer` for the common case, as prepared statements: the check-in is still `was` (prompting or sent),
-    so closing it tells no one. False, changing nothing, if it has moved on meanwhile."""
+    """`answer` for the common case, as prepared statements: the check-in is still `was`
+    (prompting or sent), so closing it tells no one. False, changing nothing, if it has moved on
+    meanwhile."""
     if not _ANSWER_UNESCALATED.rowcount(connection, {"cid": checkin_id, "was": was, "now": now, "how": how}):
         return False
     events.record_quickly(connection, now, "answered", group_id=group_id, member_id=member_id,
-                  checkin_id=checkin_id, detail=how)
+                          checkin_id=checkin_id, detail=how)
     return True
 
 

@@ -13,14 +13,15 @@ from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
-from phonetree.checkins import UNESCALATED, answer, answer_unescalated, open_checkin, request_help
+from phonetree.checkins import (UNESCALATED, answer, answer_unescalated, open_checkin, open_checkin_row,
+                                request_help)
 from phonetree.db import insert_for, insert_ignoring_duplicates
 from phonetree.directory import organisers
-from phonetree.escalation import OPEN_CHECKIN_STATES, chain_for
+from phonetree.escalation import chain_for
 from phonetree.messages import message_row, queue
-from phonetree.models import CheckIn, Group, Inbound, Member
+from phonetree.models import Group, Inbound, Member
 from phonetree.phones import display, parse_phone
-from phonetree.prepared import Prepared, one_of, transaction
+from phonetree.prepared import Prepared, transaction
 from phonetree.errors import PhonetreeError
 from phonetree.replies import Intent, Reply, parse_reply
 from schedules.recurrence import local_date
@@ -61,13 +62,9 @@ def members_for_phone(session: Session, phone: str) -> list[Member]:
 # does that in five prepared statements (phonetree.prepared), so the webhook keeps up with a morning's
 # replies; anything else (another word, a phone shared by two members, someone to stand down,
 # nothing open) comes back None and goes the whole way through `handle`. Both leave the same rows.
-_members, _checkins, _inbound = Member.__table__, CheckIn.__table__, Inbound.__table__
+_members, _inbound = Member.__table__, Inbound.__table__
 _MEMBER_BY_PHONE = Prepared(select(_members.c.id, _members.c.name)
                             .where(_members.c.phone == bindparam("phone")).limit(2))
-_LATEST_OPEN = Prepared(select(_checkins.c.id, _checkins.c.state, _checkins.c.occurrence, _checkins.c.group_id)
-                        .where(_checkins.c.member_id == bindparam("member_id"),
-                               one_of(_checkins.c.state, OPEN_CHECKIN_STATES))
-                        .order_by(_checkins.c.due_at.desc(), _checkins.c.id.desc()).limit(1))
 _RECORD = Prepared(lambda dialect: insert_for(dialect)(_inbound).on_conflict_do_nothing().returning(_inbound.c.id),
                    columns=("provider_sid", "member_id", "channel", "body", "intent", "received_at"))
 
@@ -90,10 +87,10 @@ def answer_ok(engine: Engine, now: datetime, from_phone: str, text: str, sid: st
             if len(found) != 1:
                 return None
             member_id, name = found[0]
-            latest = _LATEST_OPEN.rows(connection, {"member_id": member_id})
-            if not latest or latest[0][1] not in UNESCALATED:
+            latest = open_checkin_row(connection, member_id)
+            if latest is None or latest[1] not in UNESCALATED:
                 return None
-            checkin_id, state, occurrence, group_id = latest[0]
+            checkin_id, state, occurrence, group_id = latest
             if not _RECORD.rows(connection, {"provider_sid": sid, "member_id": member_id, "channel": "sms",
                                              "body": text, "intent": reply.intent.value, "received_at": now}):
                 return Outcome(known=True, intent=reply.intent.value, member=name, duplicate=True)
