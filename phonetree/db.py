@@ -162,13 +162,12 @@ def insert_for(dialect: str) -> Callable[..., Any]:
     return insert
 
 
-def insert_ignoring_duplicates(session: Session | Connection, model: type, rows: list[dict]) -> int:
+def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) -> int:
     """INSERT rows, silently skipping any that collide with a unique key: how every promise is
-    made idempotent (two ticks at the same instant insert each row once). Returns rows inserted.
-    Takes an ORM session or, on the few Core hot paths, a connection."""
+    made idempotent (two ticks at the same instant insert each row once). Returns rows inserted."""
     if not rows:
         return 0
-    connection = session.connection() if isinstance(session, Session) else session
+    connection = session.connection()
     dialect_insert = insert_for(connection.dialect.name)
     # RETURNING counts what was really inserted: executemany's rowcount is unreliable across
     # drivers once SQLAlchemy batches rows into multi-VALUES statements.

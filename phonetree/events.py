@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from phonetree.models import Event
@@ -16,11 +16,10 @@ _COLUMNS = ("at", "kind", "group_id", "member_id", "checkin_id", "detail")
 _INSERT_QUICKLY = Prepared(_INSERT, columns=_COLUMNS)
 
 
-def record(session: Session | Connection, at: datetime, kind: str, *, group_id: int | None = None,
+def record(session: Session, at: datetime, kind: str, *, group_id: int | None = None,
            member_id: int | None = None, checkin_id: int | None = None,
            detail: str | None = None) -> None:
-    # A plain INSERT, not session.add: nothing reads the row back, and this is on every reply
-    # (and on the Core hot paths, which pass a connection).
+    # A plain INSERT, not session.add: nothing reads the row back, and this is on every reply.
     session.execute(_INSERT, {"at": at, "kind": kind, "group_id": group_id, "member_id": member_id,
                               "checkin_id": checkin_id, "detail": detail})
 
