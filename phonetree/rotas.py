@@ -108,7 +108,12 @@ def _avoid_names(rota: Rota, names: dict[int, str]) -> list[frozenset[str]]:
 
 
 def round_date(rota: Rota, number: int) -> date:
-    return rota.start_date + timedelta(days=CADENCES[rota.cadence] * number)
+    return nth_round_date(rota.start_date, rota.cadence, number)
+
+
+def nth_round_date(start: date, cadence: str, number: int) -> date:
+    """The local date of round `number` (from 0) of a rota starting `start`."""
+    return start + timedelta(days=CADENCES[cadence] * number)
 
 
 # ---------------------------------------------------------------- who rings whom
@@ -218,7 +223,7 @@ def plan_rounds(session: Session, now: datetime) -> int:
     for rota_id, start, cadence, at_time, tz, last in rows:
         number = (last if last is not None else -1) + 1
         while True:
-            day = start + timedelta(days=CADENCES[cadence] * number)  # round_date's rule
+            day = nth_round_date(start, cadence, number)
             due = local_instant(day, at_time, tz)
             if due > until:
                 bookmarks.append({"rota": rota_id, "next": due})
