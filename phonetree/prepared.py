@@ -85,8 +85,7 @@ class Prepared:
                  columns: Sequence[str] | None = None) -> None:
         """`columns`: for a bare `insert(table)`, the columns given values (bind names = column
         names, as in `connection.execute(insert(table), {...})`)."""
-        self._build = statement if callable(statement) and not isinstance(statement, ClauseElement) \
-            else (lambda _name: statement)
+        self._build = (lambda _name: statement) if isinstance(statement, ClauseElement) else statement
         self._columns = list(columns) if columns is not None else None
         self._by_dialect: dict[str, _Compiled] = {}
 
