@@ -779,8 +779,7 @@ def template_list(app: App, group_name: str, channel: str, language: str) -> Non
 
     with app.session() as session:
         g = directory.get_group(session, group_name)
-        previews = [templates.preview(g, name, channel, templates.check_language(language))
-                    for name in templates.all_names(channel)]
+        previews = [templates.preview(g, name, channel, language) for name in templates.all_names(channel)]
     for p in previews:
         size = f"{p.worst.segments} seg {p.worst.encoding}" if channel == "sms" else f"{len(p.sample)} chars"
         click.echo(f"{p.template:<20} {'own' if p.custom else 'default':<8} {size:<14} {p.sample}")
@@ -803,8 +802,7 @@ def template_show(app: App, group_name: str, name: str, channel: str, language: 
     from phonetree import templates
 
     with app.session() as session:
-        p = templates.preview(directory.get_group(session, group_name), name, channel,
-                              templates.check_language(language))
+        p = templates.preview(directory.get_group(session, group_name), name, channel, language)
     _print_preview(p)
 
 
@@ -838,7 +836,7 @@ def template_set(app: App, group_name: str, name: str, wording: str, channel: st
     with app.session() as session:
         g = directory.get_group(session, group_name)
         _, notes = templates.set_text(session, g, name, channel, wording, clock.now(), language)
-        p = templates.preview(g, name, channel, templates.check_language(language))
+        p = templates.preview(g, name, channel, language)
     _print_preview(p)
     for note in notes:
         if note not in p.warnings:
@@ -862,8 +860,7 @@ def template_reset(app: App, group_name: str, name: str, channel: str, language:
     from phonetree import templates
 
     with app.session() as session:
-        templates.reset(session, directory.get_group(session, group_name), name, channel, clock.now(),
-                        templates.check_language(language))
+        templates.reset(session, directory.get_group(session, group_name), name, channel, clock.now(), language)
     click.echo(f"{group_name} uses the default {channel} {name} again.")
 
 

@@ -55,6 +55,7 @@ class Preview:
 def preview(group: Group, template: str, channel: str = "sms",
             language: str = texts.DEFAULT_LANGUAGE) -> Preview:
     _check_name(template, channel)
+    language = check_language(language)
     wording = text_for(group, template, channel, language)
     sample = wording.format(**SAMPLE)
     worst = segment_info(wording.format(**LONGEST))
@@ -116,6 +117,7 @@ def set_text(session: Session, group: Group, template: str, channel: str, wordin
 def reset(session: Session, group: Group, template: str, channel: str, now: datetime,
           language: str = texts.DEFAULT_LANGUAGE) -> None:
     _check_name(template, channel)
+    language = check_language(language)
     stored = overrides(group)
     if stored.pop(_key(channel, template, language), None) is None:
         raise PhonetreeError(f"{group.name} uses the default {channel} {template!r} already.")

@@ -190,3 +190,6 @@ def test_members_get_the_groups_wording_in_their_language(oakfield, ok, engine, 
     assert "Morning Vera" in ok("template", "show", "Oakfield", "checkin", "--language", "cy").stdout
     bad = run_cli("member", "add", "Oakfield", "Zed", "--phone", "07911 100008", "--language", "welsh!")
     assert bad.exit_code == 1 and "not a language code" in bad.stderr
+    for command in (("list", "Oakfield"), ("show", "Oakfield", "checkin"), ("reset", "Oakfield", "checkin")):
+        bad = run_cli("template", *command, "--language", "welsh!")
+        assert bad.exit_code == 1 and bad.stderr.startswith("Error:") and "not a language code" in bad.stderr
