@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -214,8 +214,9 @@ def _mark(engine: Engine, when: datetime, gateway_name: str,
     """Record what happened to one message. If the database is busy, try again for a while:
     a message that left but isn't marked would be sent again when its lease runs out."""
     message, sid, error = outcome
-    # The common case, a message that left, is a few Core statements; the rest (failures, a
-    # contact's ask whose wait starts now) go through the ORM and the domain's own rules.
+    # The common case, a message that left, is two prepared statements in a transaction of their
+    # own; the rest (failures, a contact's ask whose wait starts now) go through the ORM and the
+    # domain's own rules.
     quick = error is None and not _is_task_ask(message)
     for attempt in range(MARK_ATTEMPTS):
         counts = DispatchResult()
@@ -244,7 +245,7 @@ _SENT = Prepared(update(_messages).where(_messages.c.id == bindparam("mid"))
                          provider_sid=bindparam("sid")))
 
 
-def _record_sent(connection: Transaction, when: datetime, gateway_name: str, message: Message,
+def _record_sent(connection: Connection | Transaction, when: datetime, gateway_name: str, message: Message,
                  sid: str | None, window: PromptWindow | None) -> None:
     _SENT.rowcount(connection, {"mid": message.id, "at": when, "gw": gateway_name, "sid": sid})
     if window is not None:
@@ -276,8 +277,7 @@ def _record(session: Session, now: datetime, gateway_name: str,
     if error is not None:
         _failed(session, now, message, error, result)
         return
-    session.execute(update(Message), [{"id": message.id, "state": "sent", "sent_at": now, "lease_until": None,
-                                       "gateway": gateway_name, "provider_sid": sid}])
+    _record_sent(session.connection(), now, gateway_name, message, sid, None)
     if message.task_id and _is_task_ask(message):
         _wait_from_send(session, message.task_id, now)
     result.sent += 1

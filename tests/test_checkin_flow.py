@@ -257,6 +257,30 @@ def test_window_counts_from_the_actual_send_after_downtime(oakfield, ok, engine,
     assert len(sent(engine, kind="escalation")) == 1
 
 
+def test_a_contacts_wait_counts_from_when_the_ask_left(oakfield, ok, engine, ticker):
+    """The ask to Jo is queued at 09:30 but (behind a burst, say) leaves only at 09:40: it is
+    marked sent with its provider id, and Jo's 20 minutes run from 09:40, not 09:30."""
+    from phonetree.gateways.outbox import OutboxGateway
+    from schedules import dispatcher
+    from schedules.engine import step
+
+    add_vera_checkin(ok)
+    ticker(utc(*DAY, 9, 0))
+    step(engine, utc(*DAY, 9, 30))  # the window closes; the ask is queued, not yet sent
+    assert [m.state for m in sent(engine, kind="escalation")] == ["queued"]
+    dispatcher.dispatch(engine, OutboxGateway(), utc(*DAY, 9, 40))
+    [ask_jo] = sent(engine, kind="escalation")
+    assert (ask_jo.state, ask_jo.sent_at, ask_jo.lease_until) == ("sent", utc(*DAY, 9, 40), None)
+    assert ask_jo.provider_sid and ask_jo.gateway == "outbox"
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.state == "asked"))
+        assert task.expires_at == utc(*DAY, 10, 0)
+    ticker(utc(*DAY, 9, 59, 59))
+    assert len(sent(engine, kind="escalation")) == 1
+    ticker(utc(*DAY, 10, 0))
+    assert [m.to_phone for m in sent(engine, kind="escalation")] == [E164[JO], E164[SAM]]
+
+
 def test_days_missed_while_down_are_reported_never_sent_late_or_raised_as_alarms(oakfield, ok, engine, ticker):
     add_vera_checkin(ok)
     ticker(utc(2026, 12, 3, 10, 0))  # down from 30 Nov until 3 Dec 10:00
