@@ -112,11 +112,13 @@ def run_variant(variant: str, n: int, mps: float, latency_s: float = 0.0, thread
     stop = threading.Event()
     runner = None
     loop_thread = None
+    sending_threads = 1  # the emulation loops send one at a time
     if variant == "runner":
         from schedules.runner import Runner
 
         settings = Settings(database_url=url, messages_per_second=mps, tick_seconds=5.0, send_threads=threads)
         runner = Runner(engine, gateway, settings, host="127.0.0.1", port=0)  # type: ignore[arg-type]
+        sending_threads = settings.sending_threads
         wake = runner.wake
         runner.start()
     else:
@@ -190,7 +192,7 @@ def run_variant(variant: str, n: int, mps: float, latency_s: float = 0.0, thread
                                  "lateness_vs_not_before_s": dist(vs_not_before[p], 1, 3)}
                for p, v in sorted(by_class.items())}
     return {"variant": variant, "n": n, "mps": mps, "latency_ms": latency_s * 1000,
-            "send_threads": settings.sending_threads if variant == "runner" else 1, "ideal_burst_s": round(duration, 1),
+            "send_threads": sending_threads, "ideal_burst_s": round(duration, 1),
             "sent": len(sends), "expected": expected, "unsent_in_db": unsent,
             "achieved_checkin_rate_per_s": round((len(checkin_sends) - 1) / span, 2) if span else None,
             "helps_injected_at_s": [round(a - t0.timestamp(), 1) for a in help_at],
