@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from phonetree.db import session_scope
-from phonetree.models import CheckIn, Event, Inbound, Member, Message, Task
+from phonetree.models import CheckIn, Inbound, Member, Message
 from phonetree.privacy import purge_bodies
-from tests.conftest import JO, MARGARET, SAM, VERA, sent, snapshot, utc
+from tests.conftest import VERA, sent, snapshot, utc
 
 DAY = (2026, 12, 1)
 
