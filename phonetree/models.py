@@ -180,6 +180,9 @@ class CheckIn(Base):
     escalation_step: Mapped[int] = mapped_column(Integer, default=-1)  # index of contact asked
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # When the member asked for a call (HELP) on this check-in; while set, only DONE, an
+    # organiser's resolve or the member's own OK closes it.
+    help_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     member: Mapped[Member] = relationship(foreign_keys=[member_id])
     plan: Mapped[CheckInPlan | None] = relationship()
@@ -298,6 +301,21 @@ class Event(Base):
     )
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(String(400), nullable=True)
+
+
+class ProviderOutage(Base):
+    """A stretch of time in which the gateway answered only with transient errors (5xx, 429,
+    timeouts). Open while `ended_at` is NULL; `status` and `/health` read it."""
+
+    __tablename__ = "provider_outages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
 
 class WebhookReceipt(Base):
