@@ -153,6 +153,37 @@ REWRITES: list[tuple[str, str]] = [
 ]
 _REWRITES = [(re.compile(rf"\b(?:{pattern})\b"), repl) for pattern, repl in REWRITES]
 
+# Danger or distress, in whatever words it comes: each of these asks for a call (HELP) wherever
+# it arrives, with or without a check-in open, and is never read as "all well" or as a contact's
+# CANT ("I can't breathe" is not "I can't ring"). Regexes over a clause's normalised words
+# (lower case, apostrophes gone: "can't" is "cant", "I've" is "ive"). A negator among the few
+# words before a phrase cancels it ("no chest pain", "I haven't had a fall", "no need for an
+# ambulance"); the reply is then read as usual, and its worry words make it UNKNOWN, so a
+# person still reads it. A needless call costs a little; a missed one costs a lot.
+DISTRESS: tuple[str, ...] = (
+    # falls
+    r"(had|have|taken|took) (a )?(fall|tumble)", r"(i|ive|mum|dad|he|she|hes|shes) (fell|fallen)",
+    r"fallen (over|down)", r"fell (over|down)", r"on the floor", r"(cant|cannot) get up",
+    # body
+    r"chest (pain|pains|hurts|(feels )?tight|tightness)", r"(cant|cannot|struggling to|hard to) breathe?",
+    r"(short|shortness) of breath", r"breathing (problems?|difficulty|difficulties)",
+    r"heart attack", r"(a |having a )?stroke", r"collapsed?", r"unconscious", r"passed out",
+    r"bleeding", r"seizure",
+    r"overdosed?", r"od", r"taken too (many|much)",
+    # danger
+    r"not (feeling |feel )?safe", r"no longer safe", r"unsafe", r"in danger",
+    r"(hit|hurt|threatened|attacked) me", r"scared for my life",
+    r"ambulance", r"999", r"police",
+    # self-harm
+    r"(kill|hurt|harm) (my ?self|me)", r"suicid(e|al)", r"end (it|it all|my life)",
+    r"(cant|cannot) (go on|take (it|any ?more)|do this any ?more)", r"want to die",
+)
+# Any of these among the words just before a distress phrase negates it.
+DISTRESS_NEGATORS = frozenset({"no", "not", "never", "without", "dont", "didnt", "doesnt", "havent",
+                               "hasnt", "hadnt", "wasnt", "isnt", "arent", "wont", "neednt"})
+DISTRESS_NEGATION_WINDOW = 4
+_DISTRESS = [re.compile(rf"(?<!\S)(?:{pattern})(?!\S)") for pattern in DISTRESS]
+
 # Normalising raw text.
 _THUMBS_UP_RE = re.compile("[\U0001F44D\U0001F44C][\U0001F3FB-\U0001F3FF]?\uFE0F?")
 _THUMBS_DOWN_RE = re.compile("\U0001F44E[\U0001F3FB-\U0001F3FF]?\uFE0F?")
@@ -187,7 +218,7 @@ def parse_reply(text: str) -> Reply:
 
     # 2. A call request wins over everything else in the message.
     wants_call, used_negators = _wants_call(clauses)
-    if wants_call or _keypad_digit(words) == "2":
+    if wants_call or _keypad_digit(words) == "2" or in_distress(clauses):
         return Reply(Intent.HELP)
 
     worried = _has_worry(clauses, used_negators)
@@ -242,6 +273,18 @@ def _clauses(text: str) -> list[list[str]]:
         if words := phrase.split():
             clauses.append(words)
     return clauses
+
+
+def in_distress(clauses: list[list[str]]) -> bool:
+    """Whether any clause holds a DISTRESS phrase that no negator just before it cancels."""
+    for words in clauses:
+        phrase = " ".join(words)
+        for pattern in _DISTRESS:
+            for found in pattern.finditer(phrase):
+                before = phrase[:found.start()].split()[-DISTRESS_NEGATION_WINDOW:]
+                if not DISTRESS_NEGATORS.intersection(before):
+                    return True
+    return False
 
 
 def _keypad_digit(words: list[str]) -> str | None:

@@ -76,7 +76,7 @@ NEGATIONS = [
            "not doing well", "ok not really", "I'm ok but not great", "fine but tired",
            "ok I guess but a bit low", "no", "No.", "nope", "no thanks", "not sure",
            "is it ok if I skip tomorrow?", "yes please", "ok \U0001F44E", "\U0001F44E",
-           "good but I fell yesterday", "fine but back in hospital", "nah im good",
+           "fine but back in hospital", "nah im good",
            "good night", "not 100%"),
     # a call for someone else is not a request for the sender, nor a plain OK
     *cases(UNKNOWN, "I will call her", "I'll ring her now", "Ok, ring her please",
