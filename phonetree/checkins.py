@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 from phonetree.directory import get_member, organisers
 from phonetree.errors import PhonetreeError
-from phonetree.escalation import OPEN_CHECKIN_STATES, ask, ask_next, chain_for, stand_down
+from phonetree.escalation import (CLOSED, IN_TOUCH, OPEN_CHECKIN_STATES, SAYS_OK, ask, ask_next, chain_for,
+                                  stand_down)
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
 from phonetree.prepared import Prepared, Transaction, one_of
@@ -142,8 +143,7 @@ def start_due(session: Session, now: datetime) -> dict[str, int]:
         queue(session, messages)
         if skipped:
             session.execute(update(CheckIn), skipped)
-        for checkin in missed:
-            report_missed(session, checkin, now)
+        report_missed(session, missed, now)
         events.record_many(session, log)
         counts["prompted"] += len(messages)
         counts["skipped"] += len(skipped)
@@ -151,23 +151,44 @@ def start_due(session: Session, now: datetime) -> dict[str, int]:
         session.flush()
 
 
-def report_missed(session: Session, checkin: CheckIn, now: datetime) -> None:
-    """A check-in whose day passed while the service was down: tell a human, don't pretend."""
-    checkin.state, checkin.closed_at, checkin.outcome = "missed", now, "not sent: service was down"
-    group, member = session.get(Group, checkin.group_id), checkin.member
-    assert group is not None
-    due_local = checkin.due_at.astimezone(ZoneInfo(group.timezone))
-    # The organisers; a group without one still has a human told: the first named contact.
-    people = [m for m in organisers(session, group.id) if m.id != member.id] or chain_for(session, checkin)[:1]
-    queue(session, [message_row(
-        now, group, person, kind="alert", template="missed", dedupe_key=f"checkin:{checkin.id}:missed:{person.id}",
-        values={"contact": person.name, "member": member.name, "time": due_local.strftime("%H:%M"),
-                "day": due_local.strftime("%a %d %b")},
-        checkin_id=checkin.id,
-    ) for person in people])
-    events.record(session, now, "missed", group_id=group.id, member_id=member.id,
-                  checkin_id=checkin.id, detail="service down; reported to " +
-                  (", ".join(p.name for p in people) or "nobody: no organiser"))
+def report_missed(session: Session, missed: list[CheckIn], now: datetime) -> None:
+    """Check-ins whose day passed while the service was down: tell a human, don't pretend.
+    Each person told gets one message for the lot (after days down, one summary, not an alarm
+    per missed day): the organisers, or in a group without one the first named contact."""
+    by_person: dict[tuple[int, int], tuple[Group, Member, list[CheckIn]]] = {}
+    for checkin in missed:
+        checkin.state, checkin.closed_at, checkin.outcome = "missed", now, "not sent: service was down"
+        group, member = session.get(Group, checkin.group_id), checkin.member
+        assert group is not None
+        people = ([m for m in organisers(session, group.id) if m.id != member.id]
+                  or chain_for(session, checkin)[:1])
+        for person in people:
+            by_person.setdefault((group.id, person.id), (group, person, []))[2].append(checkin)
+        events.record(session, now, "missed", group_id=group.id, member_id=member.id,
+                      checkin_id=checkin.id, detail="service down; reported to " +
+                      (", ".join(p.name for p in people) or "nobody: no organiser"))
+    rows = []
+    for group, person, items in by_person.values():
+        zone = ZoneInfo(group.timezone)
+        items.sort(key=lambda c: c.due_at)
+        first, last = (items[0].due_at.astimezone(zone), items[-1].due_at.astimezone(zone))
+        values = {"contact": person.name, "member": items[0].member.name, "time": first.strftime("%H:%M"),
+                  "day": first.strftime("%a %d %b"), "last_day": last.strftime("%a %d %b"),
+                  "count": str(len(items)), "people": _names({c.member.name: None for c in items})}
+        rows.append(message_row(
+            now, group, person, kind="alert", template="missed" if len(items) == 1 else "missed_summary",
+            dedupe_key=f"checkin:{items[0].id}:missed:{person.id}", values=values,
+            checkin_id=items[0].id,
+        ))
+    queue(session, rows)
+
+
+def _names(names: dict[str, None], most: int = 3) -> str:
+    """ "Vera", "Vera and Sam", "Vera, Sam, Jo and 2 more": a list that stays short."""
+    listed = list(names)
+    if len(listed) > most:
+        listed = listed[:most] + [f"{len(listed) - most} more"]
+    return listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
 
 
 @dataclass(frozen=True)
@@ -260,13 +281,14 @@ def prompt_failed(session: Session, checkin_id: int, now: datetime, reason: str)
 # ---------------------------------------------------------------- replies from the member
 
 
-# The member's most recent check-in still awaiting an answer or a person: every reply looks it
-# up, through the ORM (`open_checkin`) or, on the quick OK path, as a prepared row. Built once.
+# A member's check-ins still awaiting an answer or a person: every reply looks them up, through
+# the ORM or, on the quick OK path, as a prepared row. Built once.
 _OPEN_FOR_MEMBER = (CheckIn.member_id == bindparam("member_id"), one_of(CheckIn.state, OPEN_CHECKIN_STATES))
 _NEWEST_FIRST = (CheckIn.due_at.desc(), CheckIn.id.desc())
 _OPEN_CHECKIN = select(CheckIn).where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST).limit(1)
-_OPEN_CHECKIN_ROW = Prepared(select(CheckIn.id, CheckIn.state, CheckIn.occurrence, CheckIn.group_id)
-                             .where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST).limit(1))
+# Two rows at most: the quick path only wants to know whether there is exactly one.
+_OPEN_CHECKIN_ROWS = Prepared(select(CheckIn.id, CheckIn.state, CheckIn.occurrence, CheckIn.group_id)
+                              .where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST).limit(2))
 
 
 def open_checkin(session: Session, member_id: int) -> CheckIn | None:
@@ -274,19 +296,35 @@ def open_checkin(session: Session, member_id: int) -> CheckIn | None:
     return session.scalar(_OPEN_CHECKIN, {"member_id": member_id})
 
 
-def open_checkin_row(connection: Transaction, member_id: int) -> tuple[int, str, str, int] | None:
-    """`open_checkin` as (id, state, occurrence, group_id), for a prepared-statement transaction."""
-    rows = _OPEN_CHECKIN_ROW.rows(connection, {"member_id": member_id})
-    return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+def open_checkins(session: Session, member_ids: list[int]) -> list[CheckIn]:
+    """Every check-in of these members still awaiting an answer or a person, newest first."""
+    if not member_ids:
+        return []
+    return list(session.scalars(
+        select(CheckIn).where(CheckIn.member_id.in_(member_ids), CheckIn.state.in_(OPEN_CHECKIN_STATES))
+        .order_by(*_NEWEST_FIRST)))
+
+
+def only_open_checkin_row(connection: Transaction, member_id: int) -> tuple[int, str, str, int] | None:
+    """The member's one open check-in as (id, state, occurrence, group_id), for a
+    prepared-statement transaction; None when there is none, or more than one (an answer must
+    close them all, which the whole path does)."""
+    rows = _OPEN_CHECKIN_ROWS.rows(connection, {"member_id": member_id})
+    return tuple(rows[0]) if len(rows) == 1 else None  # type: ignore[return-value]
 
 
 def answer(session: Session, checkin: CheckIn, now: datetime, how: str) -> int:
     """The member has been in touch. Closes the check-in; if anyone had been asked to ring,
-    they are stood down. Returns how many people were told."""
+    they are stood down, told plainly whether the member says they are OK after asking for a
+    call, or has simply been in touch. Returns how many people were told.
+
+    Callers must not pass a check-in with a HELP in force unless the member said OK: only the
+    member's own all-clear, a DONE or an organiser closes a call that was asked for."""
     was = checkin.state
     checkin.state, checkin.answered_at, checkin.closed_at = "answered", now, now
     checkin.outcome = how
-    told = stand_down(session, checkin, now) if was in ("escalating", "alerted") else 0
+    why = SAYS_OK if checkin.help_requested_at is not None else IN_TOUCH
+    told = stand_down(session, checkin, now, why) if was in ("escalating", "alerted") else 0
     events.record(session, now, "answered", group_id=checkin.group_id, member_id=checkin.member_id,
                   checkin_id=checkin.id, detail=how + (f" (late; {told} stood down)" if told else ""))
     return told
@@ -326,6 +364,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
         checkin = CheckIn(
             plan_id=plan.id if plan else None, group_id=member.group_id, member_id=member.id,
             occurrence=f"help:{now.isoformat()}", due_at=now, state="escalating", urgent=True,
+            help_requested_at=now,
             window_s=plan.window_s if plan else group.window_s, reminder_s=None,
             escalation_wait_s=plan.escalation_wait_s if plan else group.escalation_wait_s,
         )
@@ -334,6 +373,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
     elif checkin.state in ("escalating", "alerted"):
         # Already with a person: make it urgent and tell whoever holds it now.
         checkin.urgent = True
+        checkin.help_requested_at = now
         events.record(session, now, "help", group_id=checkin.group_id, member_id=member.id,
                       checkin_id=checkin.id, detail=source)
         open_tasks = [t for t in checkin.tasks if t.state == "asked"]
@@ -348,6 +388,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
             return checkin, ", ".join(t.assignee.name for t in open_tasks)
         return checkin, ask_next(session, checkin, now, f"asked for a call ({source})")
     checkin.urgent = True
+    checkin.help_requested_at = now
     checkin.state = "escalating"
     checkin.escalation_step = -1
     events.record(session, now, "help", group_id=checkin.group_id, member_id=member.id,
@@ -372,7 +413,7 @@ def resolve_by_organiser(session: Session, member: Member, now: datetime, note: 
     if checkin is None:
         raise PhonetreeError(f"{member.name} has no open check-in to close.")
     checkin.state, checkin.closed_at, checkin.outcome = "resolved", now, note
-    told = stand_down(session, checkin, now)
+    told = stand_down(session, checkin, now, CLOSED)
     events.record(session, now, "resolved_by_organiser", group_id=checkin.group_id, member_id=member.id,
                   checkin_id=checkin.id, detail=note)
     return told

@@ -75,13 +75,13 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
             # prompt whose day ended unsent is reported as missed, not raised as "no reply".
             checkin = session.get(checkins.CheckIn, message.checkin_id)
             if message.kind == "checkin" and checkin is not None and checkin.state == "prompting":
-                checkins.report_missed(session, checkin, now)
+                checkins.report_missed(session, [checkin], now)
         elif message.kind == "checkin" or action != "suppressed":
             checkins.prompt_failed(session, message.checkin_id, now, reason)
     elif message.task_id:
         task = session.get(Task, message.task_id)
         if task is not None and task.state == "asked":
-            tasks.cant(session, task, now)
+            tasks.unreachable(session, task, now)
     if action in (base.BAD_NUMBER, base.CONFIG, base.BLOCKED):
         tell_organisers(session, now, group, member, message, reason)
 
@@ -145,7 +145,7 @@ def call_status(session: Session, now: datetime, message: Message, status: str, 
     if message.task_id:
         task = session.get(Task, message.task_id)
         if task is not None and task.state == "asked" and task.kind == "escalation":
-            tasks.cant(session, task, now)
+            tasks.unreachable(session, task, now, "no_answer")
     return True
 
 

@@ -17,7 +17,6 @@ from phonetree.phones import display
 from schedules.recurrence import local_date
 
 OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
-OPEN_TASK_STATES = ("asked",)
 # An alert nobody closes is repeated this often, this many times, then left open on `status`.
 REALERT_AFTER = timedelta(hours=3)
 MAX_REALERTS = 2
@@ -28,6 +27,13 @@ def reachable(member: Member, group: Group, now: datetime) -> bool:
     if member.opted_out or member.phone_problem:
         return False
     return not member.is_paused(local_date(now, group.timezone))
+
+
+def on_day(checkin: CheckIn, group: Group, now: datetime) -> str:
+    """ "today", or "on Mon 30 Nov" for a check-in of an earlier day (after an outage, or a window
+    that ran past midnight): a text never says "today" about another day."""
+    day = local_date(checkin.due_at, group.timezone)
+    return "today" if day == local_date(now, group.timezone) else "on " + day.strftime("%a %d %b")
 
 
 def chain_for(session: Session, checkin: CheckIn) -> list[Member]:
@@ -57,7 +63,8 @@ def ask(session: Session, now: datetime, group: Group, checkin: CheckIn, contact
     queue(session, [message_row(
         now, group, contact, kind="alert" if kind == "alert" else "escalation",
         template=template, dedupe_key=f"task:{task.id}:ask",
-        values={"contact": contact.name, "member": subject.name, "phone": display(subject.phone)},
+        values={"contact": contact.name, "member": subject.name, "phone": display(subject.phone),
+                "on_day": on_day(checkin, group, now)},
         checkin_id=checkin.id, task_id=task.id, urgent=checkin.urgent,
     )])
 
@@ -107,25 +114,36 @@ def alert_organisers(session: Session, checkin: CheckIn, group: Group, now: date
                   checkin_id=checkin.id, detail=detail)
 
 
-def stand_down(session: Session, checkin: CheckIn, now: datetime, exclude_task: int | None = None) -> int:
+# Why the people asked are stood down, as the template that tells them (texts.SMS / texts.VOICE).
+IN_TOUCH = "stand_down"  # the member replied (not after a HELP)
+SAYS_OK = "stand_down_ok"  # the member asked for a call, then said they are OK
+REACHED = "stand_down_reached"  # someone else reached the member: {by}
+CLOSED = "stand_down_closed"  # an organiser closed it
+
+
+def stand_down(session: Session, checkin: CheckIn, now: datetime, why: str = IN_TOUCH,
+               by: Member | None = None) -> int:
     """Close every open task on this check-in and tell those still holding one (or who let it
-    lapse and may still be trying) that they needn't ring. Returns how many were told."""
+    lapse and may still be trying) that they needn't ring: once each, however many tasks they
+    held, in words that say what happened. `by`, the person who reached the member, is not told
+    (they know). Returns how many were told."""
     group = session.get(Group, checkin.group_id)
     assert group is not None
     tasks = session.scalars(
         select(Task).where(Task.checkin_id == checkin.id, Task.state.in_(("asked", "expired")))
+        .order_by(Task.id)
     ).all()
-    rows = []
+    holders: dict[int, Task] = {}
     for task in tasks:
-        if task.id == exclude_task:
-            continue
         task.state, task.closed_at = "stood_down", now
-        rows.append(message_row(
-            now, group, task.assignee, kind="info", template="stand_down",
-            dedupe_key=f"task:{task.id}:stand_down",
-            values={"contact": task.assignee.name, "member": checkin.member.name},
-            checkin_id=checkin.id, task_id=task.id,
-        ))
+        if by is None or task.assignee_id != by.id:
+            holders.setdefault(task.assignee_id, task)
+    rows = [message_row(
+        now, group, task.assignee, kind="info", template=why,
+        dedupe_key=f"checkin:{checkin.id}:stand_down:{task.assignee_id}",
+        values={"contact": task.assignee.name, "member": checkin.member.name, "by": by.name if by else ""},
+        checkin_id=checkin.id, task_id=task.id,
+    ) for task in holders.values()]
     queue(session, rows)
     return len(rows)
 
@@ -158,19 +176,25 @@ def task_done(session: Session, task: Task, now: datetime) -> None:
     if checkin is not None and checkin.state in ("escalating", "alerted"):
         checkin.state, checkin.closed_at = "resolved", now
         checkin.outcome = f"reached by {task.assignee.name}"
-        stand_down(session, checkin, now, exclude_task=task.id)
+        stand_down(session, checkin, now, REACHED, by=task.assignee)
         events.record(session, now, "resolved", group_id=checkin.group_id, member_id=checkin.member_id,
                       checkin_id=checkin.id, detail=f"by {task.assignee.name}")
 
 
-def task_cant(session: Session, task: Task, now: datetime) -> None:
-    """The contact can't ring: the next one is asked at once. An organiser's CANT on an alert
-    leaves the alert with the other organisers; if none is left holding it, it stays open."""
-    task.state, task.closed_at = "cant", now
+def task_cant(session: Session, task: Task, now: datetime, state: str = "cant") -> None:
+    """The contact can't ring (`state` "cant", their own word), or the ask never reached them
+    ("unreachable": a number that can't take it; "no_answer": a call nobody picked up). Either
+    way the next one is asked at once; only the first is ever shown as CANT. An organiser's
+    alert that fails leaves the alert with the other organisers; if none is left holding it,
+    it stays open."""
+    task.state, task.closed_at = state, now
     checkin = task.checkin
     if checkin is None:
         return
-    events.record(session, now, "contact_cant", group_id=checkin.group_id, member_id=checkin.member_id,
-                  checkin_id=checkin.id, detail=task.assignee.name)
+    said = state == "cant"
+    events.record(session, now, "contact_cant" if said else "contact_unreachable", group_id=checkin.group_id,
+                  member_id=checkin.member_id, checkin_id=checkin.id,
+                  detail=task.assignee.name if said else f"{task.assignee.name} ({state.replace('_', ' ')})")
     if task.kind == "escalation" and checkin.state == "escalating":
-        ask_next(session, checkin, now, f"{task.assignee.name} couldn't ring")
+        ask_next(session, checkin, now, f"{task.assignee.name} couldn't ring" if said
+                 else f"{task.assignee.name} couldn't be reached")

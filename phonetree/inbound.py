@@ -13,13 +13,13 @@ from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
-from phonetree.checkins import (UNESCALATED, answer, answer_unescalated, open_checkin, open_checkin_row,
+from phonetree.checkins import (UNESCALATED, answer, answer_unescalated, only_open_checkin_row, open_checkins,
                                 request_help)
 from phonetree.db import insert_for, insert_ignoring_duplicates
 from phonetree.directory import organisers
 from phonetree.escalation import chain_for
 from phonetree.messages import message_row, queue
-from phonetree.models import Group, Inbound, Member
+from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
 from phonetree.phones import display, parse_phone
 from phonetree.prepared import Prepared, transaction
 from phonetree.errors import PhonetreeError
@@ -87,7 +87,7 @@ def answer_ok(engine: Engine, now: datetime, from_phone: str, text: str, sid: st
             if len(found) != 1:
                 return None
             member_id, name = found[0]
-            latest = open_checkin_row(connection, member_id)
+            latest = only_open_checkin_row(connection, member_id)
             if latest is None or latest[1] not in UNESCALATED:
                 return None
             checkin_id, state, occurrence, group_id = latest
@@ -124,7 +124,7 @@ def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: 
         session.add(Inbound(provider_sid=None, member_id=members[0].id, channel=channel, body=text,
                             intent=reply.intent.value, received_at=now))
     outcome = Outcome(known=True, intent=reply.intent.value, member=members[0].name)
-    ROUTES[reply.intent](session, now, members, reply, text, outcome)
+    ROUTES[reply.intent](session, now, _Sender(members, channel), reply, text, outcome)
     session.flush()
     return outcome
 
@@ -132,48 +132,76 @@ def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: 
 # ---------------------------------------------------------------- one function per intent
 
 
-def _ok(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
-        outcome: Outcome) -> None:
-    for member in members:
-        checkin = open_checkin(session, member.id)
-        if checkin is not None:
-            told = answer(session, checkin, now, "replied OK")
-            outcome.member = member.name
-            outcome.actions.append(f"check-in answered ({checkin.occurrence})"
-                                   + (f"; {told} contact(s) stood down" if told else ""))
-            return
-    outcome.actions.append("nothing open; no change")
+@dataclass
+class _Sender:
+    """Whoever sent it: every member with that number (one person in two groups, or a couple on
+    one landline, is one phone), and the channel it came by, which is the channel we answer in."""
+
+    members: list[Member]
+    channel: str
+
+    @property
+    def ids(self) -> list[int]:
+        return [m.id for m in self.members]
+
+    def in_group(self, group_id: int) -> Member:
+        return next(m for m in self.members if m.group_id == group_id)
 
 
-def _help(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
-          outcome: Outcome) -> None:
-    member = _most_relevant(session, members)
-    outcome.member = member.name
-    checkin, asked = request_help(session, member, now, "replied " + reply.intent.value.upper())
-    group = session.get(Group, member.group_id)
-    assert group is not None
-    template = "help_ack" if asked and asked != "organisers" else "help_ack_nobody"
+def _ok(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+    """All well: every open check-in of this number is answered, and whoever was asked is told
+    (a HELP included: the member's own OK is the one word that stands a call request down)."""
+    open_items = open_checkins(session, sender.ids)
+    if not open_items:
+        outcome.actions.append("nothing open; no change")
+        return
+    outcome.member = open_items[0].member.name
+    for checkin in open_items:
+        told = answer(session, checkin, now, "replied OK")
+        outcome.actions.append(f"check-in answered ({checkin.occurrence})"
+                               + (f"; {told} contact(s) stood down" if told else ""))
+
+
+def _help(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+    """Wants a call: in each group where this number has a check-in open (with none open, each
+    of its groups), the first reachable contact is asked at once. One acknowledgement goes
+    back, by text when they texted; a keypress is answered by the call itself."""
+    open_ids = {c.member_id for c in open_checkins(session, sender.ids)}
+    targets = [m for m in sender.members if m.id in open_ids] or sender.members
+    asked: list[tuple[CheckIn, str]] = []
+    for member in targets:
+        asked.append(request_help(session, member, now, "replied " + reply.intent.value.upper()))
+    outcome.member = targets[0].name
+    outcome.actions += [f"wants a call: asked {who} at once" for _, who in asked]
+    if sender.channel != "sms":
+        return
+    first, who = asked[0][0], asked[0][1]
+    group = _group(session, first.group_id)
+    # One group's contact by name; several groups (or only the organisers): "someone", so no
+    # group's wording names a person from another.
+    named = len(asked) == 1 and who != "organisers"
     # Urgent like the ask itself: someone who asked for help shouldn't wait behind a morning's
     # prompts to hear that a person is on the way.
-    queue(session, [message_row(now, group, member, kind="confirmation", template=template, urgent=True,
-                                values={"name": member.name, "contact": asked},
-                                dedupe_key=f"checkin:{checkin.id}:help_ack:{now.isoformat()}",
-                                channel="sms" if member.channel == "sms" else member.channel,
-                                checkin_id=checkin.id)])
-    outcome.actions.append(f"wants a call: asked {asked} at once")
+    queue(session, [message_row(now, group, targets[0], kind="confirmation",
+                                template="help_ack" if named else "help_ack_nobody", urgent=True,
+                                values={"name": targets[0].name, "contact": who},
+                                dedupe_key=f"checkin:{first.id}:help_ack:{now.isoformat()}",
+                                channel="sms", checkin_id=first.id)])
 
 
-def _task_reply(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+def _task_reply(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str,
                 outcome: Outcome) -> None:
-    held = tasks.open_tasks_for(session, [m.id for m in members])
-    if not held:
-        # Not holding anything: from a member with a check-in open it is still contact.
-        _unknown(session, now, members, reply, text, outcome)
+    """DONE or CANT from someone holding a task. From a member whose own call request is open
+    it is read as their words, not a contact's answer ("I can't ..." is not "I can't ring"):
+    forwarded to a person, and a CANT still passes on what they hold (someone else rings)."""
+    held = tasks.open_tasks_for(session, sender.ids)
+    own_help = any(c.help_requested_at is not None for c in open_checkins(session, sender.ids))
+    if not held or (own_help and reply.intent is Intent.DONE):
+        _unknown(session, now, sender, reply, text, outcome)
         return
     task = _task_meant(held, text)
     outcome.member = task.assignee.name
-    group = session.get(Group, task.group_id)
-    assert group is not None
+    group = _group(session, task.group_id)
     if reply.intent is Intent.DONE:
         tasks.done(session, task, now)
         template, what = "thanks", "done"
@@ -183,106 +211,146 @@ def _task_reply(session: Session, now: datetime, members: list[Member], reply: R
     queue(session, [message_row(now, group, task.assignee, kind="confirmation", template=template,
                                 values={"name": task.assignee.name},
                                 dedupe_key=f"task:{task.id}:{reply.intent.value}", task_id=task.id,
-                                channel="sms" if task.assignee.channel == "sms" else "voice")])
+                                channel=_answer_channel(sender, task.assignee))])
     outcome.actions.append(f"{task.kind} task {what}")
+    if own_help:
+        _unknown(session, now, sender, reply, text, outcome)
 
 
-def _task_meant(held: list, text: str):  # type: ignore[no-untyped-def]
+def _answer_channel(sender: _Sender, member: Member) -> str:
+    """Answer in the channel they used: a text gets a text, even in a voice-first group."""
+    return "sms" if sender.channel == "sms" else member.channel
+
+
+def _task_meant(held: list[Task], text: str) -> Task:
     """Someone holding several tasks can say which: "DONE Sam". Otherwise the newest."""
     words = set(re.findall(r"[a-z']+", text.lower()))
     named = [t for t in held if t.subject is not None and t.subject.name.lower() in words]
     return named[0] if named else held[0]
 
 
-def _pause(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
-           outcome: Outcome) -> None:
-    first = members[0]
-    group = session.get(Group, first.group_id)
-    assert group is not None
+def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+    """Away for a while. The organisers are told every time: a phone may not be in its owner's
+    hands, and a member silenced by someone else must be noticed."""
+    first = sender.members[0]
+    group = _group(session, first.group_id)
     days = reply.days or DEFAULT_PAUSE_DAYS
     # "PAUSE 3": today and the next two days have no check-in.
     until = local_date(now, group.timezone) + timedelta(days=days - 1)
-    for member in members:
+    notices = []
+    for member in sender.members:
         member.paused_until = until
         events.record(session, now, "paused", group_id=member.group_id, member_id=member.id,
                       detail=f"by reply, until {until.isoformat()}")
+        notices += _tell_organisers(session, now, member, "paused_notice", f"pause:{now.isoformat()}",
+                                    {"day": until.strftime("%a %d %b")})
     queue(session, [message_row(now, group, first, kind="confirmation", template="pause_ok",
                                 values={"name": first.name, "day": until.strftime("%a %d %b")},
-                                dedupe_key=f"member:{first.id}:pause:{now.isoformat()}")])
-    outcome.actions.append(f"paused until {until.isoformat()}")
+                                dedupe_key=f"member:{first.id}:pause:{now.isoformat()}",
+                                channel=_answer_channel(sender, first))] + notices)
+    outcome.actions.append(f"paused until {until.isoformat()}; organisers told")
 
 
-def _back(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
-          outcome: Outcome) -> None:
-    first = members[0]
-    group = session.get(Group, first.group_id)
-    assert group is not None
-    for member in members:
+def _back(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+    first = sender.members[0]
+    group = _group(session, first.group_id)
+    for member in sender.members:
         member.paused_until = None
         events.record(session, now, "resumed", group_id=member.group_id, member_id=member.id)
     queue(session, [message_row(now, group, first, kind="confirmation", template="back_ok",
                                 values={"name": first.name},
-                                dedupe_key=f"member:{first.id}:back:{now.isoformat()}")])
+                                dedupe_key=f"member:{first.id}:back:{now.isoformat()}",
+                                channel=_answer_channel(sender, first))])
     outcome.actions.append("check-ins resumed")
 
 
-def _opt(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
-         outcome: Outcome) -> None:
+def _opt(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
     """STOP/START. Twilio already blocks or unblocks the number and replies itself, so we
     record it and tell the organisers; we send the member nothing."""
     stop = reply.intent is Intent.STOP
     rows = []
-    for member in members:
+    for member in sender.members:
         if member.opted_out == stop:
             continue
         member.opted_out = stop
         events.record(session, now, "opted_out" if stop else "opted_in", group_id=member.group_id,
                       member_id=member.id)
-        group = session.get(Group, member.group_id)
-        assert group is not None
-        for organiser in organisers(session, member.group_id):
-            if organiser.phone == member.phone:
-                continue
-            rows.append(message_row(
-                now, group, organiser, kind="info", template="opted_out" if stop else "opted_in",
-                values={"contact": organiser.name, "member": member.name, "phone": display(member.phone)},
-                dedupe_key=f"member:{member.id}:{'stop' if stop else 'start'}:{now.isoformat()}:{organiser.id}",
-            ))
+        rows += _tell_organisers(session, now, member, "opted_out" if stop else "opted_in",
+                                 f"{'stop' if stop else 'start'}:{now.isoformat()}", {})
     queue(session, rows)
     outcome.actions.append("opted out; organisers told" if stop else "opted back in; organisers told")
 
 
-def _unknown(session: Session, now: datetime, members: list[Member], reply: Reply, text: str,
+def _tell_organisers(session: Session, now: datetime, member: Member, template: str, key: str,
+                     values: dict[str, str]) -> list[dict]:  # type: ignore[type-arg]
+    """Notices to the organisers of the member's own group (never another's) about the member."""
+    group = _group(session, member.group_id)
+    return [message_row(
+        now, group, organiser, kind="info", template=template,
+        values={"contact": organiser.name, "member": member.name, "phone": display(member.phone), **values},
+        dedupe_key=f"member:{member.id}:{key}:{organiser.id}",
+    ) for organiser in organisers(session, member.group_id) if organiser.phone != member.phone]
+
+
+def _unknown(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str,
              outcome: Outcome) -> None:
-    """Counts as contact, and a person reads it: the organisers, or the first named contact."""
-    member = _most_relevant(session, members)
-    outcome.member = member.name
-    checkin = open_checkin(session, member.id)
-    if checkin is not None:
-        answer(session, checkin, now, "replied (unrecognised text, passed to a person)")
-        outcome.actions.append("counted as contact: check-in answered")
-    group = session.get(Group, member.group_id)
+    """Counts as contact, and a person reads it: the organisers of the group(s) it concerns, or
+    the first named contact. A check-in with a HELP in force is not answered by it: the call
+    stays asked for, and whoever holds it gets the words too."""
+    open_items = open_checkins(session, sender.ids)
+    for checkin in open_items:
+        if checkin.help_requested_at is None:
+            answer(session, checkin, now, "replied (unrecognised text, passed to a person)")
+            outcome.actions.append("counted as contact: check-in answered")
+        else:
+            outcome.actions.append("a call was asked for: it stays asked for")
+    for group_id in _groups_concerned(session, sender, open_items):
+        member = sender.in_group(group_id)
+        outcome.member = member.name
+        items = [c for c in open_items if c.group_id == group_id]
+        readers = _readers(session, member, items)
+        group = _group(session, group_id)
+        queue(session, [message_row(now, group, reader, kind="info", template="forward", channel="sms",
+                                    values={"member": member.name, "phone": display(member.phone),
+                                            "text": text.strip()},
+                                    dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}")
+                        for reader in readers if reader.channel == "sms" and not reader.opted_out])
+        events.record(session, now, "reply_forwarded", group_id=group_id, member_id=member.id,
+                      checkin_id=items[0].id if items else None,
+                      detail="to " + (", ".join(r.name for r in readers) or "nobody: shown on status"))
+        outcome.actions.append("passed to " + (", ".join(r.name for r in readers) or "status (no organiser)"))
+
+
+def _groups_concerned(session: Session, sender: _Sender, open_items: list[CheckIn]) -> list[int]:
+    """The groups a member's words are about, so no group reads what concerns another: those with
+    a check-in of theirs open; else those where they hold a task; else the group that last wrote
+    to them; else every group they are in."""
+    own = {m.group_id for m in sender.members}
+    ordered = [c.group_id for c in open_items]
+    if not ordered:
+        ordered = [t.group_id for t in tasks.open_tasks_for(session, sender.ids)]
+    if not ordered:
+        last = session.scalar(select(Message.group_id).where(Message.member_id.in_(sender.ids))
+                              .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+        ordered = [last] if last is not None else [m.group_id for m in sender.members]
+    return [g for g in dict.fromkeys(ordered) if g in own]
+
+
+def _readers(session: Session, member: Member, items: list[CheckIn]) -> list[Member]:
+    """Who reads a member's words in one group: whoever holds an open task about their call
+    request, and the organisers; with no organiser, the first named contact."""
+    holders = [t.assignee for c in items if c.help_requested_at is not None
+               for t in c.tasks if t.state == "asked"]
+    people = holders + [m for m in organisers(session, member.group_id) if m.id != member.id]
+    if not people and items:
+        people = chain_for(session, items[0])[:1]
+    return list({p.id: p for p in people if p.phone != member.phone}.values())
+
+
+def _group(session: Session, group_id: int) -> Group:
+    group = session.get(Group, group_id)
     assert group is not None
-    readers = [m for m in organisers(session, member.group_id) if m.id != member.id]
-    if not readers and checkin is not None:
-        readers = chain_for(session, checkin)[:1]
-    rows = [message_row(now, group, reader, kind="info", template="forward", channel="sms",
-                        values={"member": member.name, "phone": display(member.phone), "text": text.strip()},
-                        dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}")
-            for reader in readers if reader.channel == "sms" and not reader.opted_out]
-    queue(session, rows)
-    events.record(session, now, "reply_forwarded", group_id=member.group_id, member_id=member.id,
-                  checkin_id=checkin.id if checkin else None,
-                  detail="to " + (", ".join(r.name for r in readers) or "nobody: shown on status"))
-    outcome.actions.append("passed to " + (", ".join(r.name for r in readers) or "status (no organiser)"))
-
-
-def _most_relevant(session: Session, members: list[Member]) -> Member:
-    """Of several members sharing a number, the one with a check-in open, else the first."""
-    for member in members:
-        if open_checkin(session, member.id) is not None:
-            return member
-    return members[0]
+    return group
 
 
 ROUTES = {

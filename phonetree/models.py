@@ -218,7 +218,7 @@ class Task(Base):
         ForeignKey("cascades.id", ondelete="CASCADE"), nullable=True, index=True
     )
     dedupe_key: Mapped[str] = mapped_column(String(120))
-    state: Mapped[str] = mapped_column(String(16), default="asked")  # asked|done|cant|expired|stood_down
+    state: Mapped[str] = mapped_column(String(16), default="asked")  # asked|done|cant|unreachable|no_answer|expired|stood_down
     asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

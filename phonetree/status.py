@@ -33,7 +33,7 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
                   "kind": t.kind} for t in checkin.tasks]
         items.append({
             "member": checkin.member.name,
-            "asked_for_call": checkin.occurrence.startswith("help:"),
+            "asked_for_call": checkin.help_requested_at is not None,
             "state": checkin.state,
             "urgent": checkin.urgent,
             "due_at": _iso(checkin.due_at),

@@ -29,19 +29,27 @@ def done(session: Session, task: Task, now: datetime) -> None:
 
 
 def cant(session: Session, task: Task, now: datetime) -> None:
+    """The person holding it said CANT."""
     _not_done(session, task, now, "cant")
 
 
+def unreachable(session: Session, task: Task, now: datetime, why: str = "unreachable") -> None:
+    """The ask never reached the person: a number that can't take it ("unreachable") or a call
+    nobody picked up ("no_answer"). Not their answer, so never recorded as CANT; the task moves
+    on at once all the same."""
+    _not_done(session, task, now, why)
+
+
 def _not_done(session: Session, task: Task, now: datetime, why: str) -> None:
-    """CANT or time up: the task moves on, each kind in its own way."""
+    """CANT, unreachable or time up: the task moves on, each kind in its own way."""
     if task.kind == "call_prompt":
         rotas.call_not_made(session, task, now, why)
     elif task.kind == "cascade":
         cascades.branch_failed(session, task, now, why)
-    elif why == "cant":
-        escalation.task_cant(session, task, now)
-    else:
+    elif why == "expired":
         escalation.task_expired(session, task, now)
+    else:
+        escalation.task_cant(session, task, now, why)
 
 
 def expire_overdue(session: Session, now: datetime) -> int:

@@ -22,8 +22,9 @@ REVEALING = re.compile(r"drug|addict|recover|support group|carer|grandparent|kin
                        r"overdose|rehab|crisis|mental|safeguard", re.I)
 SAMPLE = {"name": "Vera", "contact": "Jo", "member": "Vera", "phone": "07911 100001", "time": "09:00",
           "day": "Tue 01 Dec", "reason": "number not in use", "when": "this week", "count": "12",
-          "people": "Pat and Dot", "text": "Meeting moved to Thursday"}
-LONGEST = {key: "W" * texts.MAX_NAME if key in ("name", "contact", "member") else value
+          "people": "Pat and Dot", "text": "Meeting moved to Thursday", "by": "Margaret",
+          "on_day": "today", "last_day": "Wed 02 Dec"}
+LONGEST = {key: "W" * texts.MAX_NAME if key in ("name", "contact", "member", "by") else value
            for key, value in SAMPLE.items()}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from string import Formatter
 
 # Templates whose length depends on what people wrote (news, a forwarded reply), not on us.
-FREE_TEXT = {"forward", "news", "cascade_outstanding"}
+FREE_TEXT = {"forward", "news", "cascade_outstanding", "missed_summary"}
 
 # The longest name a member may have; the one-segment guarantee is tested at this length.
 MAX_NAME = 20
@@ -18,20 +18,26 @@ MAX_NAME = 20
 SMS: dict[str, str] = {
     "checkin": "Hi {name}, just checking in. Reply OK if all is well, or CALL if you'd like a call.",
     "reminder": "Hi {name}, checking in again. Reply OK if all is well, or CALL if you'd like a call.",
-    "escalation": "Hi {contact}, {member} hasn't replied today. Please ring them on {phone}, "
+    "escalation": "Hi {contact}, {member} hasn't replied {on_day}. Please ring them on {phone}, "
     "then reply DONE, or CANT if you can't.",
     "help": "Hi {contact}, {member} has asked for a call. Please ring them on {phone} now, "
     "then reply DONE, or CANT if you can't.",
-    "alert": "Hi {contact}, no one has reached {member} yet today. Please ring them on {phone}, "
-    "then reply DONE when it's sorted.",
+    "alert": "Hi {contact}, {member} hasn't replied {on_day} and no one has reached them. "
+    "Please ring them on {phone}, then reply DONE.",
     "help_alert": "Hi {contact}, {member} asked for a call and no one has rung yet. "
     "Please ring them on {phone}, then reply DONE.",
     "stand_down": "Hi {contact}, {member} has been in touch now, so no need to ring. Thank you.",
+    "stand_down_ok": "Hi {contact}, {member} says they're OK now, so no need to ring. Thank you.",
+    "stand_down_reached": "Hi {contact}, {by} has spoken to {member} now, so no need to ring. Thank you.",
+    "stand_down_closed": "Hi {contact}, an organiser has dealt with {member} now, so no need to ring. "
+    "Thank you.",
     "help_ack": "Thanks {name}, we've asked {contact} to ring you.",
     "help_ack_nobody": "Thanks {name}, we've asked someone to ring you.",
     "forward": "Reply from {member} ({phone}): {text}",
     "missed": "Hi {contact}, {member}'s {time} check-in on {day} wasn't sent as the service "
     "was down. Please check on them.",
+    "missed_summary": "Hi {contact}, the service was down, so {count} check-ins between {day} and "
+    "{last_day} weren't sent, for {people}. Please check on them.",
     "undeliverable": "Hi {contact}, we couldn't reach {member} on {phone} ({reason}). "
     "Please ring them and check the number.",
     "opted_out": "Hi {contact}, {member} replied STOP, so no more texts go to {phone}. "
@@ -48,6 +54,8 @@ SMS: dict[str, str] = {
     "cascade_done": "Hi {name}, the news has reached all {count} people.",
     "cascade_outstanding": "Hi {name}, the news hasn't reached {people} yet. Please ring them.",
     "pause_ok": "Thanks {name}, check-ins are paused until {day}. Reply BACK to start again.",
+    "paused_notice": "Hi {contact}, {member} replied PAUSE, so their check-ins stop until {day}. "
+    "If that seems wrong, please ring them on {phone}.",
     "back_ok": "Welcome back {name}, check-ins start again.",
     "thanks": "Thank you, {name}.",
     "cant_ok": "No problem, {name}, we'll ask someone else.",
@@ -59,17 +67,45 @@ VOICE: dict[str, str] = {
     "Press 2 if you would like someone to ring you.",
     "reminder": "Hello {name}. We are calling again. Press 1 if you are OK. "
     "Press 2 if you would like someone to ring you.",
-    "escalation": "Hello {contact}. {member} has not replied today. Please ring them on {phone}. "
+    "escalation": "Hello {contact}. {member} has not replied {on_day}. Please ring them on {phone}. "
     "Press 1 if you will ring them now. Press 2 if you can't.",
     "help": "Hello {contact}. {member} has asked for a call. Please ring them on {phone} now. "
     "Press 1 if you will ring them. Press 2 if you can't.",
-    "alert": "Hello {contact}. No one has reached {member} yet today. Please ring them on {phone}. "
-    "Press 1 if you will ring them now.",
+    "alert": "Hello {contact}. {member} has not replied {on_day}, and no one has reached them. "
+    "Please ring them on {phone}. Press 1 if you will ring them now.",
     "help_alert": "Hello {contact}. {member} asked for a call and no one has rung yet. "
     "Please ring them on {phone}. Press 1 if you will ring them now.",
     "stand_down": "Hello {contact}. {member} has been in touch now, so there is no need to ring. "
     "Thank you.",
+    "stand_down_ok": "Hello {contact}. {member} says they are OK now, so there is no need to ring. "
+    "Thank you.",
+    "stand_down_reached": "Hello {contact}. {by} has spoken to {member} now, so there is no need to "
+    "ring. Thank you.",
+    "stand_down_closed": "Hello {contact}. An organiser has dealt with {member} now, so there is no "
+    "need to ring. Thank you.",
     "news": "Hello {name}. Here is news for the group. {text}. Again: {text}. Goodbye.",
+    "help_ack": "Hello {name}. We have asked {contact} to ring you. Goodbye.",
+    "help_ack_nobody": "Hello {name}. We have asked someone to ring you. Goodbye.",
+    "missed": "Hello {contact}. {member}'s {time} call on {day} was not made, because the service "
+    "was down. Please check on them. Goodbye.",
+    "missed_summary": "Hello {contact}. The service was down, so {count} calls between {day} and "
+    "{last_day} were not made, for {people}. Please check on them. Goodbye.",
+    "undeliverable": "Hello {contact}. We could not reach {member} on {phone}, because of {reason}. "
+    "Please ring them and check the number. Goodbye.",
+    "opted_out": "Hello {contact}. {member} has asked us to stop sending messages to {phone}. "
+    "Please keep in touch another way. Goodbye.",
+    "opted_in": "Hello {contact}. {member} has asked us to start sending messages to {phone} again. "
+    "Goodbye.",
+    "switched_to_voice": "Hello {contact}. The number {phone}, for {member}, can only take calls, "
+    "so we will ring it from now on. Please check the number. Goodbye.",
+    "pause_ok": "Thank you {name}. Your calls are paused until {day}. Goodbye.",
+    "paused_notice": "Hello {contact}. {member} has asked to pause their calls until {day}. If that "
+    "seems wrong, please ring them on {phone}. Goodbye.",
+    "back_ok": "Welcome back {name}. Your calls start again. Goodbye.",
+    "cant_ok": "No problem {name}. We will ask someone else. Goodbye.",
+    "cascade_done": "Hello {name}. The news has reached all {count} people. Goodbye.",
+    "cascade_outstanding": "Hello {name}. The news has not reached {people} yet. Please ring them. "
+    "Goodbye.",
     "pass_on": "Hello {name}. Please ring {people} to pass on the group's news. "
     "Press 1 if you will ring them. Press 2 if you can't.",
     "call_prompt": "Hello {name}. {when} please ring {member} on {phone}. "

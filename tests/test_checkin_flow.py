@@ -284,10 +284,14 @@ def test_a_contacts_wait_counts_from_when_the_ask_left(oakfield, ok, engine, tic
 def test_days_missed_while_down_are_reported_never_sent_late_or_raised_as_alarms(oakfield, ok, engine, ticker):
     add_vera_checkin(ok)
     ticker(utc(2026, 12, 3, 10, 0))  # down from 30 Nov until 3 Dec 10:00
-    missed = sent(engine, kind="alert")
-    assert len(missed) == 2 and all("wasn't sent" in m.body for m in missed)
-    assert {m.to_phone for m in missed} == {E164[MARGARET]}
-    assert "Tue 01 Dec" in missed[0].body and "Wed 02 Dec" in missed[1].body
+    # One summary for the days missed, not an alarm per day (issue 12)
+    [missed] = sent(engine, kind="alert")
+    assert missed.to_phone == E164[MARGARET] and missed.template == "missed_summary"
+    assert missed.body == ("Hi Margaret, the service was down, so 2 check-ins between Tue 01 Dec and "
+                           "Wed 02 Dec weren't sent, for Vera. Please check on them.")
+    with session_scope(engine) as session:
+        assert sorted(c.occurrence for c in session.scalars(select(CheckIn).where(CheckIn.state == "missed"))) \
+            == ["2026-12-01", "2026-12-02"]
     assert len(sent(engine, kind="checkin")) == 1  # today's goes out, late
     assert not sent(engine, kind="escalation")
 

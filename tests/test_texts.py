@@ -10,6 +10,7 @@ from phonetree.sms_encoding import segment_info
 
 LONGEST = {
     "name": "N" * texts.MAX_NAME, "contact": "C" * texts.MAX_NAME, "member": "M" * texts.MAX_NAME,
+    "by": "B" * texts.MAX_NAME, "on_day": "on Wed 30 Sep", "last_day": "Thu 01 Oct",
     "phone": "+44 7911 100001", "time": "09:00", "day": "Wed 30 Sep", "reason": "blocked by the network",
     "when": "this fortnight", "count": "50",
     # A branch's people: the default tree puts three under each person.
@@ -41,6 +42,16 @@ def test_spoken_versions_ask_for_the_keys_we_listen_for(key):
     if key in texts.GATHER:
         assert "Press 1" in template
     assert segment_info(template).encoding == "GSM-7"  # plain words for the speech engine too
+
+
+# Written for reading, not hearing: a spoken message never asks for a reply or mentions texts.
+FOR_READING = re.compile(r"\breply\b|\btexts?\b|\bSTOP\b|\bSTART\b|\bPAUSE\b|\bBACK\b|\bDONE\b|\bCANT\b|[():]")
+
+
+@pytest.mark.parametrize("key", sorted(set(texts.SMS) - texts.FREE_TEXT - {"thanks"}))
+def test_every_message_a_voice_member_may_get_is_written_for_speech(key):
+    assert key in texts.VOICE, key
+    assert not FOR_READING.search(texts.VOICE[key]), texts.VOICE[key]
 
 
 def test_voice_falls_back_to_the_sms_wording_for_notices():

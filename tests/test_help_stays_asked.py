@@ -1,0 +1,214 @@
+"""A call asked for stays asked for: only DONE, an organiser's resolve or the member's own OK
+closes it; whatever else the member sends goes to a person. Stand-downs go once to each person,
+and say what really happened. People are answered in the channel they used. (Issue 11 defect 1,
+issue 12 "stand-downs", "answer in the channel used", issue 13 #10.)"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from phonetree import delivery
+from phonetree.db import session_scope
+from phonetree.models import CheckIn, Group, Member, Message, Task
+from phonetree.replies import Intent, parse_reply
+from phonetree.status import group_status
+from tests.conftest import JO, MARGARET, SAM, VERA, sent, utc
+
+DAY = (2026, 12, 1)  # a Tuesday, GMT
+E164 = {VERA: "+447911100001", JO: "+447911100002", SAM: "+447911100003", MARGARET: "+447911100004"}
+
+
+def at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return utc(*DAY, hour, minute, second)
+
+
+def add_checkin(ok, contacts: str = "Jo,Sam") -> None:
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m",
+           "--escalate-to", contacts, "--escalation-wait", "20m")
+
+
+def receive(ok, phone: str, text: str, when: datetime) -> str:
+    with freeze_time(when):
+        return ok("receive", "--from", phone, text).stdout
+
+
+def vera_open(engine) -> list[CheckIn]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(CheckIn).where(
+            CheckIn.state.in_(("prompting", "sent", "escalating", "alerted")))))
+
+
+def templates_to(engine, phone: str) -> list[str]:
+    return [m.template for m in sent(engine, to_phone=E164[phone])]
+
+
+def open_on_status(engine, when: datetime) -> list[dict]:
+    with session_scope(engine) as session:
+        group = session.scalar(select(Group))
+        return group_status(session, group, when)["open"]
+
+
+@pytest.fixture
+def helped(oakfield, ok, engine, ticker):
+    """Vera's 09:00 prompt has gone; at 09:05 she texts HELP and Jo is asked at once."""
+    add_checkin(ok)
+    ticker(at(9))
+    receive(ok, VERA, "HELP", at(9, 5))
+    ticker(at(9, 5))
+    assert templates_to(engine, JO) == ["help"]
+    return engine
+
+
+@pytest.mark.parametrize("words", ["please hurry", "I've had a fall", "I can't breathe", "done",
+                                   "thank you", "x", "where are you?", "cant"])
+def test_words_after_help_never_stand_the_caller_down(helped, ok, ticker, words):
+    engine = helped
+    receive(ok, VERA, words, at(9, 7))
+    ticker(at(9, 7))
+    [checkin] = vera_open(engine)
+    asked_again = parse_reply(words).intent is Intent.HELP  # distress asks again, and is the newest HELP
+    assert checkin.state == "escalating" and checkin.help_requested_at == (at(9, 7) if asked_again else at(9, 5))
+    assert not [t for t in templates_to(engine, JO) if t.startswith("stand_down")]
+    [item] = open_on_status(engine, at(9, 8))
+    assert item["member"] == "Vera" and item["asked_for_call"] is True
+    # Jo still holds a live ask about Vera (a second HELP re-asks; the first ask may be replaced)
+    with session_scope(engine) as session:
+        holders = [t.assignee.name for t in session.scalars(select(Task).where(Task.state == "asked"))]
+    assert holders == ["Jo"]
+
+
+@pytest.mark.parametrize("words", ["please hurry", "where are you?", "thank you"])
+def test_free_text_after_help_is_forwarded_to_whoever_holds_the_call_and_the_organisers(helped, ok, words):
+    engine = helped
+    receive(ok, VERA, words, at(9, 7))
+    for person in (JO, MARGARET):
+        [forward] = sent(engine, to_phone=E164[person], template="forward")
+        assert forward.body.endswith(words)
+    assert not sent(engine, to_phone=E164[SAM])  # not asked, not an organiser
+
+
+def test_a_members_cant_is_not_a_contacts_cant(helped, ok, engine, ticker):
+    """ "I can't breathe" is distress (HELP); a bare "cant" from the member is their words."""
+    receive(ok, VERA, "cant", at(9, 7))
+    with session_scope(engine) as session:
+        assert [t.state for t in session.scalars(select(Task))] == ["asked"]
+    assert not sent(engine, to_phone=E164[SAM])
+
+
+def test_only_the_members_own_ok_stands_a_help_down_and_says_so_plainly(helped, ok, engine, ticker):
+    receive(ok, VERA, "ok", at(9, 10))
+    ticker(at(9, 10))
+    assert vera_open(engine) == []
+    [told] = sent(engine, to_phone=E164[JO], template="stand_down_ok")
+    assert told.body == "Hi Jo, Vera says they're OK now, so no need to ring. Thank you."
+
+
+def test_done_from_the_contact_resolves_a_help(helped, ok, engine, ticker):
+    receive(ok, JO, "done", at(9, 20))
+    assert vera_open(engine) == []
+    with session_scope(engine) as session:
+        [checkin] = session.scalars(select(CheckIn).where(CheckIn.occurrence == "2026-12-01"))
+        assert checkin.state == "resolved" and checkin.outcome == "reached by Jo"
+
+
+def test_an_organisers_resolve_stands_a_help_down_in_its_own_words(helped, ok, engine):
+    with freeze_time(at(9, 20)):
+        ok("resolve", "Oakfield", "Vera")
+    [told] = sent(engine, to_phone=E164[JO], template="stand_down_closed")
+    assert "an organiser has dealt with Vera" in told.body
+
+
+def test_a_stand_down_goes_once_to_each_person_and_names_who_reached_the_member(oakfield, ok, engine, ticker):
+    """Margaret is both Vera's second contact and the organiser: after the chain runs out she
+    holds two tasks (her lapsed ask and the alert). When Jo reaches Vera, Margaret is told
+    once, that Jo spoke to Vera, not twice that Vera "has been in touch"."""
+    add_checkin(ok, "Sam,Margaret")
+    ticker(at(9))
+    ticker(at(9, 30))  # window closes: Sam asked
+    ticker(at(9, 50))  # Sam's wait runs out: Margaret asked
+    ticker(at(10, 10))  # Margaret's wait runs out: organisers (Margaret) alerted
+    with session_scope(engine) as session:
+        held = sorted((t.assignee.name, t.kind, t.state) for t in session.scalars(select(Task)))
+    assert held == [("Margaret", "alert", "asked"), ("Margaret", "escalation", "expired"),
+                    ("Sam", "escalation", "expired")]
+    receive(ok, MARGARET, "done", at(10, 30))
+    assert [m.template for m in sent(engine, to_phone=E164[SAM]) if m.template.startswith("stand_down")] \
+        == ["stand_down_reached"]
+    assert not [m for m in sent(engine, to_phone=E164[MARGARET]) if m.template.startswith("stand_down")]
+    [sam_told] = sent(engine, to_phone=E164[SAM], template="stand_down_reached")
+    assert sam_told.body == "Hi Sam, Margaret has spoken to Vera now, so no need to ring. Thank you."
+
+
+def test_a_late_ok_tells_each_holder_once_that_the_member_was_in_touch(oakfield, ok, engine, ticker):
+    add_checkin(ok, "Sam,Margaret")
+    for moment in (at(9), at(9, 30), at(9, 50), at(10, 10)):
+        ticker(moment)
+    receive(ok, VERA, "ok", at(10, 30))
+    stand_downs = [(m.to_phone, m.template) for m in sent(engine) if m.template.startswith("stand_down")]
+    assert sorted(stand_downs) == [(E164[SAM], "stand_down"), (E164[MARGARET], "stand_down")]
+
+
+def test_a_text_gets_a_text_back_even_from_a_voice_member(oakfield, ok, engine, ticker):
+    with session_scope(engine) as session:
+        jo = session.scalar(select(Member).where(Member.name == "Jo"))
+        jo.channel = "voice"
+    add_checkin(ok)
+    ticker(at(9))
+    ticker(at(9, 30))  # Jo asked (by voice call)
+    assert [m.channel for m in sent(engine, to_phone=E164[JO])] == ["voice"]
+    receive(ok, JO, "cant", at(9, 35))
+    [reply] = sent(engine, to_phone=E164[JO], template="cant_ok")
+    assert reply.channel == "sms"
+
+
+def test_a_keypress_for_help_is_answered_by_the_call_not_by_another_call(oakfield, ok, engine, ticker):
+    with session_scope(engine) as session:
+        session.scalar(select(Member).where(Member.name == "Vera")).channel = "voice"
+    add_checkin(ok)
+    ticker(at(9))
+    with session_scope(engine) as session:
+        [prompt] = session.scalars(select(Message).where(Message.kind == "checkin"))
+        words = delivery.keypress(session, at(9, 1), prompt, "2", "CA" + "0" * 32)
+    assert "asking someone to ring you" in words
+    assert not sent(engine, template="help_ack") and not sent(engine, template="help_ack_nobody")
+    assert templates_to(engine, JO) == ["help"]
+
+
+def test_a_help_by_text_is_acknowledged_by_text(helped):
+    [ack] = sent(helped, to_phone=E164[VERA], template="help_ack")
+    assert ack.channel == "sms" and ack.body == "Thanks Vera, we've asked Jo to ring you."
+
+
+def test_distress_with_nothing_open_still_reaches_a_person(oakfield, ok, engine):
+    add_checkin(ok)
+    receive(ok, VERA, "I've had a fall", at(14))
+    [checkin] = vera_open(engine)
+    assert checkin.state == "escalating" and checkin.help_requested_at == at(14)
+    assert templates_to(engine, JO) == ["help"]
+
+
+def test_every_pause_is_told_to_the_organisers(oakfield, ok, engine):
+    add_checkin(ok)
+    receive(ok, VERA, "pause 3", at(12))
+    [notice] = sent(engine, to_phone=E164[MARGARET], template="paused_notice")
+    assert notice.body == ("Hi Margaret, Vera replied PAUSE, so their check-ins stop until Thu 03 Dec. "
+                           "If that seems wrong, please ring them on 07911 100001.")
+    assert [m.template for m in sent(engine, to_phone=E164[VERA])] == ["pause_ok"]
+
+
+def test_status_never_says_cant_for_an_ask_that_never_arrived(oakfield, ok, engine, ticker):
+    """A contact whose number is dead did not say CANT: status shows them unreachable."""
+    add_checkin(ok)
+    with session_scope(engine) as session:
+        session.scalar(select(Member).where(Member.name == "Jo")).phone_problem = None
+    ticker(at(9))
+    ticker(at(9, 30))  # Jo asked
+    with session_scope(engine) as session:
+        [ask] = session.scalars(select(Message).where(Message.template == "escalation"))
+        delivery.message_status(session, at(9, 31), ask, "undelivered", "bad_number", "30005")
+    [item] = open_on_status(engine, at(9, 32))
+    assert [(a["name"], a["state"]) for a in item["asked"]] == [("Jo", "unreachable"), ("Sam", "asked")]
