@@ -1060,6 +1060,11 @@ def status(app: App, group_name: str, as_json: bool) -> None:
 
 def render_status(data: dict[str, Any]) -> str:
     lines = [f"{data['group']} ({data['timezone']})"]
+    if data.get("provider"):
+        p = data["provider"]
+        lines.append(f"The SMS and call provider has been failing since {p['failing_since_local']} "
+                     f"({p['failures']} failed tries; last: {p['last_error']}). {p['waiting']} message(s) "
+                     "for this group are waiting and go as soon as it is back: nobody has answered them.")
     if not data["open"]:
         lines.append("Nothing open: every check-in so far is answered or resolved.")
     for item in data["open"]:

@@ -5,9 +5,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
+from phonetree import outages
 from phonetree.escalation import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, Group, Inbound, Member, Message
 
@@ -65,6 +66,7 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
         "group": group.name,
         "timezone": group.timezone,
         "now": _iso(now),
+        "provider": _provider(session, group, zone),
         "open": items,
         "upcoming": [{"member": c.member.name, "due_at": _iso(c.due_at),
                       "due_local": c.due_at.astimezone(zone).strftime("%a %d %b %H:%M")} for c in upcoming],
@@ -78,6 +80,19 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
         "delivery_problems": [{"member": name, "kind": m.kind, "error": m.error,
                                "at": _iso(m.created_at)} for m, name in failures],
     }
+
+
+def _provider(session: Session, group: Group, zone: ZoneInfo) -> dict[str, Any] | None:
+    """While the SMS/voice provider is failing: since when, and how many of this group's
+    messages are waiting for it. None while all is well."""
+    outage = outages.current(session)
+    if outage is None:
+        return None
+    waiting = session.scalar(select(func.count()).select_from(Message).where(
+        Message.group_id == group.id, Message.state.in_(("queued", "sending"))))
+    return {"failing_since": _iso(outage.started_at),
+            "failing_since_local": outage.started_at.astimezone(zone).strftime("%a %d %b %H:%M"),
+            "failures": outage.failures, "last_error": outage.last_error, "waiting": waiting}
 
 
 def outbox(session: Session, group: Group | None = None, limit: int | None = None) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from phonetree import checkins
+from phonetree import checkins, outages
 from phonetree.checkins import PromptWindow
 from phonetree.db import session_scope
 from phonetree.delivery import undeliverable
@@ -37,8 +37,14 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)
 BATCH = 200
 MARK_ATTEMPTS = 6  # 0.25 s, doubling: about 8 s in all
+# Tries for a message whose recipient's phone is off (RETRY_LATER). A transient provider failure
+# (RETRY) has no such limit: it is not anyone's answer, so the message is tried again for as
+# long as it is still useful (until its expires_at), and its waits start when it finally leaves.
 MAX_ATTEMPTS = 6
 RETRY_LATER = timedelta(minutes=10)
+# The longest wait between tries during an outage: sending resumes within about a minute of the
+# provider coming back (and each dispatch pass probes with the most urgent message meanwhile).
+MAX_BACKOFF = timedelta(seconds=60)
 
 
 @dataclass
@@ -77,9 +83,29 @@ class RateLimiter:
 
 
 def backoff(attempt: int) -> timedelta:
-    """Jittered exponential backoff: 2, 4, 8 ... seconds (capped at 10 minutes), +/- 50%."""
-    seconds = min(2 ** attempt, 600)
-    return timedelta(seconds=seconds * random.uniform(0.5, 1.5))
+    """Jittered exponential backoff: 2, 4, 8 ... seconds, +/- 50%, never more than MAX_BACKOFF."""
+    seconds = min(2 ** min(attempt, 16), MAX_BACKOFF.total_seconds())
+    return min(timedelta(seconds=seconds * random.uniform(0.5, 1.5)), MAX_BACKOFF)
+
+
+@dataclass
+class _Provider:
+    """Whether the provider is failing, as this dispatch pass knows it. While it is, a pass sends
+    one message (the most urgent due) as a probe rather than hammering a provider that is down
+    with a morning's queue, and a failed try moves every waiting message to the same next try
+    (see `_failed`): so when the provider comes back they are all due together and leave in
+    priority order, urgent first. The first message that leaves ends the outage."""
+
+    gateway: str
+    failing: bool
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def sent(self, engine: Engine, now: datetime) -> None:
+        with self._lock:
+            if not self.failing:
+                return
+            self.failing = False
+        outages.recovered(engine, self.gateway, now)
 
 
 def _claim(session: Session, now: datetime, limit: int, lease: timedelta) -> list[Message]:
@@ -114,6 +140,7 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
     worker killed mid-send repeats at most the messages in flight: `threads` of them."""
     result = DispatchResult()
     started = time.monotonic()
+    provider = _Provider(gateway.name, outages.is_failing(engine, gateway.name))
 
     def current() -> datetime:
         # `now` moved on by the time this dispatch has taken: a long burst's later claims get
@@ -145,14 +172,15 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
         # Marked at once, each in its own transaction: a worker killed mid-batch resends
         # at most the messages it was sending, never the ones already out.
         window = windows.get(message.checkin_id) if _is_prompt(message) else None  # type: ignore[arg-type]
-        _mark(engine, current() if limiters else now, gateway.name, outcome, window, result)
+        _mark(engine, current() if limiters else now, provider, outcome, window, result)
         return True
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="send") if threads > 1 else None
     in_flight: list[tuple[Message, Future[bool]]] = []
     try:
         while remaining is None or remaining > 0:
-            batch = step if remaining is None else min(step, remaining)
+            probing = provider.failing
+            batch = 1 if probing else step if remaining is None else min(step, remaining)
             with session_scope(engine) as session:
                 claimed = _claim(session, current(), batch, lease)
                 recipients = {m.id: m for m in session.scalars(
@@ -169,11 +197,13 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
                 # In priority order, `threads` at a time. The next batch is claimed as soon as
                 # this one is all in flight, not once it has all left: no sender idles at the seam.
                 in_flight += [(message, pool.submit(deliver, message, recipients, windows)) for message in claimed]
-                in_flight, unsent = _settle(in_flight, threads)
+                in_flight, unsent = _settle(in_flight, 0 if probing else threads)
             if unsent or (stop is not None and stop.is_set()):
                 in_flight, more = _settle(in_flight, 0)
                 _release(engine, unsent + more)
                 return result
+            if probing and provider.failing:
+                break  # still down: the next pass probes again
             if remaining is not None:
                 remaining -= len(claimed)
         _settle(in_flight, 0)
@@ -208,7 +238,7 @@ def _is_task_ask(message: Message) -> bool:
     return bool(message.task_id) and message.dedupe_key.endswith(":ask")
 
 
-def _mark(engine: Engine, when: datetime, gateway_name: str,
+def _mark(engine: Engine, when: datetime, provider: _Provider,
           outcome: tuple[Message, str | None, GatewayError | None], window: PromptWindow | None,
           result: DispatchResult) -> None:
     """Record what happened to one message. If the database is busy, try again for a while:
@@ -223,11 +253,11 @@ def _mark(engine: Engine, when: datetime, gateway_name: str,
         try:
             if quick:
                 with transaction(engine) as connection:
-                    _record_sent(connection, when, gateway_name, message, sid, window)
+                    _record_sent(connection, when, provider.gateway, message, sid, window)
                 counts.sent = 1
             else:
                 with session_scope(engine) as session:
-                    _record(session, when, gateway_name, outcome, counts)
+                    _record(session, when, provider, outcome, counts)
         except OperationalError:
             if attempt == MARK_ATTEMPTS - 1:
                 log.error("could not record message %s after %d tries; it may be sent again when its "
@@ -236,6 +266,8 @@ def _mark(engine: Engine, when: datetime, gateway_name: str,
             time.sleep(0.25 * 2 ** attempt)
             continue
         result.add(counts)
+        if error is None:
+            provider.sent(engine, when)
         return
 
 
@@ -271,13 +303,13 @@ def _send_one(gateway: Gateway, message: Message) -> tuple[Message, str | None, 
         return message, None, GatewayError(f"unexpected error: {error}", False, base.RETRY)
 
 
-def _record(session: Session, now: datetime, gateway_name: str,
+def _record(session: Session, now: datetime, provider: _Provider,
             outcome: tuple[Message, str | None, GatewayError | None], result: DispatchResult) -> None:
     message, sid, error = outcome
     if error is not None:
-        _failed(session, now, message, error, result)
+        _failed(session, now, message, error, result, provider)
         return
-    _record_sent(session.connection(), now, gateway_name, message, sid, None)
+    _record_sent(session.connection(), now, provider.gateway, message, sid, None)
     if message.task_id and _is_task_ask(message):
         _wait_from_send(session, message.task_id, now)
     result.sent += 1
@@ -292,15 +324,30 @@ def _wait_from_send(session: Session, task_id: int, sent_at: datetime) -> None:
 
 
 def _failed(session: Session, now: datetime, message: Message, error: GatewayError,
-            result: DispatchResult) -> None:
+            result: DispatchResult, provider: _Provider) -> None:
     row = session.get(Message, message.id)
     assert row is not None
     row.lease_until = None
     row.error = (f"{error.code}: " if error.code else "") + error.message[:180]
-    retryable = error.action in (base.RETRY, base.RETRY_LATER) and row.attempts < MAX_ATTEMPTS
-    if retryable:
+    if error.action == base.RETRY:
+        # The provider, not the person: held and tried again, however long it takes, while it is
+        # still useful (a message past its expires_at is reported instead when next claimed).
         row.state = "queued"
-        row.not_before = now + (backoff(row.attempts) if error.action == base.RETRY else RETRY_LATER)
+        row.not_before = now + backoff(row.attempts)
+        result.retried += 1
+        outages.failed(session, provider.gateway, now, row.error)
+        provider.failing = True
+        # Everything else waiting is tried no sooner than this one (never moved earlier): one
+        # probe at a time while the provider is down, then all together by priority.
+        session.execute(update(Message).where(Message.state == "queued", Message.id != row.id,
+                                              Message.not_before < row.not_before)
+                        .values(not_before=row.not_before))
+        log.info("message %s to %s held: %s; next try at %s", row.id, mask(row.to_phone),
+                 row.error, row.not_before.isoformat())
+        return
+    if error.action == base.RETRY_LATER and row.attempts < MAX_ATTEMPTS:
+        row.state = "queued"
+        row.not_before = now + RETRY_LATER
         result.retried += 1
         log.warning("message %s to %s: %s; retrying at %s", row.id, mask(row.to_phone),
                     row.error, row.not_before.isoformat())

@@ -172,6 +172,11 @@ class TwilioStandIn:
         """Process the next request normally, but only after `seconds` (to trip a timeout)."""
         self.respond_next(endpoint, 201, "", delay=seconds)
 
+    def recover(self, endpoint: str) -> None:
+        """The provider is back: scripted answers not yet given to `endpoint` are dropped."""
+        with self._lock:
+            self._planned[endpoint].clear()
+
     @property
     def requests(self) -> list[Recorded]:
         with self._lock:
