@@ -105,10 +105,14 @@ def answer_ok(engine: Engine, now: datetime, from_phone: str, text: str, sid: st
 def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: str | None = None,
            channel: str = "sms", reply: Reply | None = None, member_id: int | None = None) -> Outcome:
     """Act on one inbound message. `reply` overrides parsing (a keypress); `member_id` pins the
-    sender when the gateway knows it (the person a call was placed to)."""
+    sender when the gateway knows it (the person a call was placed to): then the reply is theirs
+    in each group they are in (the same number and name), not a housemate's on a shared line."""
     members = members_for_phone(session, from_phone)
     if member_id is not None:
-        members = [m for m in members if m.id == member_id] or members
+        pinned = next((m for m in members if m.id == member_id), None)
+        if pinned is not None:
+            members = [m for m in members if m.id == pinned.id
+                       or (m.group_id != pinned.group_id and m.name.casefold() == pinned.name.casefold())]
     if not members:
         return Outcome(known=False)
     reply = reply or parse_reply(text)
