@@ -44,9 +44,9 @@ def find_plan(session: Session, member: Member, at: str | None) -> CheckInPlan:
         for plan in plans:
             if plan.at_time == wanted:
                 return plan
-        if len(plans) > 1:
-            raise PhonetreeError(f"{member.name} has no check-in at {wanted}; theirs are at "
-                                 f"{', '.join(p.at_time for p in plans)}.")
+        raise PhonetreeError(f"{member.name} has no check-in at {wanted}; "
+                             + (f"theirs are at {', '.join(p.at_time for p in plans)}." if len(plans) > 1
+                                else f"theirs is at {plans[0].at_time}."))
     if len(plans) > 1:
         raise PhonetreeError(f"{member.name} has check-ins at {', '.join(p.at_time for p in plans)}; "
                              "say which with --at HH:MM.")
