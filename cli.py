@@ -719,12 +719,15 @@ def cascade_status(app: App, group_name: str, as_json: bool) -> None:
     with app.session() as session:
         g = directory.get_group(session, group_name)
         data = cascades.status(session, g, cascades.latest(session, g))
+        tz = g.timezone
     if as_json:
         emit_json(data)
         return
-    click.echo(f"News from {data['from']}: {data['reached']} of {data['total']} reached ({data['state']}).")
+    click.echo(f"News from {data['from']}, started {local_iso(data['started_at'], tz)}: "
+               f"{data['reached']} of {data['total']} reached ({data['state']}).")
     for p in data["people"]:
-        how = f"reached via {p['by']}" if p["reached"] else f"waiting for {p['by']}"
+        how = (f"reached via {p['by']} at {local_iso(p['reached_at'], tz, zone=False)}" if p["reached"]
+               else f"waiting for {p['by']}")
         extra = f"; passing on: {p['passing_on']}" if p["passing_on"] else ""
         click.echo(f"  {'+' if p['reached'] else '-'} {p['name']:<20} {how}{extra}")
 
@@ -889,8 +892,11 @@ def audit(app: App, group_name: str, days: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    if data:
+        click.echo(f"Times are {g.timezone} local time.")
     for row in data:
-        click.echo(f"{row['at'][:16].replace('T', ' ')}  {row['kind']:<18} {row['member'] or '':<12} {row['detail'] or ''}")
+        click.echo(f"{local_iso(row['at'], g.timezone)}  {row['kind']:<18} {row['member'] or '':<12} "
+                   f"{row['detail'] or ''}")
 
 
 @cli.command()
@@ -1014,7 +1020,13 @@ def outbox(app: App, group_name: str | None, last: int | None, as_json: bool) ->
     if not data:
         click.echo("The outbox is empty.")
     for m in data:
-        click.echo(f"{m['created_at'][:16].replace('T', ' ')}  {m['kind']:<12} {m['channel']:<5} "
+        # Local time of the message's group, with its zone (GMT, BST): queued, and sent if it has been.
+        tz = m["timezone"] or "UTC"
+        when = local_iso(m["created_at"], tz)
+        if m["sent_at"]:
+            same_day = m["sent_at"][:10] == m["created_at"][:10]
+            when += f", sent {local_iso(m['sent_at'], tz, date=not same_day)}"
+        click.echo(f"{when}  {m['kind']:<12} {m['channel']:<5} "
                    f"to {m['name'] or '?'} ({mask(m['to'])}) [{m['state']}]: {m['body']}")
 
 
@@ -1050,12 +1062,13 @@ def render_status(data: dict[str, Any]) -> str:
                      + (f"; {item['note']}" if item["note"] else ""))
     if data["replies_to_read"]:
         lines.append("Replies to read:")
-        lines += [f"  {r['member']} at {r['received_at'][:16]}: {r['text']}" for r in data["replies_to_read"]]
+        lines += [f"  {r['member']} at {local_iso(r['received_at'], data['timezone'])}: {r['text']}"
+                  for r in data["replies_to_read"]]
     if data["upcoming"]:
         lines.append("Next 24 hours: " + ", ".join(f"{u['member']} {u['due_local']}" for u in data["upcoming"]))
     if data["delivery_problems"]:
         lines.append("Messages that could not be delivered:")
-        lines += [f"  {p['kind']} to {p['member'] or '?'} at {p['at'][:16]}: {p['error']}"
+        lines += [f"  {p['kind']} to {p['member'] or '?'} at {local_iso(p['at'], data['timezone'])}: {p['error']}"
                   for p in data["delivery_problems"]]
     for key, label in (("paused", "Paused"), ("opted_out", "Opted out"), ("phone_problems", "Phone problems")):
         if data[key]:
