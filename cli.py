@@ -1326,6 +1326,29 @@ def group_remove(app: App, name: str, yes: bool) -> None:
                                      if closed else ""))
 
 
+@cli.command()
+@pass_app
+def doctor(app: App) -> None:
+    """Check what you can't see: the database (reachable, writable, schema current, file
+    permissions), time zone data, the gateway's settings and, with twilio, the credentials,
+    the sending number and where Twilio posts the texts that come in. Exits 1 if anything
+    needs doing. Secrets are never shown.
+
+    \b
+    Example:
+      PHONETREE_GATEWAY=twilio PHONETREE_PUBLIC_URL=https://tree.example.org phonetree doctor
+    """
+    from phonetree import doctor as checkup
+
+    checks = checkup.run(app.settings)
+    width = max(len(c.what) for c in checks)
+    for check in checks:
+        click.echo(f"{'OK ' if check.ok else 'FIX'}  {check.what:<{width}}  {check.detail}")
+    if not all(c.ok for c in checks):
+        click.echo(f"Error: {sum(not c.ok for c in checks)} thing(s) to fix, marked FIX above.", err=True)
+        sys.exit(1)
+
+
 def main() -> None:
     cli(prog_name="phonetree")
 
