@@ -50,6 +50,11 @@ class App:
             yield session
 
 
+def one_line(message: str) -> str:
+    """An error is one line whatever was typed: a newline in an argument is shown escaped."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class PhonetreeGroup(click.Group):
     """Every error, ours or click's, is one line on stderr starting `Error:`."""
 
@@ -65,13 +70,13 @@ class PhonetreeGroup(click.Group):
         except click.UsageError as error:
             hint = f" (see: phonetree {error.ctx.command_path.partition(' ')[2]} --help)".replace("  ", " ") \
                 if error.ctx else ""
-            click.echo(f"Error: {error.format_message()}{hint}", err=True)
+            click.echo(f"Error: {one_line(error.format_message())}{hint}", err=True)
             sys.exit(2)
         except click.ClickException as error:
-            click.echo(f"Error: {error.format_message()}", err=True)
+            click.echo(f"Error: {one_line(error.format_message())}", err=True)
             sys.exit(error.exit_code)
         except PhonetreeError as error:
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"Error: {one_line(str(error))}", err=True)
             sys.exit(1)
 
 
@@ -233,7 +238,7 @@ def group_set(app: App, name: str, quiet: str | None, window: str | None, escala
         changes = directory.update_group(
             session, directory.get_group(session, name), quiet=quiet, window_s=duration_option(window),
             escalation_wait_s=duration_option(escalation_wait), reminder=reminder, channel=channel)
-    click.echo(f"{name}: " + ", ".join(changes) + ".")
+    click.echo(f"{name} now has: " + ", ".join(changes) + ".")
 
 
 # ---------------------------------------------------------------- members
@@ -937,6 +942,9 @@ def receive(app: App, sender: str, text: str, as_json: bool) -> None:
     """
     from schedules import dispatcher
 
+    from phonetree.phones import parse_phone
+
+    parse_phone(sender)  # not a number at all: an Error, not "belongs to no member"
     now = clock.now()
     with app.session() as session:
         outcome = inbound.handle(session, now, sender, text)
@@ -1000,7 +1008,7 @@ def run(app: App, host: str, port: int) -> None:
 
 @cli.command()
 @click.option("--group", "group_name", help="Only this group's messages.")
-@click.option("--last", type=int, help="Only the last N messages.")
+@click.option("--last", type=click.IntRange(min=1), help="Only the last N messages (N at least 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, oldest first.")
 @pass_app
 @fails_cleanly

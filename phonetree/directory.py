@@ -16,6 +16,8 @@ from phonetree.texts import MAX_NAME
 from schedules.recurrence import parse_timezone
 
 ROLES = ("peer", "carer", "organiser")
+# A reply window longer than this would run into the next day's check-in.
+MAX_WINDOW_S = 24 * 3600
 CHANNELS = ("sms", "voice")
 
 
@@ -250,11 +252,23 @@ def pause_member(session: Session, member: Member, until: date | None) -> None:
                   member_id=member.id, detail=until.isoformat() if until else None)
 
 
+def check_window(seconds: int | None) -> int | None:
+    """A reply window a check-in can live with: at most a day."""
+    if seconds is not None and seconds > MAX_WINDOW_S:
+        from schedules.recurrence import format_duration
+
+        raise PhonetreeError(f"a reply window of {format_duration(seconds)} is longer than a day; "
+                             "give at most 1d (e.g. 1h).")
+    return seconds
+
+
 def update_group(session: Session, group: Group, *, quiet: str | None = None, window_s: int | None = None,
                  escalation_wait_s: int | None = None, reminder: bool | None = None,
                  channel: str | None = None) -> list[str]:
     """Override a group's preset defaults. Returns what changed, for the organiser and the record."""
     from schedules.recurrence import parse_time
+
+    from schedules.recurrence import format_duration
 
     changes = []
     if quiet is not None:
@@ -264,15 +278,19 @@ def update_group(session: Session, group: Group, *, quiet: str | None = None, wi
             start, sep, end = quiet.partition("-")
             if not sep:
                 raise PhonetreeError(f"{quiet!r} is not a span of hours; write it like 21:00-08:00, or off.")
-            group.quiet_start, group.quiet_end = parse_time(start.strip()), parse_time(end.strip())
+            begin, finish = parse_time(start.strip()), parse_time(end.strip())
+            if begin == finish:
+                raise PhonetreeError(f"quiet hours {begin}-{finish} start and end at the same time; "
+                                     "write a span like 21:00-08:00, or off for none.")
+            group.quiet_start, group.quiet_end = begin, finish
         changes.append(f"quiet hours {group.quiet_start}-{group.quiet_end}"
                        if group.quiet_start != group.quiet_end else "no quiet hours")
     if window_s is not None:
-        group.window_s = window_s
-        changes.append("window")
+        group.window_s = check_window(window_s)  # type: ignore[assignment]
+        changes.append(f"window {format_duration(window_s)}")
     if escalation_wait_s is not None:
         group.escalation_wait_s = escalation_wait_s
-        changes.append("escalation wait")
+        changes.append(f"escalation wait {format_duration(escalation_wait_s)}")
     if reminder is not None:
         group.reminder = reminder
         changes.append("reminder " + ("on" if reminder else "off"))
@@ -280,7 +298,7 @@ def update_group(session: Session, group: Group, *, quiet: str | None = None, wi
         if channel not in CHANNELS:
             raise PhonetreeError(f"unknown channel {channel!r}; choose sms or voice.")
         group.default_channel = channel
-        changes.append(f"default channel {channel}")
+        changes.append(f"default channel for new members {channel}")
     if not changes:
         raise PhonetreeError("nothing to change; give at least one option (see --help).")
     events.record(session, clock.now(), "group_changed", group_id=group.id, detail=", ".join(changes))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from phonetree import events
 from phonetree.checkins import add_plan
-from phonetree.directory import get_member
+from phonetree.directory import check_window, get_member
 from phonetree.errors import PhonetreeError
 from phonetree.escalation import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
@@ -57,6 +57,7 @@ def add(session: Session, group: Group, member: Member, at: str, days: str, cont
         **options: Any) -> tuple[CheckInPlan, list[str]]:
     """`checkins.add_plan`, refusing a second plan for the same member at the same time."""
     at_time = parse_time(at)
+    check_window(options.get("window_s"))
     for plan in active_plans(session, member):
         if plan.at_time == at_time:
             raise PhonetreeError(
@@ -104,6 +105,7 @@ def change(session: Session, group: Group, member: Member, now: datetime, *, at:
         changes.append(f"time {plan.at_time} -> {new_time}")
     if new_days != plan.days:
         changes.append(f"days {plan.days} -> {new_days}")
+    check_window(window_s)
     if window_s is not None and window_s != plan.window_s:
         old = plan.window_s
         changes.append(f"window {format_duration(old)} -> {format_duration(window_s)}")
