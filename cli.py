@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from phonetree import clock, directory, importer, inbound, status as status_view
-from phonetree.checkins import add_plan
+from phonetree import clock, directory, importer, inbound, plans, status as status_view
+from phonetree.local_times import local, local_iso
 from phonetree.config import Settings
 from phonetree.db import get_engine, session_scope
 from phonetree.errors import PhonetreeError
@@ -50,6 +50,11 @@ class App:
             yield session
 
 
+def one_line(message: str) -> str:
+    """An error is one line whatever was typed: a newline in an argument is shown escaped."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class PhonetreeGroup(click.Group):
     """Every error, ours or click's, is one line on stderr starting `Error:`."""
 
@@ -65,13 +70,13 @@ class PhonetreeGroup(click.Group):
         except click.UsageError as error:
             hint = f" (see: phonetree {error.ctx.command_path.partition(' ')[2]} --help)".replace("  ", " ") \
                 if error.ctx else ""
-            click.echo(f"Error: {error.format_message()}{hint}", err=True)
+            click.echo(f"Error: {one_line(error.format_message())}{hint}", err=True)
             sys.exit(2)
         except click.ClickException as error:
-            click.echo(f"Error: {error.format_message()}", err=True)
+            click.echo(f"Error: {one_line(error.format_message())}", err=True)
             sys.exit(error.exit_code)
         except PhonetreeError as error:
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"Error: {one_line(str(error))}", err=True)
             sys.exit(1)
 
 
@@ -233,7 +238,7 @@ def group_set(app: App, name: str, quiet: str | None, window: str | None, escala
         changes = directory.update_group(
             session, directory.get_group(session, name), quiet=quiet, window_s=duration_option(window),
             escalation_wait_s=duration_option(escalation_wait), reminder=reminder, channel=channel)
-    click.echo(f"{name}: " + ", ".join(changes) + ".")
+    click.echo(f"{name} now has: " + ", ".join(changes) + ".")
 
 
 # ---------------------------------------------------------------- members
@@ -265,11 +270,12 @@ def member_json(m: Any, show_numbers: bool = False) -> dict[str, Any]:
               help="peer, carer or organiser; repeat for several. Default peer.")
 @click.option("--language", default="en", show_default=True,
               help="Their language (e.g. cy): texts use the group's wording in it where written.")
+@click.option("--shared", is_flag=True, help="Allow a number another member of the group has (a shared phone).")
 @click.option("--json", "as_json", is_flag=True, help="Print the member as JSON.")
 @pass_app
 @fails_cleanly
 def member_add(app: App, group_name: str, name: str, phone: str, channel: str | None,
-               roles: tuple[str, ...], language: str, as_json: bool) -> None:
+               roles: tuple[str, ...], language: str, shared: bool, as_json: bool) -> None:
     """Add a member. Use a first name or a chosen name only.
 
     \b
@@ -278,8 +284,11 @@ def member_add(app: App, group_name: str, name: str, phone: str, channel: str | 
     """
     with app.session() as session:
         g = directory.get_group(session, group_name)
-        added, note = directory.add_member(session, g, name, phone, channel, roles, language)
+        added, note = directory.add_member(session, g, name, phone, channel, roles, language, shared)
+        elsewhere = directory.in_another_group(session, g, added.phone)
         data = member_json(added)
+    if elsewhere:
+        click.echo(f"Warning: {elsewhere}", err=True)
     if as_json:
         emit_json(data)
         return
@@ -440,7 +449,7 @@ def checkin_add(app: App, group_name: str, member_name: str, at: str, days: str,
     with app.session() as session:
         g = directory.get_group(session, group_name)
         m = directory.get_member(session, g, member_name)
-        plan, warnings = add_plan(
+        plan, warnings = plans.add(
             session, g, m, at, days, [n.strip() for n in escalate_to.split(",") if n.strip()],
             window_s=duration_option(window), escalation_wait_s=duration_option(escalation_wait),
             reminder_s=None if no_reminder else duration_option(reminder),
@@ -463,30 +472,6 @@ def plan_json(plan: Any) -> dict[str, Any]:
             "window": format_duration(plan.window_s), "escalation_wait": format_duration(plan.escalation_wait_s),
             "reminder": format_duration(plan.reminder_s) if plan.reminder_s else None,
             "escalate_to": [c.member.name for c in plan.contacts], "active": plan.active}
-
-
-@checkin.command("list")
-@click.argument("group_name", metavar="GROUP")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
-@fails_cleanly
-def checkin_list(app: App, group_name: str, as_json: bool) -> None:
-    """List a group's check-in plans.
-
-    \b
-    Example:
-      phonetree checkin list Oakfield
-    """
-    from phonetree.checkins import plans_for_group
-
-    with app.session() as session:
-        data = [plan_json(p) for p in plans_for_group(session, directory.get_group(session, group_name))]
-    if as_json:
-        emit_json(data)
-        return
-    for p in data:
-        click.echo(f"{p['member']:<20} {p['days']:<12} {p['at']}  window {p['window']:<6} "
-                   f"then {', '.join(p['escalate_to'])}")
 
 
 # ---------------------------------------------------------------- rotas and cascades
@@ -739,12 +724,15 @@ def cascade_status(app: App, group_name: str, as_json: bool) -> None:
     with app.session() as session:
         g = directory.get_group(session, group_name)
         data = cascades.status(session, g, cascades.latest(session, g))
+        tz = g.timezone
     if as_json:
         emit_json(data)
         return
-    click.echo(f"News from {data['from']}: {data['reached']} of {data['total']} reached ({data['state']}).")
+    click.echo(f"News from {data['from']}, started {local_iso(data['started_at'], tz)}: "
+               f"{data['reached']} of {data['total']} reached ({data['state']}).")
     for p in data["people"]:
-        how = f"reached via {p['by']}" if p["reached"] else f"waiting for {p['by']}"
+        how = (f"reached via {p['by']} at {local_iso(p['reached_at'], tz, zone=False)}" if p["reached"]
+               else f"waiting for {p['by']}")
         extra = f"; passing on: {p['passing_on']}" if p["passing_on"] else ""
         click.echo(f"  {'+' if p['reached'] else '-'} {p['name']:<20} {how}{extra}")
 
@@ -909,8 +897,11 @@ def audit(app: App, group_name: str, days: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    if data:
+        click.echo(f"Times are {g.timezone} local time.")
     for row in data:
-        click.echo(f"{row['at'][:16].replace('T', ' ')}  {row['kind']:<18} {row['member'] or '':<12} {row['detail'] or ''}")
+        click.echo(f"{local_iso(row['at'], g.timezone)}  {row['kind']:<18} {row['member'] or '':<12} "
+                   f"{row['detail'] or ''}")
 
 
 @cli.command()
@@ -951,6 +942,9 @@ def receive(app: App, sender: str, text: str, as_json: bool) -> None:
     """
     from schedules import dispatcher
 
+    from phonetree.phones import parse_phone
+
+    parse_phone(sender)  # not a number at all: an Error, not "belongs to no member"
     now = clock.now()
     with app.session() as session:
         outcome = inbound.handle(session, now, sender, text)
@@ -1014,7 +1008,7 @@ def run(app: App, host: str, port: int) -> None:
 
 @cli.command()
 @click.option("--group", "group_name", help="Only this group's messages.")
-@click.option("--last", type=int, help="Only the last N messages.")
+@click.option("--last", type=click.IntRange(min=1), help="Only the last N messages (N at least 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, oldest first.")
 @pass_app
 @fails_cleanly
@@ -1034,7 +1028,13 @@ def outbox(app: App, group_name: str | None, last: int | None, as_json: bool) ->
     if not data:
         click.echo("The outbox is empty.")
     for m in data:
-        click.echo(f"{m['created_at'][:16].replace('T', ' ')}  {m['kind']:<12} {m['channel']:<5} "
+        # Local time of the message's group, with its zone (GMT, BST): queued, and sent if it has been.
+        tz = m["timezone"] or "UTC"
+        when = local_iso(m["created_at"], tz)
+        if m["sent_at"]:
+            same_day = m["sent_at"][:10] == m["created_at"][:10]
+            when += f", sent {local_iso(m['sent_at'], tz, date=not same_day)}"
+        click.echo(f"{when}  {m['kind']:<12} {m['channel']:<5} "
                    f"to {m['name'] or '?'} ({mask(m['to'])}) [{m['state']}]: {m['body']}")
 
 
@@ -1075,12 +1075,13 @@ def render_status(data: dict[str, Any]) -> str:
                      + (f"; {item['note']}" if item["note"] else ""))
     if data["replies_to_read"]:
         lines.append("Replies to read:")
-        lines += [f"  {r['member']} at {r['received_at'][:16]}: {r['text']}" for r in data["replies_to_read"]]
+        lines += [f"  {r['member']} at {local_iso(r['received_at'], data['timezone'])}: {r['text']}"
+                  for r in data["replies_to_read"]]
     if data["upcoming"]:
         lines.append("Next 24 hours: " + ", ".join(f"{u['member']} {u['due_local']}" for u in data["upcoming"]))
     if data["delivery_problems"]:
         lines.append("Messages that could not be delivered:")
-        lines += [f"  {p['kind']} to {p['member'] or '?'} at {p['at'][:16]}: {p['error']}"
+        lines += [f"  {p['kind']} to {p['member'] or '?'} at {local_iso(p['at'], data['timezone'])}: {p['error']}"
                   for p in data["delivery_problems"]]
     for key, label in (("paused", "Paused"), ("opted_out", "Opted out"), ("phone_problems", "Phone problems")):
         if data[key]:
@@ -1126,6 +1127,239 @@ def demo(demo_db: str) -> None:
     from phonetree.demo import play
 
     play(Path(demo_db), click.echo)
+
+
+# ---------------------------------------------------------------- correcting mistakes
+# (member set, checkin list/set/remove, rota list/remove, group remove: issue 12)
+
+
+@member.command("set")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name")
+@click.option("--phone", help="A new number: every message not yet sent goes to it; history stays.")
+@click.option("--channel", type=click.Choice(["sms", "voice"]), help="How check-ins reach them.")
+@click.option("--role", "roles", multiple=True, type=click.Choice(list(directory.ROLES)),
+              help="Their roles from now on (replaces the old ones); repeat for several.")
+@click.option("--name", "new_name", help="A new first or chosen name.")
+@click.option("--language", help="Their language, e.g. cy.")
+@click.option("--shared", is_flag=True, help="Allow a number another member of the group has (a shared phone).")
+@pass_app
+@fails_cleanly
+def member_set(app: App, group_name: str, name: str, phone: str | None, channel: str | None,
+               roles: tuple[str, ...], new_name: str | None, language: str | None, shared: bool) -> None:
+    """Correct a member: number, channel, roles, name or language.
+
+    \b
+    Example:
+      phonetree member set Oakfield Vera --phone "07911 100009"
+      phonetree member set Oakfield Jo --role peer --role organiser
+    """
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        m = directory.get_member(session, g, name)
+        changes, notes = directory.update_member(session, g, m, phone=phone, channel=channel, roles=roles,
+                                                 name=new_name, language=language, shared=shared)
+        data = member_json(m)
+    click.echo(f"{data['name']}: " + "; ".join(
+        f"phone now {data['phone']}" if c == "phone" else c for c in changes) + ".")
+    for note in notes:
+        click.echo(f"Warning: {note}", err=True)
+
+
+@checkin.command("list")
+@click.argument("group_name", metavar="GROUP")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (times in UTC, ISO 8601).")
+@pass_app
+@fails_cleanly
+def checkin_list(app: App, group_name: str, as_json: bool) -> None:
+    """List a group's check-ins: member, time, days, window, contacts, and when the next goes
+    (in the group's local time).
+
+    \b
+    Example:
+      phonetree checkin list Oakfield
+    """
+    from phonetree.checkins import plans_for_group
+
+    now = clock.now()
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        tz = g.timezone
+        data = []
+        for p in plans_for_group(session, g):
+            due = plans.next_due(session, g, p, now)
+            data.append(plan_json(p) | {"next_due": due.isoformat() if due else None})
+    if as_json:
+        emit_json(data)
+        return
+    if not data:
+        click.echo(f"No check-ins in {group_name} yet. Add one: phonetree checkin add {group_name} NAME "
+                   "--at HH:MM --escalate-to NAME")
+        return
+    click.echo(f"Times are {tz} local time.")
+    for p in data:
+        click.echo(f"{p['member']:<20} {p['at']}  {p['days']:<12} window {p['window']:<6} "
+                   f"then {', '.join(p['escalate_to'])}; next {local_iso(p['next_due'], tz)}")
+
+
+@checkin.command("set")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("member_name", metavar="MEMBER")
+@click.option("--at", "at", help="The new time, HH:MM; if the member has several check-ins, the one "
+              "to change (then give the new time with --to).")
+@click.option("--to", "to", help="The new time, HH:MM, for the check-in picked with --at.")
+@click.option("--days", help="daily, weekdays, or e.g. mon,wed,fri.")
+@click.option("--window", help="How long to wait for a reply, e.g. 45m.")
+@click.option("--escalate-to", "escalate_to", help="Who to ask if there's no reply, in order: NAME[,NAME...].")
+@click.option("--escalation-wait", "escalation_wait", help="How long each person gets, e.g. 20m.")
+@pass_app
+@fails_cleanly
+def checkin_set(app: App, group_name: str, member_name: str, at: str | None, to: str | None, days: str | None,
+                window: str | None, escalate_to: str | None, escalation_wait: str | None) -> None:
+    """Change a check-in. It applies from the next one not yet sent: one already sent today
+    is not sent again.
+
+    \b
+    Example:
+      phonetree checkin set Oakfield Vera --at 11:00
+      phonetree checkin set Oakfield Vera --at 09:00 --to 09:30 --escalate-to Sam,Jo
+    """
+    now = clock.now()
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        m = directory.get_member(session, g, member_name)
+        plan, changes = plans.change(
+            session, g, m, now, at=at, to=to, days=days, window_s=duration_option(window),
+            contacts=[n.strip() for n in escalate_to.split(",") if n.strip()] if escalate_to is not None else None,
+            escalation_wait_s=duration_option(escalation_wait))
+        due = plans.next_due(session, g, plan, now)
+        tz = g.timezone
+    click.echo(f"{m.name}'s check-in: " + "; ".join(changes) + f". Next: {local(due, tz)}.")
+
+
+@checkin.command("remove")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("member_name", metavar="MEMBER")
+@click.option("--at", "at", help="Which one, HH:MM, if the member has several.")
+@pass_app
+@fails_cleanly
+def checkin_remove(app: App, group_name: str, member_name: str, at: str | None) -> None:
+    """Stop a check-in: nothing more is sent for it. One already under way runs to its end,
+    so nobody is left mid-escalation; past ones stay in the record.
+
+    \b
+    Example:
+      phonetree checkin remove Oakfield Vera --at 18:00
+    """
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        m = directory.get_member(session, g, member_name)
+        plan, in_flight = plans.remove(session, g, m, clock.now(), at)
+        what = f"{plan.days} at {plan.at_time}"
+    click.echo(f"Removed {m.name}'s check-in ({what})."
+               + (" The one under way now carries on until it is answered or resolved." if in_flight else ""))
+
+
+@rota.command("list")
+@click.argument("group_name", metavar="GROUP")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (times in UTC, ISO 8601).")
+@pass_app
+@fails_cleanly
+def rota_list(app: App, group_name: str, as_json: bool) -> None:
+    """List a group's rotas, who is in each, and when the next round is (local time).
+
+    \b
+    Example:
+      phonetree rota list Oakfield
+    """
+    from phonetree import rotas
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        data = rotas.list_rotas(session, g, clock.now())
+        tz = g.timezone
+    if as_json:
+        emit_json([r | {"next_round": r["next_round"].isoformat()} for r in data])
+        return
+    if not data:
+        click.echo(f"No rotas in {group_name} yet. Add one: phonetree rota add {group_name} NAME "
+                   "--kind pairs --on tue --at 18:00")
+    for r in data:
+        click.echo(f"{r['name']:<20} {r['kind']:<6} {r['cadence']:<12} {r['at']}  next {local(r['next_round'], tz)}; "
+                   f"{', '.join(r['members'])}")
+
+
+@rota.command("remove")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("name", metavar="ROTA")
+@pass_app
+@fails_cleanly
+def rota_remove(app: App, group_name: str, name: str) -> None:
+    """Remove a rota: no more rounds or call prompts; calls not yet confirmed are closed.
+
+    \b
+    Example:
+      phonetree rota remove Oakfield tuesday-calls
+    """
+    from phonetree import rotas
+
+    with app.session() as session:
+        g = directory.get_group(session, group_name)
+        r = rotas.get_rota(session, g, name)
+        closed = rotas.remove_rota(session, g, r, clock.now())
+    click.echo(f"Removed the rota {name}." + (f" {closed} call(s) not yet confirmed were closed." if closed else ""))
+
+
+@group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: this erases the group and its history for good.")
+@pass_app
+@fails_cleanly
+def group_remove(app: App, name: str, yes: bool) -> None:
+    """Erase a group and its history. Open check-ins are closed first and anyone asked to
+    ring is told they needn't.
+
+    \b
+    Example:
+      phonetree group remove Oakfield --yes
+    """
+    from phonetree import privacy
+    from schedules import dispatcher
+
+    now = clock.now()
+    with app.session() as session:
+        g = directory.get_group(session, name)
+        if not yes:
+            raise PhonetreeError(f"this erases {g.name}, its members and all their history for good; "
+                                 "add --yes to confirm.")
+        closed, told = privacy.remove_group(session, g, now)
+    if told:
+        dispatcher.dispatch(app.engine, get_gateway(app.settings), now)
+    click.echo(f"Removed {name}." + (f" {closed} open check-in(s) closed; {told} person(s) told they needn't ring."
+                                     if closed else ""))
+
+
+@cli.command()
+@pass_app
+def doctor(app: App) -> None:
+    """Check what you can't see: the database (reachable, writable, schema current, file
+    permissions), time zone data, the gateway's settings and, with twilio, the credentials,
+    the sending number and where Twilio posts the texts that come in. Exits 1 if anything
+    needs doing. Secrets are never shown.
+
+    \b
+    Example:
+      PHONETREE_GATEWAY=twilio PHONETREE_PUBLIC_URL=https://tree.example.org phonetree doctor
+    """
+    from phonetree import doctor as checkup
+
+    checks = checkup.run(app.settings)
+    width = max(len(c.what) for c in checks)
+    for check in checks:
+        click.echo(f"{'OK ' if check.ok else 'FIX'}  {check.what:<{width}}  {check.detail}")
+    if not all(c.ok for c in checks):
+        click.echo(f"Error: {sum(not c.ok for c in checks)} thing(s) to fix, marked FIX above.", err=True)
+        sys.exit(1)
 
 
 def main() -> None:

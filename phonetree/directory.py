@@ -16,6 +16,8 @@ from phonetree.texts import MAX_NAME
 from schedules.recurrence import parse_timezone
 
 ROLES = ("peer", "carer", "organiser")
+# A reply window longer than this would run into the next day's check-in.
+MAX_WINDOW_S = 24 * 3600
 CHANNELS = ("sms", "voice")
 
 
@@ -96,8 +98,44 @@ def resolve_channel(phone_e164: str, channel: str | None, default: str) -> tuple
     return channel, None
 
 
+def phone_in_use(session: Session, group: Group, e164: str, exclude: int | None = None) -> Member | None:
+    """Another member of this group with this number, if any."""
+    query = select(Member).where(Member.group_id == group.id, Member.phone == e164)
+    if exclude is not None:
+        query = query.where(Member.id != exclude)
+    return session.scalars(query.order_by(Member.id)).first()
+
+
+def _refuse_taken(session: Session, group: Group, e164: str, shared: bool, exclude: int | None = None) -> None:
+    """Refuse a number another member of the group has, unless they share the phone."""
+    other = phone_in_use(session, group, e164, exclude)
+    if other is not None and not shared:
+        raise PhonetreeError(f"{other.name} in {group.name} already has that number; if they share a phone, "
+                             "add --shared.")
+
+
+def in_another_group(session: Session, group: Group, e164: str) -> str | None:
+    """A warning, naming no group, when a number is a member's in another group too (allowed:
+    one person may belong to two groups, and their replies go to whichever item is open)."""
+    query = select(Member.id).where(Member.phone == e164, Member.group_id != group.id).limit(1)
+    if session.scalar(query) is None:
+        return None
+    return ("that number is also a member's in another group; a reply from it goes to whichever "
+            "check-in or task is open for it.")
+
+
+def channel_note(group: Group, channel: str, phone_e164: str, asked: str | None) -> str | None:
+    """Say which channel a member got from the group's preset, so a mobile set to voice by
+    the grandparents preset is no surprise."""
+    if asked is None and not is_landline(phone_e164) and channel != "sms":
+        return (f"{group.name} is a {group.kind} group, so members get {channel} calls, mobiles too; "
+                "use --channel sms for texts instead.")
+    return None
+
+
 def add_member(session: Session, group: Group, name: str, phone: str, channel: str | None = None,
-               roles: tuple[str, ...] = (), language: str = "en") -> tuple[Member, str | None]:
+               roles: tuple[str, ...] = (), language: str = "en",
+               shared: bool = False) -> tuple[Member, str | None]:
     name = clean_name(name)
     e164 = parse_phone(phone)
     chosen, note = resolve_channel(e164, channel, group.default_channel)
@@ -110,6 +148,8 @@ def add_member(session: Session, group: Group, name: str, phone: str, channel: s
     if existing is not None:
         raise PhonetreeError(f"{group.name} already has a member called {existing.name!r}; "
                              "use a different name (e.g. add an initial).")
+    notes = [n for n in (note, channel_note(group, chosen, e164, channel)) if n]
+    _refuse_taken(session, group, e164, shared)
     now = clock.now()
     from phonetree.templates import check_language
 
@@ -120,7 +160,79 @@ def add_member(session: Session, group: Group, name: str, phone: str, channel: s
     session.add(member)
     session.flush()
     events.record(session, now, "member_added", group_id=group.id, member_id=member.id)
-    return member, note
+    return member, " ".join(notes) or None
+
+
+def update_member(session: Session, group: Group, member: Member, *, phone: str | None = None,
+                  channel: str | None = None, roles: tuple[str, ...] = (), name: str | None = None,
+                  language: str | None = None, shared: bool = False) -> tuple[list[str], list[str]]:
+    """Correct a member. A new number applies to every message not yet sent to them (queued
+    ones are re-addressed, and texts to others still waiting to go carry it); what was sent
+    stays as it was. Returns what changed (for the record) and notes for the organiser."""
+    from sqlalchemy import update
+
+    from phonetree.models import Message
+    from phonetree.phones import display
+    from phonetree.templates import check_language
+
+    changes: list[str] = []
+    notes: list[str] = []
+    now = clock.now()
+    if name is not None:
+        new_name = clean_name(name)
+        if new_name != member.name:
+            clash = session.scalar(select(Member).where(
+                Member.group_id == group.id, func.lower(Member.name) == new_name.lower(), Member.id != member.id))
+            if clash is not None:
+                raise PhonetreeError(f"{group.name} already has a member called {clash.name!r}.")
+            changes.append(f"name {member.name} -> {new_name}")
+            member.name = new_name
+    old_phone = member.phone
+    if phone is not None:
+        e164 = parse_phone(phone)
+        if e164 != member.phone:
+            _refuse_taken(session, group, e164, shared, exclude=member.id)
+            if (warning := in_another_group(session, group, e164)):
+                notes.append(warning)
+            changes.append("phone")  # the record says it changed, not what to
+            member.phone, member.phone_problem = e164, None
+    if channel is not None or member.phone != old_phone:
+        wanted = channel if channel is not None else (member.channel if not is_landline(member.phone) else None)
+        chosen, note = resolve_channel(member.phone, wanted, group.default_channel)
+        if note:
+            notes.append(note)
+        if chosen != member.channel:
+            changes.append(f"channel {member.channel} -> {chosen}")
+            member.channel = chosen
+    if roles:
+        for role in roles:
+            if role not in ROLES:
+                raise PhonetreeError(f"unknown role {role!r}; choose from {', '.join(ROLES)}.")
+        wanted_roles = ",".join(dict.fromkeys(roles))
+        if wanted_roles != member.roles:
+            changes.append(f"roles {member.roles.replace(',', ', ')} -> {wanted_roles.replace(',', ', ')}")
+            member.roles = wanted_roles
+    if language is not None:
+        code = check_language(language)
+        if code != member.language:
+            changes.append(f"language {member.language} -> {code}")
+            member.language = code
+    if not changes:
+        raise PhonetreeError(f"nothing to change: {member.name} is already like that (see --help for options).")
+    if member.phone != old_phone:
+        waiting = ("queued",)
+        session.execute(update(Message).where(Message.member_id == member.id, Message.state.in_(waiting))
+                        .values(to_phone=member.phone)
+                        .execution_options(synchronize_session=False))
+        # Asks to others still waiting to go carry the member's number: give them the new one.
+        old_shown, new_shown = display(old_phone), display(member.phone)
+        for message in session.scalars(select(Message).where(
+                Message.group_id == group.id, Message.state.in_(waiting), Message.body.contains(old_shown))):
+            message.body = (message.body or "").replace(old_shown, new_shown)
+    events.record(session, now, "member_changed", group_id=group.id, member_id=member.id,
+                  detail="; ".join(changes))
+    session.flush()
+    return changes, notes
 
 
 def list_members(session: Session, group: Group) -> list[Member]:
@@ -140,11 +252,23 @@ def pause_member(session: Session, member: Member, until: date | None) -> None:
                   member_id=member.id, detail=until.isoformat() if until else None)
 
 
+def check_window(seconds: int | None) -> int | None:
+    """A reply window a check-in can live with: at most a day."""
+    if seconds is not None and seconds > MAX_WINDOW_S:
+        from schedules.recurrence import format_duration
+
+        raise PhonetreeError(f"a reply window of {format_duration(seconds)} is longer than a day; "
+                             "give at most 1d (e.g. 1h).")
+    return seconds
+
+
 def update_group(session: Session, group: Group, *, quiet: str | None = None, window_s: int | None = None,
                  escalation_wait_s: int | None = None, reminder: bool | None = None,
                  channel: str | None = None) -> list[str]:
     """Override a group's preset defaults. Returns what changed, for the organiser and the record."""
     from schedules.recurrence import parse_time
+
+    from schedules.recurrence import format_duration
 
     changes = []
     if quiet is not None:
@@ -154,15 +278,19 @@ def update_group(session: Session, group: Group, *, quiet: str | None = None, wi
             start, sep, end = quiet.partition("-")
             if not sep:
                 raise PhonetreeError(f"{quiet!r} is not a span of hours; write it like 21:00-08:00, or off.")
-            group.quiet_start, group.quiet_end = parse_time(start.strip()), parse_time(end.strip())
+            begin, finish = parse_time(start.strip()), parse_time(end.strip())
+            if begin == finish:
+                raise PhonetreeError(f"quiet hours {begin}-{finish} start and end at the same time; "
+                                     "write a span like 21:00-08:00, or off for none.")
+            group.quiet_start, group.quiet_end = begin, finish
         changes.append(f"quiet hours {group.quiet_start}-{group.quiet_end}"
                        if group.quiet_start != group.quiet_end else "no quiet hours")
     if window_s is not None:
-        group.window_s = window_s
-        changes.append("window")
+        group.window_s = check_window(window_s)  # type: ignore[assignment]
+        changes.append(f"window {format_duration(window_s)}")
     if escalation_wait_s is not None:
         group.escalation_wait_s = escalation_wait_s
-        changes.append("escalation wait")
+        changes.append(f"escalation wait {format_duration(escalation_wait_s)}")
     if reminder is not None:
         group.reminder = reminder
         changes.append("reminder " + ("on" if reminder else "off"))
@@ -170,7 +298,7 @@ def update_group(session: Session, group: Group, *, quiet: str | None = None, wi
         if channel not in CHANNELS:
             raise PhonetreeError(f"unknown channel {channel!r}; choose sms or voice.")
         group.default_channel = channel
-        changes.append(f"default channel {channel}")
+        changes.append(f"default channel for new members {channel}")
     if not changes:
         raise PhonetreeError("nothing to change; give at least one option (see --help).")
     events.record(session, clock.now(), "group_changed", group_id=group.id, detail=", ".join(changes))

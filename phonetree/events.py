@@ -42,7 +42,8 @@ def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:
 # What organisers change (the audit log), as opposed to what the service does day to day.
 CHANGES = ("group_added", "group_changed", "member_added", "member_forgotten", "plan_added", "paused",
            "resumed", "template_changed", "template_reset", "rota_added", "rota_joined", "rota_left",
-           "resolved_by_organiser", "cascade_started")
+           "resolved_by_organiser", "cascade_started", "member_changed", "plan_changed", "plan_removed",
+           "rota_removed")
 
 
 def changes(session: Session, group_id: int, now: datetime, days: int) -> list[dict[str, Any]]:

@@ -67,3 +67,35 @@ def forget(session: Session, member: Member, now: datetime) -> int:
     events.record(session, now, "member_forgotten", group_id=group_id,
                   detail=f"a member and their history were erased; {len(held)} task(s) passed on")
     return len(held)
+
+
+def remove_group(session: Session, group: Group, now: datetime) -> tuple[int, int]:
+    """Erase a group and its history, as `forget` erases a member. Open check-ins are closed
+    first and whoever was asked to ring is stood down; those stand-down messages are kept
+    (detached from the group) so they still go out after it is gone. Everything else not yet
+    sent goes with the group. Returns (check-ins closed, people stood down)."""
+    from sqlalchemy import delete
+
+    from phonetree.escalation import OPEN_CHECKIN_STATES, stand_down
+    from phonetree.models import CheckIn
+
+    closed = told = 0
+    for checkin in session.scalars(select(CheckIn).where(
+            CheckIn.group_id == group.id, CheckIn.state.in_(OPEN_CHECKIN_STATES))).all():
+        checkin.state, checkin.closed_at, checkin.outcome = "resolved", now, "group removed"
+        told += stand_down(session, checkin, now)
+        closed += 1
+    session.flush()
+    # The stand-downs outlive the group: no links to its rows (which are about to go), only
+    # the number and the words, so the dispatcher still sends them.
+    session.execute(update(Message).where(
+        Message.group_id == group.id, Message.template == "stand_down", Message.state == "queued")
+        .values(group_id=None, member_id=None, checkin_id=None, task_id=None)
+        .execution_options(synchronize_session=False))
+    group_id = group.id
+    session.expunge_all()  # every loaded row of the group is about to go
+    # Members, plans, check-ins, tasks, messages, rotas, the tree and events go by ON DELETE CASCADE.
+    session.execute(delete(Group).where(Group.id == group_id))
+    events.record(session, now, "group_removed", detail=f"a group and its history were erased; "
+                  f"{closed} open check-in(s) closed, {told} person(s) stood down")
+    return closed, told

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
@@ -351,3 +351,39 @@ def leave(session: Session, group: Group, rota: Rota, name: str) -> None:
     today = local_date(clock.now(), group.timezone)
     current[0].left_on = today
     events.record(session, clock.now(), "rota_left", group_id=group.id, member_id=member.id, detail=rota.name)
+
+
+# ---------------------------------------------------------------- listing and removing
+
+
+def list_rotas(session: Session, group: Group, now: datetime) -> list[dict[str, Any]]:
+    """Each rota of the group: its rule, who is in it now, and when its next round falls (UTC)."""
+    result = []
+    today = local_date(now, group.timezone)
+    for rota in session.scalars(select(Rota).where(Rota.group_id == group.id).order_by(Rota.name)):
+        number = 0
+        while local_instant(round_date(rota, number), rota.at_time, group.timezone) <= now:
+            number += 1
+        current = [rm.member.name for rm in rota.members if rm.left_on is None or rm.left_on > today]
+        result.append({"name": rota.name, "kind": rota.kind, "cadence": rota.cadence, "on": rota.on_day,
+                       "at": rota.at_time, "members": current,
+                       "next_round": local_instant(round_date(rota, number), rota.at_time, group.timezone)})
+    return result
+
+
+def remove_rota(session: Session, group: Group, rota: Rota, now: datetime) -> int:
+    """Erase a rota: no more rounds or prompts. Calls people were asked to make and haven't
+    confirmed are closed, and any prompt not yet sent goes with the rota. Returns how many
+    open calls were closed."""
+    open_calls = list(session.scalars(
+        select(Task).join(RotaRound, RotaRound.id == Task.round_id)
+        .where(RotaRound.rota_id == rota.id, Task.state == "asked")))
+    name, rota_id = rota.name, rota.id
+    session.flush()
+    # Rounds, members, their tasks and unsent prompts go by ON DELETE CASCADE, in the database.
+    session.execute(delete(Rota).where(Rota.id == rota_id))
+    for gone in (*open_calls, rota):
+        session.expunge(gone)
+    events.record(session, now, "rota_removed", group_id=group.id,
+                  detail=f"{name}" + (f"; {len(open_calls)} open call(s) closed" if open_calls else ""))
+    return len(open_calls)

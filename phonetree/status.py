@@ -96,8 +96,10 @@ def _provider(session: Session, group: Group, zone: ZoneInfo) -> dict[str, Any] 
 
 
 def outbox(session: Session, group: Group | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Messages sent or recorded, oldest first."""
-    query = select(Message, Member.name).outerjoin(Member, Member.id == Message.member_id)
+    """Messages sent or recorded, oldest first. `timezone` is the group's (None for a message
+    that outlived its group), so a person reads its times in local time."""
+    query = (select(Message, Member.name, Group.timezone).outerjoin(Member, Member.id == Message.member_id)
+             .outerjoin(Group, Group.id == Message.group_id))
     if group is not None:
         query = query.where(Message.group_id == group.id)
     query = query.order_by(Message.created_at, Message.id)
@@ -115,4 +117,5 @@ def outbox(session: Session, group: Group | None = None, limit: int | None = Non
         "created_at": _iso(m.created_at),
         "sent_at": _iso(m.sent_at),
         "error": m.error,
-    } for m, name in rows]
+        "timezone": tz,
+    } for m, name, tz in rows]

@@ -97,6 +97,10 @@ class TwilioStandIn:
         self._requests: list[Recorded] = []
         self._planned: dict[str, list[Planned]] = {name: [] for name in ENDPOINTS}
         self._resources: dict[str, Resource] = {}
+        # The account's own numbers (IncomingPhoneNumbers), each with where Twilio posts an
+        # inbound SMS: by default the sending number, pointed at the app's /twilio/sms.
+        self.incoming_numbers: dict[str, dict[str, str]] = {
+            number: {"sms_url": f"{self.public_url}/twilio/sms", "sms_method": "POST"}}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -205,6 +209,8 @@ class TwilioStandIn:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length).decode("utf-8") if length else ""
         multi = parse_qs(raw, keep_blank_values=True)
+        if handler.command == "GET":  # a list's filters come in the query
+            multi = parse_qs(urlsplit(handler.path).query, keep_blank_values=True)
         params = {name: values[0] for name, values in multi.items()}
         auth = _basic_auth(handler.headers.get("Authorization"))
         path = urlsplit(handler.path).path
@@ -239,6 +245,8 @@ class TwilioStandIn:
         json_type = "application/json"
         if auth != (self.account_sid, self.auth_token):
             return 401, twilio_error(401, 20003, "Authenticate"), json_type, 0.0
+        if method == "GET" and path == f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers.json":
+            return 200, self._incoming_numbers(path, params), json_type, 0.0
         if endpoint is None or method != "POST":
             return 404, twilio_error(404, 20404, f"The requested resource {path} was not found"), \
                 json_type, 0.0
@@ -282,6 +290,33 @@ class TwilioStandIn:
         if len(params.get("Twiml", "")) > 4000:
             return 21200, "Twiml is longer than 4000 characters."
         return None
+
+    def set_incoming_number(self, number: str, sms_url: str | None, sms_method: str = "POST") -> None:
+        """Put a number on the account with this inbound-SMS URL (None: take it off)."""
+        with self._lock:
+            if sms_url is None:
+                self.incoming_numbers.pop(number, None)
+            else:
+                self.incoming_numbers[number] = {"sms_url": sms_url, "sms_method": sms_method}
+
+    def _incoming_numbers(self, path: str, params: dict[str, str]) -> str:
+        """A page of IncomingPhoneNumbers, filtered by PhoneNumber as Twilio filters it."""
+        wanted = params.get("PhoneNumber")
+        with self._lock:
+            numbers = {n: dict(v) for n, v in self.incoming_numbers.items() if wanted in (None, n)}
+        records = [{
+            "account_sid": self.account_sid, "api_version": API_VERSION, "friendly_name": number,
+            "phone_number": number, "sid": "PN" + uuid.uuid5(uuid.NAMESPACE_OID, number).hex,
+            "sms_url": settings["sms_url"], "sms_method": settings["sms_method"],
+            "sms_fallback_url": "", "voice_url": "", "capabilities": {"sms": True, "voice": True},
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers/PN{number}.json",
+        } for number, settings in numbers.items()]
+        size = int(params.get("PageSize") or 50)
+        return json.dumps({
+            "incoming_phone_numbers": records, "page": 0, "page_size": size, "start": 0,
+            "end": max(len(records) - 1, 0), "first_page_uri": f"{path}?PageSize={size}&Page=0",
+            "next_page_uri": None, "previous_page_uri": None, "uri": f"{path}?PageSize={size}&Page=0",
+        })
 
     def _uri(self, kind: str, sid: str) -> str:
         return f"/{API_VERSION}/Accounts/{self.account_sid}/{kind}/{sid}.json"

@@ -9,6 +9,7 @@ PHONETREE_PUBLIC_URL + path + that raw query, so the URLs built here must be exa
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Callable, TypeVar
@@ -150,6 +151,14 @@ def _translate(error: Exception) -> GatewayError:
         return GatewayError("could not connect to Twilio", False, base.RETRY)
     if isinstance(error, requests.RequestException):
         return GatewayError(f"HTTP error talking to Twilio: {type(error).__name__}", False, base.RETRY)
+    response = error.args[1] if isinstance(error, TwilioException) and len(error.args) > 1 else None
+    if response is not None and hasattr(response, "status_code"):
+        # A list that fails ("Unable to fetch page") carries the raw response, not a RestException.
+        try:
+            body = json.loads(response.text or "{}")
+        except ValueError:
+            body = {}
+        return error_for_code(_code(body.get("code")), _code(response.status_code), str(body.get("message") or ""))
     if isinstance(error, ValueError):
         # A 2xx whose body isn't JSON (e.g. a proxy's page): the request may have been acted on.
         return GatewayError("unreadable answer from Twilio", False, base.RETRY)
@@ -276,6 +285,17 @@ class TwilioGateway(Gateway):
         return cls(client, from_number=settings.twilio_from_number,
                    messaging_service_sid=settings.twilio_messaging_service_sid,
                    public_url=settings.public_url)
+
+    def incoming_sms_url(self) -> tuple[bool, str | None, str | None]:
+        """For `phonetree doctor`: whether the sending number is on the account, and where and
+        how Twilio posts a message that comes in to it (its SmsUrl and SmsMethod). Raises
+        GatewayError (e.g. 20003 when the credentials are refused)."""
+        numbers = _call_twilio(lambda: self.client.incoming_phone_numbers.list(
+            phone_number=self.from_number, limit=20))
+        for number in numbers:
+            if number.phone_number == self.from_number:
+                return True, number.sms_url, number.sms_method
+        return False, None, None
 
     def _url(self, path: str, message_id: int) -> str | None:
         return callback_url(self.public_url, path, message_id) if self.public_url else None
