@@ -138,3 +138,26 @@ def test_stop_tells_the_organisers_of_each_group_once(two_groups, ok, engine):
     assert to(engine, "Margaret") == ["opted_out"] and to(engine, "Nell") == ["opted_out"]
     with session_scope(engine) as session:
         assert [m.opted_out for m in session.scalars(select(Member).where(Member.name == "Pat"))] == [True, True]
+
+
+def test_a_keypress_answers_the_same_persons_check_in_in_every_group_but_not_a_housemates(
+        two_groups, ok, engine, ticker):
+    """Pat is called by Beta and presses 1: Alpha's open check-in for Pat is answered too (same
+    number, same name); Dot, who shares Pat's landline in Alpha, is not answered by it."""
+    from phonetree import delivery
+    from phonetree.models import Message
+
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "add", "Alpha", "Dot", "--phone", PAT, "--shared")
+        ok("checkin", "add", "Alpha", "Dot", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo")
+    add_checkins(ok)
+    ticker(at(9))
+    with session_scope(engine) as session:
+        beta_prompt = session.scalar(select(Message).join(Group, Group.id == Message.group_id)
+                                     .where(Message.kind == "checkin", Group.name == "Beta"))
+        delivery.keypress(session, at(9, 2), beta_prompt, "1", "CA" + "1" * 32)
+    with session_scope(engine) as session:
+        rows = session.execute(select(Group.name, Member.name, CheckIn.state)
+                               .join(Group, Group.id == CheckIn.group_id).join(Member, Member.id == CheckIn.member_id)
+                               .where(CheckIn.occurrence == "2026-12-01")).all()
+    assert sorted(rows) == [("Alpha", "Dot", "sent"), ("Alpha", "Pat", "answered"), ("Beta", "Pat", "answered")]
