@@ -1070,7 +1070,8 @@ def render_status(data: dict[str, Any]) -> str:
     for item in data["open"]:
         asked = ", ".join(f"{a['name']} ({a['state']})" for a in item["asked"]) or "nobody yet"
         flag = "URGENT " if item["urgent"] else ""
-        when = f"asked for a call {item['due_local']}" if item["asked_for_call"] else f"due {item['due_local']}"
+        when = (f"asked for a call {item['asked_for_call_local']}" if item["asked_for_call"]
+                else f"due {item['due_local']}")
         lines.append(f"  {flag}{item['member']}: {item['state']} ({when}); asked: {asked}"
                      + (f"; {item['note']}" if item["note"] else ""))
     if data["replies_to_read"]:

@@ -35,6 +35,9 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
         items.append({
             "member": checkin.member.name,
             "asked_for_call": checkin.help_requested_at is not None,
+            "asked_for_call_at": _iso(checkin.help_requested_at),
+            "asked_for_call_local": (checkin.help_requested_at.astimezone(zone).strftime("%a %d %b %H:%M")
+                                     if checkin.help_requested_at else None),
             "state": checkin.state,
             "urgent": checkin.urgent,
             "due_at": _iso(checkin.due_at),

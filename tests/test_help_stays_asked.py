@@ -212,3 +212,11 @@ def test_status_never_says_cant_for_an_ask_that_never_arrived(oakfield, ok, engi
         delivery.message_status(session, at(9, 31), ask, "undelivered", "bad_number", "30005")
     [item] = open_on_status(engine, at(9, 32))
     assert [(a["name"], a["state"]) for a in item["asked"]] == [("Jo", "unreachable"), ("Sam", "asked")]
+
+
+def test_status_shows_when_the_call_was_asked_for_not_when_the_check_in_was_due(helped, ok):
+    receive(ok, VERA, "please hurry", at(9, 7))
+    with freeze_time(at(9, 8)):
+        text = ok("status", "Oakfield").stdout
+    assert "Vera: escalating (asked for a call Tue 01 Dec 09:05)" in text
+    assert "please hurry" in text  # a reply to read
