@@ -45,9 +45,14 @@ def step(engine: Engine, now: datetime) -> TickReport:
     report.planned = planner.plan_checkins(engine, now, budget=planner.BUDGET)
     with session_scope(engine) as session:
         report.planned += rotas.plan_rounds(session, now)
-    with session_scope(engine) as session:
-        counts = checkins.start_due(session, now)
-        report.prompted, report.skipped, report.missed = counts["prompted"], counts["skipped"], counts["missed"]
+    while True:  # a chunk per transaction (see checkins.BATCH)
+        with session_scope(engine) as session:
+            counts = checkins.start_due(session, now)
+        report.prompted += counts["prompted"]
+        report.skipped += counts["skipped"]
+        report.missed += counts["missed"]
+        if not counts["claimed"]:
+            break
     with session_scope(engine) as session:
         report.call_prompts = rotas.prompt_due_rounds(session, now)
     with session_scope(engine) as session:
