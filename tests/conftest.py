@@ -162,12 +162,19 @@ def outbox_json(ok: Callable[..., Result]) -> list[dict[str, Any]]:
     return json.loads(ok("outbox", "--json").stdout)
 
 
+# When the shared groups are made: before every frozen moment of the tests that use them (the
+# day before, 2026-11-30 12:00, is when their check-ins are added). Made at the real time, the
+# group would be younger than its own plans once the wall clock passed that day.
+MADE = "2026-11-30 09:00:00"
+
+
 @pytest.fixture
 def oakfield(ok: Callable[..., Result]) -> str:
     """A rural group: Vera checks in at 09:00 daily; Jo then Sam follow up; Margaret organises."""
-    ok("group", "add", "Oakfield", "--timezone", "Europe/London")
-    ok("member", "add", "Oakfield", "Vera", "--phone", VERA, "--role", "carer")
-    ok("member", "add", "Oakfield", "Jo", "--phone", JO)
-    ok("member", "add", "Oakfield", "Sam", "--phone", SAM)
-    ok("member", "add", "Oakfield", "Margaret", "--phone", MARGARET, "--role", "organiser")
+    with freezegun.freeze_time(MADE):
+        ok("group", "add", "Oakfield", "--timezone", "Europe/London")
+        ok("member", "add", "Oakfield", "Vera", "--phone", VERA, "--role", "carer")
+        ok("member", "add", "Oakfield", "Jo", "--phone", JO)
+        ok("member", "add", "Oakfield", "Sam", "--phone", SAM)
+        ok("member", "add", "Oakfield", "Margaret", "--phone", MARGARET, "--role", "organiser")
     return "Oakfield"

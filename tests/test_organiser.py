@@ -127,7 +127,8 @@ def test_forget_erases_the_member_and_passes_on_what_they_held(oakfield, ok, eng
         assert session.scalar(select(func.count()).select_from(Inbound)) == 0
         bodies = [b for b in session.scalars(select(Message.body)) if b]
         assert not any("Vera" in b or "tooth" in b for b in bodies)
-    audit = ok("audit", "Oakfield", "--json").stdout
+    with freeze_time("2026-12-02 09:45:00"):  # the audit looks back 30 days from now
+        audit = ok("audit", "Oakfield", "--json").stdout
     assert "member_forgotten" in audit and "Vera" not in audit
 
 

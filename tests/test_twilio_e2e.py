@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from phonetree import clock
 from phonetree.db import dispose_all, get_engine, session_scope
-from phonetree.models import CheckIn, CheckInPlan
+from phonetree.models import CheckIn, CheckInPlan, Group
+from schedules.recurrence import local_date
 from tests.conftest import JO, LANDLINE, MARGARET, VERA
 from tests.twilio_standin import TwilioStandIn
 
@@ -44,13 +45,15 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) 
 
 
 def make_due_now(url: str) -> None:
-    """Today's check-ins are due a moment ago (the plans say 10:00; the test can't wait)."""
+    """Today's check-ins are due a moment ago (the plans say 10:00; the test can't wait).
+    "Today" is the group's local date, as the planner writes it: the UTC date is yesterday's
+    in London between midnight and 01:00 BST, and a check-in of another day is reported missed."""
     engine = get_engine(url)
     now = clock.now()
     with session_scope(engine) as session:
-        for plan in session.scalars(select(CheckInPlan)):
+        for plan, zone in session.execute(select(CheckInPlan, Group.timezone).join(Group, Group.id == CheckInPlan.group_id)):
             session.add(CheckIn(plan_id=plan.id, group_id=plan.group_id, member_id=plan.member_id,
-                                occurrence=now.date().isoformat(), due_at=now - timedelta(seconds=1),
+                                occurrence=local_date(now, zone).isoformat(), due_at=now - timedelta(seconds=1),
                                 state="scheduled", window_s=plan.window_s, reminder_s=None,
                                 escalation_wait_s=plan.escalation_wait_s, escalation_step=-1))
     dispose_all()
