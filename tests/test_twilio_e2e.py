@@ -4,6 +4,7 @@ other, behind a "proxy" (signed for https://..., delivered to http://127.0.0.1).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 import pytest
 from sqlalchemy import select
@@ -28,10 +29,12 @@ PUBLIC = "https://tree.example.org"
 E164 = {VERA: "+447911100001", JO: "+447911100002", MARGARET: "+447911100004", LANDLINE: "+441522500001"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def webhook_port(log: IO[str]) -> int | None:
+    """The port `phonetree run --port 0` says it listens on, once it has said so. (Port 0: the
+    server binds a free port itself, so no other process can take it between choice and use.)"""
+    log.seek(0)
+    found = re.search(r"webhooks on http://127\.0\.0\.1:(\d+)", log.read())
+    return int(found.group(1)) if found else None
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> object:
@@ -88,18 +91,19 @@ def group_db(tmp_path: Path, ok_at) -> str:
 
 
 def test_phonetree_run_with_twilio_end_to_end(group_db: str, tmp_path: Path):
-    port = free_port()
-    with TwilioStandIn(public_url=PUBLIC, deliver_to=f"http://127.0.0.1:{port}",
-                       number="+441522000000") as standin:
+    with TwilioStandIn(public_url=PUBLIC, number="+441522000000") as standin:
         standin.fail_next("Messages", status=500)  # Twilio has a bad moment on the first send
         env = {**os.environ, "PHONETREE_DATABASE_URL": group_db, "PHONETREE_GATEWAY": "twilio",
                "TWILIO_ACCOUNT_SID": standin.account_sid, "TWILIO_AUTH_TOKEN": standin.auth_token,
                "TWILIO_FROM_NUMBER": "+441522000000", "TWILIO_API_BASE_URL": standin.base_url,
-               "PHONETREE_PUBLIC_URL": PUBLIC, "PHONETREE_TICK_SECONDS": "0.5"}
+               "PHONETREE_PUBLIC_URL": PUBLIC, "PHONETREE_TICK_SECONDS": "0.5", "PYTHONUNBUFFERED": "1"}
         log = open(tmp_path / "run.log", "w+")
-        process = subprocess.Popen([sys.executable, "-m", "cli", "run", "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "cli", "run", "--port", "0"],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
         try:
+            port = wait_for(lambda: webhook_port(log), "the webhook server's port")
+            assert isinstance(port, int)
+            standin.deliver_to = f"http://127.0.0.1:{port}"  # the "proxy" forwards to it
             wait_for(lambda: _listening(port), "the webhook server")
             # The SMS check-in: a 500 first, then sent once after a jittered back-off.
             sms = wait_for(lambda: [m for m in standin.messages if m.params.get("To") == E164[VERA]],
