@@ -9,6 +9,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
+import schedules.engine
 from phonetree.db import session_scope
 from phonetree.models import CheckIn, Inbound, Member, Message
 from phonetree.privacy import purge_bodies
@@ -147,6 +148,25 @@ def test_retention_blanks_old_text_but_keeps_counts(oakfield, ok, engine, ticker
         assert [m.body for m in session.scalars(select(Message))] == [None]
         assert [i.body for i in session.scalars(select(Inbound))] == [None]
         assert session.scalar(select(CheckIn.state).where(CheckIn.state == "answered")) == "answered"
+
+
+def test_the_tick_blanks_old_text_on_its_own(oakfield, ok, engine, ticker, monkeypatch):
+    # The purge runs from the tick (at most hourly), not only when called: nobody has to remember.
+    monkeypatch.setattr(schedules.engine, "_last_purge", None)  # no earlier test's tick counts
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--escalate-to", "Jo")
+        ok("member", "pause", "Oakfield", "Vera", "--until", "2027-01-31")  # after today's: no more
+    ticker(utc(*DAY, 8, 0))  # the purge's first run: nothing old yet
+    with freeze_time("2026-12-01 08:01:00"):
+        ok("receive", "--from", VERA, "OK ta")
+    ticker(utc(2026, 12, 30, 8, 2))  # 29 days on: kept
+    with session_scope(engine) as session:
+        assert [i.body for i in session.scalars(select(Inbound))] == ["OK ta"]
+    with freeze_time("2026-12-31 08:02:00"):
+        ok("receive", "--from", VERA, "thanks")  # new: kept
+    ticker(utc(2026, 12, 31, 8, 3))  # 30 days and a minute on: blanked, by the tick alone
+    with session_scope(engine) as session:
+        assert [i.body for i in session.scalars(select(Inbound).order_by(Inbound.id))] == [None, "thanks"]
 
 
 def test_audit_lists_organiser_changes(oakfield, ok):
