@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import freezegun
+import hypothesis
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, MetaData, create_engine, select, text
@@ -26,6 +27,21 @@ from tests.pg import PostgresServer
 # nothing by keeping the real clock: every test's freeze_time leaves APScheduler alone. Set at
 # import, before any test module builds a freeze_time (each reads the list when it is made).
 freezegun.configure(extend_ignore_list=["apscheduler"])
+
+# Hypothesis: in CI the same examples every run (derandomized, no example database), so a red
+# run is reproducible; HYPOTHESIS_PROFILE=explore draws fresh random examples, ten times as
+# many, keeps failing ones in .hypothesis/ to replay, and prints how to reproduce one.
+# Registered at import, before any test module builds its settings (they inherit the profile).
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+hypothesis.settings.register_profile("explore", derandomize=False, print_blob=True)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+hypothesis.settings.load_profile(PROFILE)
+
+
+def examples(ci: int) -> int:
+    """How many examples a property gets: `ci` as written, ten times that when exploring."""
+    return ci * 10 if PROFILE == "explore" else ci
+
 
 # Test numbers: real-looking UK mobiles and a Lincoln landline (07700 900xxx is invalid).
 VERA, JO, SAM, MARGARET, PAT = "07911 100001", "07911 100002", "07911 100003", "07911 100004", "07911 100005"
