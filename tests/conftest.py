@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import freezegun
+import hypothesis
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, MetaData, create_engine, select, text
@@ -26,6 +27,21 @@ from tests.pg import PostgresServer
 # nothing by keeping the real clock: every test's freeze_time leaves APScheduler alone. Set at
 # import, before any test module builds a freeze_time (each reads the list when it is made).
 freezegun.configure(extend_ignore_list=["apscheduler"])
+
+# Hypothesis: in CI the same examples every run (derandomized, no example database), so a red
+# run is reproducible; HYPOTHESIS_PROFILE=explore draws fresh random examples, ten times as
+# many, keeps failing ones in .hypothesis/ to replay, and prints how to reproduce one.
+# Registered at import, before any test module builds its settings (they inherit the profile).
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+hypothesis.settings.register_profile("explore", derandomize=False, print_blob=True)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+hypothesis.settings.load_profile(PROFILE)
+
+
+def examples(ci: int) -> int:
+    """How many examples a property gets: `ci` as written, ten times that when exploring."""
+    return ci * 10 if PROFILE == "explore" else ci
+
 
 # Test numbers: real-looking UK mobiles and a Lincoln landline (07700 900xxx is invalid).
 VERA, JO, SAM, MARGARET, PAT = "07911 100001", "07911 100002", "07911 100003", "07911 100004", "07911 100005"
@@ -82,17 +98,33 @@ def fresh_postgres_database(base_url: str) -> str:
     return base_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def drop_postgres_database(base_url: str, url: str) -> None:
+    """Drop a test's database once it is done: a thousand of them left for the end cost
+    gigabytes and minutes of deleting files. Best effort: a failure here is no test's failure."""
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    except Exception:  # noqa: BLE001 - cleanup only; the server goes at the end anyway
+        pass
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each test that touches the database runs on SQLite and on a real PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'phonetree.db'}"
-    else:
-        base = request.getfixturevalue("postgres_server")
-        if base is None:
-            pytest.skip("PostgreSQL is not installed here (.ci/run installs it)")
-        yield fresh_postgres_database(base)
+        dispose_all()
+        return
+    base = request.getfixturevalue("postgres_server")
+    if base is None:
+        pytest.skip("PostgreSQL is not installed here (.ci/run installs it)")
+    url = fresh_postgres_database(base)
+    yield url
     dispose_all()
+    drop_postgres_database(base, url)
 
 
 @pytest.fixture
@@ -162,12 +194,19 @@ def outbox_json(ok: Callable[..., Result]) -> list[dict[str, Any]]:
     return json.loads(ok("outbox", "--json").stdout)
 
 
+# When the shared groups are made: before every frozen moment of the tests that use them (the
+# day before, 2026-11-30 12:00, is when their check-ins are added). Made at the real time, the
+# group would be younger than its own plans once the wall clock passed that day.
+MADE = "2026-11-30 09:00:00"
+
+
 @pytest.fixture
 def oakfield(ok: Callable[..., Result]) -> str:
     """A rural group: Vera checks in at 09:00 daily; Jo then Sam follow up; Margaret organises."""
-    ok("group", "add", "Oakfield", "--timezone", "Europe/London")
-    ok("member", "add", "Oakfield", "Vera", "--phone", VERA, "--role", "carer")
-    ok("member", "add", "Oakfield", "Jo", "--phone", JO)
-    ok("member", "add", "Oakfield", "Sam", "--phone", SAM)
-    ok("member", "add", "Oakfield", "Margaret", "--phone", MARGARET, "--role", "organiser")
+    with freezegun.freeze_time(MADE):
+        ok("group", "add", "Oakfield", "--timezone", "Europe/London")
+        ok("member", "add", "Oakfield", "Vera", "--phone", VERA, "--role", "carer")
+        ok("member", "add", "Oakfield", "Jo", "--phone", JO)
+        ok("member", "add", "Oakfield", "Sam", "--phone", SAM)
+        ok("member", "add", "Oakfield", "Margaret", "--phone", MARGARET, "--role", "organiser")
     return "Oakfield"

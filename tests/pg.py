@@ -51,10 +51,20 @@ class PostgresServer:
         assert self.bin is not None
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "phonetree",
                   "--no-sync", "-E", "UTF8")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "log"), "-w", "start")
+        # PostgreSQL can't be handed a bound socket, and a port found free is free only until
+        # another process binds it: if one took it before the server did, choose another.
+        for attempt in range(1, 6):
+            options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            log = self.root / f"log.{attempt}"
+            try:
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+                          "-l", str(log), "-w", "start")
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 5 or not _port_was_taken(log):
+                    raise
+                self.port = _free_port()
         return f"postgresql+psycopg://phonetree@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
@@ -62,6 +72,13 @@ class PostgresServer:
             subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
                                            "stop"], capture_output=True, cwd=self.root)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _port_was_taken(log: Path) -> bool:
+    try:
+        return "Address already in use" in log.read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def _user_exists(name: str) -> bool:

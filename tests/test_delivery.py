@@ -2,7 +2,6 @@
 the real twilio client and the stand-in, and the delivery callbacks over real HTTP."""
 from __future__ import annotations
 
-import socket
 import threading
 from datetime import timedelta
 from typing import Iterator
@@ -28,13 +27,11 @@ DAY = (2026, 12, 1)
 @pytest.fixture
 def wired(engine) -> Iterator[tuple[TwilioStandIn, TwilioGateway]]:
     """The stand-in, our webhook app served by waitress, and a gateway pointed at the stand-in."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with TwilioStandIn(public_url=PUBLIC, deliver_to=f"http://127.0.0.1:{port}",
-                       number="+441522000000") as standin:
-        app = WebhookApp(engine, standin.auth_token, PUBLIC)
-        server = create_server(app, host="127.0.0.1", port=port, threads=2)
+    standin = TwilioStandIn(public_url=PUBLIC, number="+441522000000")
+    # Port 0: waitress binds a free port as it is made, so nothing can take it meanwhile.
+    server = create_server(WebhookApp(engine, standin.auth_token, PUBLIC), host="127.0.0.1", port=0, threads=2)
+    standin.deliver_to = f"http://127.0.0.1:{server.effective_port}"
+    with standin:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         settings = Settings(gateway="twilio", public_url=PUBLIC, twilio_account_sid=standin.account_sid,

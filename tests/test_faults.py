@@ -15,7 +15,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -403,28 +403,41 @@ def test_two_workers_never_send_twice_when_a_dispatch_outlasts_the_lease(engine)
     than the lease to send (at 10 SMS/s, 1200+ messages against the default 120 s; here 30
     against a 1.5 s lease, in batches of 10 that take a second each). Each batch A claims must
     be A's for a whole lease from the moment it claims it, so worker B, ticking meanwhile,
-    must not take any of them over and send them again."""
+    must not take any of them over and send them again. B's whole tick runs inside A's first
+    send of its third batch (claimed about 2 s into A's tick), so the overlap is certain."""
     now = datetime.now(timezone.utc)
     seed_due_checkins(engine, 30, now)
     step(engine, now)
-    log: list[int] = []
+    a_log: list[int] = []
+    b_log: list[int] = []
     lease = timedelta(seconds=1.5)
+    overlap: dict[str, Any] = {}
 
-    def worker_b() -> None:
-        time.sleep(2.2)  # A is into its third batch, claimed 2 s after its tick began
-        dispatcher.dispatch(engine, RecordingGateway(log, 0.05), datetime.now(timezone.utc),
-                            limiters={"sms": dispatcher.RateLimiter(10)}, lease=lease)
-
-    b = threading.Thread(target=worker_b)
-    b.start()
-    dispatcher.dispatch(engine, RecordingGateway(log, 0.05), now,
+    class WorkerA(RecordingGateway):
+        def send_sms(self, out: Outgoing) -> str:
+            if len(self.log) == 20:  # the third batch's first: B ticks now, in the middle of it
+                def worker_b() -> None:
+                    overlap["b_at"] = time.monotonic() - overlap["a_at"]
+                    overlap["b"] = dispatcher.dispatch(
+                        engine, RecordingGateway(b_log, 0.05), datetime.now(timezone.utc),
                         limiters={"sms": dispatcher.RateLimiter(10)}, lease=lease)
-    b.join()
+                b = threading.Thread(target=worker_b)
+                b.start()
+                b.join(timeout=30)
+            return super().send_sms(out)
+
+    overlap["a_at"] = time.monotonic()
+    a = dispatcher.dispatch(engine, WorkerA(a_log, 0.05), now,
+                            limiters={"sms": dispatcher.RateLimiter(10)}, lease=lease)
+    # The overlap happened: B ticked while A still had ten to send, more than a lease into A's tick.
+    assert "b" in overlap and overlap["b_at"] > lease.total_seconds()
+    log = a_log + b_log
     twice = sorted(mid for mid, n in collections.Counter(log).items() if n > 1)
     assert len(set(log)) == 30
     assert not twice, (f"{len(twice)} of 30 messages sent twice by two live workers: a batch claimed "
                        f"more than a lease into a tick is claimed already expired "
                        f"(lease_until = tick start + lease); ids {twice}")
+    assert (a.sent, overlap["b"].sent, b_log) == (30, 0, [])  # all of them A's, under lease
 
 
 # ---------------------------------------------------------------- 3. the SQLite file is locked

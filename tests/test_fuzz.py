@@ -19,7 +19,7 @@ from phonetree.models import CheckIn
 from phonetree.replies import (ALWAYS_NEGATE, MAX_PAUSE_DAYS, NEGATE_AFTER, SOMETIMES_NEGATE, Intent,
                                Reply, parse_reply)
 from phonetree.web import MAX_BODY, Params, WebhookApp
-from tests.conftest import JO, MARGARET, SAM, VERA, sent, snapshot, utc
+from tests.conftest import JO, MARGARET, PROFILE, SAM, VERA, examples, sent, snapshot, utc
 
 # ----------------------------------------------------------------------- 5. parse_reply
 
@@ -43,7 +43,23 @@ def case_variants(word: str) -> st.SearchStrategy[str]:
 
 
 ANY_TEXT = st.text() | messages(st.sampled_from(KEYWORDS) | st.text(max_size=6))
-FAST = settings(deadline=None, max_examples=300)
+FAST = settings(deadline=None, max_examples=examples(300))
+
+
+def test_ci_draws_the_same_examples_every_run():
+    if PROFILE != "ci":
+        pytest.skip("HYPOTHESIS_PROFILE=explore draws fresh examples on purpose")
+    drawn: list[str] = []
+
+    @settings(max_examples=40)
+    @given(ANY_TEXT)
+    def draw(text: str) -> None:
+        drawn.append(text)
+
+    draw()
+    first, drawn[:] = list(drawn), []
+    draw()
+    assert drawn == first and len(set(first)) > 10
 
 
 @FAST
@@ -122,7 +138,7 @@ OTHER_TOKEN = "not-the-auth-token-0123456789abc"
 ROUTES = ["/twilio/sms", "/twilio/status/message", "/twilio/voice/gather", "/twilio/voice/status"]
 E164 = {VERA: "+447911100001", JO: "+447911100002", SAM: "+447911100003", MARGARET: "+447911100004"}
 # The examples of a test share its database (a fresh one per example would be far slower).
-DB_EXAMPLES = settings(deadline=None, max_examples=150,
+DB_EXAMPLES = settings(deadline=None, max_examples=examples(150),
                        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                               HealthCheck.data_too_large])
 

@@ -1,9 +1,16 @@
 """Replies: SMS text and keypresses to intents (INTERFACE.md "Replies", TWILIO.md "Opt-out")."""
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from phonetree.db import session_scope
+from phonetree.models import Inbound, Member
 from phonetree.replies import Intent, Reply, parse_keypress, parse_reply
+from tests.conftest import JO, SAM, VERA
 
 OK, HELP, DONE, CANT = Intent.OK, Intent.HELP, Intent.DONE, Intent.CANT
 PAUSE, BACK, STOP, START, UNKNOWN = (Intent.PAUSE, Intent.BACK, Intent.STOP, Intent.START,
@@ -171,11 +178,7 @@ ALL_TEXT_CASES = (INTERFACE_TABLE + OK_VARIANTS + HELP_VARIANTS + MIXED_HELP_WIN
 def test_parse_reply_intent(text: str, intent: Intent) -> None:
     reply = parse_reply(text)
     assert reply.intent == intent, f"{text!r} -> {reply.intent}, expected {intent}"
-
-
-@pytest.mark.parametrize(("text", "intent"), ALL_TEXT_CASES)
-def test_days_only_on_pause(text: str, intent: Intent) -> None:
-    assert parse_reply(text).days is None
+    assert reply.days is None  # days come only with PAUSE (PAUSE_CASES below)
 
 
 @pytest.mark.parametrize(("text", "expected"), PAUSE_CASES)
@@ -208,13 +211,29 @@ def test_parse_keypress(digits: str | None, expected: Reply) -> None:
     assert parse_keypress(digits) == expected
 
 
-def test_reply_is_frozen_and_intents_are_strings() -> None:
+def test_reply_is_frozen_and_the_intents_are_the_documented_ones() -> None:
     reply = parse_reply("pause 3")
     with pytest.raises(AttributeError):
         reply.days = 5  # type: ignore[misc]
-    assert Intent.HELP == "help" and str(Intent.UNKNOWN) == "unknown"
+    assert reply == Reply(PAUSE, 3)
     assert {i.value for i in Intent} == {"ok", "help", "done", "cant", "pause", "back", "stop",
                                          "start", "unknown"}
+
+
+def test_an_intent_is_reported_and_stored_as_its_word(oakfield, ok, engine) -> None:
+    # `receive --json` reports the intent as a plain word and the inbound row stores it so:
+    # `status` finds the replies a person must read by the stored word "unknown".
+    for name, phone, text, word in (("Vera", VERA, "OK", "ok"), ("Jo", JO, "what?", "unknown"),
+                                    ("Sam", SAM, "PAUSE 3", "pause")):
+        with freeze_time("2026-12-01 09:05:00"):
+            assert json.loads(ok("receive", "--from", phone, text, "--json").stdout)["intent"] == word
+        with session_scope(engine) as session:
+            stored = session.scalar(select(Inbound.intent).join(Member, Member.id == Inbound.member_id)
+                                    .where(Member.name == name))
+        assert stored == word
+    with freeze_time("2026-12-01 09:06:00"):
+        status = json.loads(ok("status", "Oakfield", "--json").stdout)
+    assert [(r["member"], r["text"]) for r in status["replies_to_read"]] == [("Jo", "what?")]
 
 
 def test_table_is_big_enough() -> None:

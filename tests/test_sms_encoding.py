@@ -23,9 +23,12 @@ EXTENSION = ["\f", "^", "{", "}", "\\", "[", "~", "]", "|", "€"]
 UCS2_CHAR = "ê"  # a plain BMP letter outside GSM-7
 
 
-def test_table_has_128_positions():
-    assert len(GSM_TABLE) == 128
-    assert len(BASIC) == 127
+def test_the_whole_basic_table_is_one_septet_a_character():
+    assert len(GSM_TABLE) == 128 and len(BASIC) == 127  # the table above, as typed: 128 positions
+    text = "".join(sorted(BASIC))
+    assert segment_info(text) == SegmentInfo("GSM-7", 127, 1, ())
+    assert segment_info(text + "a" * 33) == SegmentInfo("GSM-7", 160, 1, ())
+    assert segment_info(text + "a" * 34).segments == 2
 
 
 # --- character set -------------------------------------------------------------------------

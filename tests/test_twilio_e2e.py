@@ -4,6 +4,7 @@ other, behind a "proxy" (signed for https://..., delivered to http://127.0.0.1).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,14 +13,15 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 import pytest
 from sqlalchemy import select
 
 from phonetree import clock
 from phonetree.db import dispose_all, get_engine, session_scope
-from phonetree.models import CheckIn, CheckInPlan
+from phonetree.models import CheckIn, CheckInPlan, Group
+from schedules.recurrence import local_date
 from tests.conftest import JO, LANDLINE, MARGARET, VERA
 from tests.twilio_standin import TwilioStandIn
 
@@ -27,10 +29,12 @@ PUBLIC = "https://tree.example.org"
 E164 = {VERA: "+447911100001", JO: "+447911100002", MARGARET: "+447911100004", LANDLINE: "+441522500001"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def webhook_port(log: IO[str]) -> int | None:
+    """The port `phonetree run --port 0` says it listens on, once it has said so. (Port 0: the
+    server binds a free port itself, so no other process can take it between choice and use.)"""
+    log.seek(0)
+    found = re.search(r"webhooks on http://127\.0\.0\.1:(\d+)", log.read())
+    return int(found.group(1)) if found else None
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> object:
@@ -44,13 +48,15 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) 
 
 
 def make_due_now(url: str) -> None:
-    """Today's check-ins are due a moment ago (the plans say 10:00; the test can't wait)."""
+    """Today's check-ins are due a moment ago (the plans say 10:00; the test can't wait).
+    "Today" is the group's local date, as the planner writes it: the UTC date is yesterday's
+    in London between midnight and 01:00 BST, and a check-in of another day is reported missed."""
     engine = get_engine(url)
     now = clock.now()
     with session_scope(engine) as session:
-        for plan in session.scalars(select(CheckInPlan)):
+        for plan, zone in session.execute(select(CheckInPlan, Group.timezone).join(Group, Group.id == CheckInPlan.group_id)):
             session.add(CheckIn(plan_id=plan.id, group_id=plan.group_id, member_id=plan.member_id,
-                                occurrence=now.date().isoformat(), due_at=now - timedelta(seconds=1),
+                                occurrence=local_date(now, zone).isoformat(), due_at=now - timedelta(seconds=1),
                                 state="scheduled", window_s=plan.window_s, reminder_s=None,
                                 escalation_wait_s=plan.escalation_wait_s, escalation_step=-1))
     dispose_all()
@@ -85,18 +91,19 @@ def group_db(tmp_path: Path, ok_at) -> str:
 
 
 def test_phonetree_run_with_twilio_end_to_end(group_db: str, tmp_path: Path):
-    port = free_port()
-    with TwilioStandIn(public_url=PUBLIC, deliver_to=f"http://127.0.0.1:{port}",
-                       number="+441522000000") as standin:
+    with TwilioStandIn(public_url=PUBLIC, number="+441522000000") as standin:
         standin.fail_next("Messages", status=500)  # Twilio has a bad moment on the first send
         env = {**os.environ, "PHONETREE_DATABASE_URL": group_db, "PHONETREE_GATEWAY": "twilio",
                "TWILIO_ACCOUNT_SID": standin.account_sid, "TWILIO_AUTH_TOKEN": standin.auth_token,
                "TWILIO_FROM_NUMBER": "+441522000000", "TWILIO_API_BASE_URL": standin.base_url,
-               "PHONETREE_PUBLIC_URL": PUBLIC, "PHONETREE_TICK_SECONDS": "0.5"}
+               "PHONETREE_PUBLIC_URL": PUBLIC, "PHONETREE_TICK_SECONDS": "0.5", "PYTHONUNBUFFERED": "1"}
         log = open(tmp_path / "run.log", "w+")
-        process = subprocess.Popen([sys.executable, "-m", "cli", "run", "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "cli", "run", "--port", "0"],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
         try:
+            port = wait_for(lambda: webhook_port(log), "the webhook server's port")
+            assert isinstance(port, int)
+            standin.deliver_to = f"http://127.0.0.1:{port}"  # the "proxy" forwards to it
             wait_for(lambda: _listening(port), "the webhook server")
             # The SMS check-in: a 500 first, then sent once after a jittered back-off.
             sms = wait_for(lambda: [m for m in standin.messages if m.params.get("To") == E164[VERA]],

@@ -3,6 +3,7 @@
 network failures, the base-URL override, settings errors, and the stand-in's signed webhooks."""
 from __future__ import annotations
 
+import io
 import logging
 import re
 import socket
@@ -10,15 +11,16 @@ import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
-from sqlalchemy import create_engine
+from freezegun import freeze_time
+from sqlalchemy import create_engine, select
 from twilio.base.exceptions import TwilioException
-from twilio.request_validator import RequestValidator
 
 from phonetree.config import Settings
+from phonetree.db import session_scope
 from phonetree.errors import PhonetreeError
 from phonetree.gateways import base, get_gateway
 from phonetree.gateways.base import GatewayError, Outgoing
@@ -29,7 +31,10 @@ from phonetree.gateways.twilio import (
     gather_reply_twiml,
     retry_gather_twiml,
 )
-from phonetree.web import Request, Response, WebhookApp
+from phonetree.models import CheckIn, Inbound, Member, Message
+from phonetree.web import Request, WebhookApp
+from schedules.engine import tick
+from tests.conftest import LANDLINE, snapshot, utc
 from tests.twilio_standin import DEFAULT_SID, DEFAULT_TOKEN, TwilioStandIn
 
 PUBLIC = "https://phonetree.example.org"
@@ -318,15 +323,18 @@ def test_a_wrong_token_is_a_configuration_error(
     assert "not-the-token" not in caught.value.message
 
 
-def closed_port() -> int:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections: bound for the whole test but never listening, so no
+    other process can start listening on it meanwhile."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
-def test_connection_refused_is_transient(settings_for: Callable[..., Settings]) -> None:
+def test_connection_refused_is_transient(settings_for: Callable[..., Settings], closed_port: int) -> None:
     gateway = TwilioGateway.from_settings(
-        settings_for(twilio_api_base_url=f"http://127.0.0.1:{closed_port()}"))
+        settings_for(twilio_api_base_url=f"http://127.0.0.1:{closed_port}"))
     for send in (lambda: gateway.send_sms(sms()), lambda: gateway.place_call(voice())):
         with pytest.raises(GatewayError) as caught:
             send()
@@ -427,18 +435,33 @@ def test_classify_status_error(error_code: str | int | None, action: str | None)
     assert classify_status_error(error_code) == action
 
 
-# -- the stand-in's webhooks, signed as Twilio signs
+# -- Twilio's webhooks, as the stand-in signs and delivers them, into phonetree's own app
 
 
-def test_the_stand_in_signs_like_twilio() -> None:
+def wsgi_post(url: str, params: dict[str, str], signature: str) -> dict[str, Any]:
+    """The WSGI environ of a POST of `params` to `url`, as it reaches us behind a TLS proxy."""
+    parts = urlsplit(url)
+    body = urlencode(params).encode()
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
+            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+            "HTTP_X_TWILIO_SIGNATURE": signature}
+
+
+def test_phonetree_checks_signatures_as_twilio_signs_them() -> None:
     # twilio-python's own test vector (TWILIO.md "Signatures"). Its five params use
     # +14158675309 as Caller and From; with any other number the signature differs.
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
     params = {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234",
               "From": "+14158675309", "To": "+18005551212"}
-    standin = TwilioStandIn(auth_token="12345")
-    assert standin.sign(url, params) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
-    assert RequestValidator("12345").validate(url, params, standin.sign(url, params))
+    vector = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    app = WebhookApp(create_engine("sqlite://"), "12345", "https://mycompany.com")
+    assert app.is_signed(Request(wsgi_post(url, params, vector)))
+    assert not app.is_signed(Request(wsgi_post(url, {**params, "Digits": "1235"}, vector)))
+    assert not app.is_signed(Request(wsgi_post(url.replace("foo=1", "foo=2"), params, vector)))
+    assert not WebhookApp(create_engine("sqlite://"), "54321", "https://mycompany.com").is_signed(
+        Request(wsgi_post(url, params, vector)))
+    # The stand-in signs the same way, so the webhook tests below sign as Twilio would.
+    assert TwilioStandIn(auth_token="12345").sign(url, params) == vector
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -446,85 +469,85 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
-Seen = list[tuple[str, dict[str, str], dict[str, str]]]
-
-
 @pytest.fixture
-def app_behind_proxy() -> Iterator[tuple[str, Seen]]:
-    """web.py's WebhookApp on a plain-http local port, told its public URL is https://...;
-    routes record what arrived (path, form params, query params). Only signature checking and
-    routing are exercised, so an in-memory database (never touched) is enough."""
-    seen: Seen = []
-    app = WebhookApp(create_engine("sqlite://"), DEFAULT_TOKEN, PUBLIC)
+def phonetree_app(engine) -> Iterator[Callable[[str], str]]:
+    """`phonetree_app(public_url)`: web.py's WebhookApp, every route its own, on a plain-http
+    local port (bound as the server is made: no port to lose), told its public URL is
+    https://... as behind a TLS proxy. Returns the local address."""
+    servers: list[WSGIServer] = []
 
-    def record(request: Request) -> Response:
-        seen.append((request.path, dict(request.params), dict(request.query_params)))
-        return Response.twiml()
+    def serve(public_url: str) -> str:
+        server: WSGIServer = make_server("127.0.0.1", 0, WebhookApp(engine, DEFAULT_TOKEN, public_url),
+                                         handler_class=QuietHandler)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
 
-    for path in ("/twilio/sms", "/twilio/status/message", "/twilio/voice/status",
-                 "/twilio/voice/gather"):
-        app.add_route(path, record)
-    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", seen
-    finally:
+    yield serve
+    for server in servers:
         server.shutdown()
         server.server_close()
 
 
-def test_callbacks_are_signed_for_the_public_url_and_delivered_behind_a_proxy(
-        app_behind_proxy: tuple[str, Seen],
-        settings_for: Callable[..., Settings]) -> None:
-    address, seen = app_behind_proxy
-    with TwilioStandIn(public_url=PUBLIC, deliver_to=address) as twilio:
-        gateway = TwilioGateway.from_settings(settings_for(twilio_api_base_url=twilio.base_url))
-        message_sid = gateway.send_sms(sms(message_id=42))
-        call_sid = gateway.place_call(voice(message_id=43))
+@pytest.mark.parametrize("public", [PUBLIC, "https://example.org/phonetree"])
+def test_callbacks_signed_for_the_public_url_reach_phonetree_behind_a_proxy(
+        oakfield: str, ok: Callable[..., Any], engine: Any, phonetree_app: Callable[[str], str],
+        public: str) -> None:
+    # With a path prefix on the public URL the proxy strips it: phonetree still checks the
+    # signature over the public URL, prefix and all.
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "add", "Oakfield", "Lil", "--phone", LANDLINE)
+        for name in ("Vera", "Lil"):
+            ok("checkin", "add", "Oakfield", name, "--at", "09:00", "--escalate-to", "Jo", "--reminder", "off")
+    address = phonetree_app(public)
+    with TwilioStandIn(public_url=public, deliver_to=address, number=FROM) as twilio:
+        settings = Settings(gateway="twilio", public_url=public, twilio_account_sid=twilio.account_sid,
+                            twilio_auth_token=twilio.auth_token, twilio_from_number=FROM,
+                            twilio_api_base_url=twilio.base_url)
+        tick(engine, TwilioGateway.from_settings(settings), utc(2026, 12, 1, 9, 0))
+        [text], [call] = twilio.messages, twilio.calls
+        prompt_id, call_id = (int(parse_qs(urlsplit(r.params["StatusCallback"]).query)["m"][0])
+                              for r in (text, call))
+        assert text.params["StatusCallback"] == f"{public}/twilio/status/message?m={prompt_id}"
+        with freeze_time("2026-12-01 09:02:00"):
+            assert twilio.send_status(text.sid, "delivered")[0] == 200
+            status, again = twilio.press_key(call.sid, "")  # no key yet: asked once more
+            assert status == 200
+            [gather] = list(ET.fromstring(again))
+            assert gather.get("action") == f"{public}/twilio/voice/gather?m={call_id}&attempt=2"
+            status, thanks = twilio.press_key(call.sid, "1")
+            assert status == 200 and "Glad you're OK" in thanks
+            assert twilio.send_call_status(call.sid, "completed", answered_by="human", duration=31)[0] == 200
+            assert twilio.send_inbound_sms(TO, "OK")[0] == 200
+            before = snapshot(engine)
+            # A forged or missing signature is refused, and changes nothing.
+            assert twilio.post(f"{public}/twilio/sms", {"From": TO, "Body": "HELP"},
+                               signature="bm9wZQ==")[0] == 403
+            assert twilio.post(f"{public}/twilio/sms", {"From": TO, "Body": "HELP"}, signed=False)[0] == 403
+            assert snapshot(engine) == before
+    with session_scope(engine) as session:
+        states = dict(session.execute(select(Member.name, CheckIn.state).join(Member, Member.id == CheckIn.member_id)
+                                      .where(CheckIn.state != "scheduled")).all())
+        assert states == {"Vera": "answered", "Lil": "answered"}
+        prompt, spoken = session.get(Message, prompt_id), session.get(Message, call_id)
+        assert (prompt.state, prompt.provider_status) == ("delivered", "delivered")
+        assert (spoken.state, spoken.provider_status) == ("delivered", "completed")
+        assert sorted((i.channel, i.body) for i in session.scalars(select(Inbound))) == [("sms", "OK"), ("voice", "1")]
 
-        assert twilio.send_status(message_sid, "undelivered", error_code=30003)[0] == 200
-        assert twilio.press_key(call_sid, "1")[0] == 200
-        assert twilio.press_key(call_sid, "")[0] == 200  # no key: actionOnEmptyResult
-        assert twilio.send_call_status(call_sid, "completed", answered_by="human",
-                                       duration=31)[0] == 200
-        assert twilio.send_inbound_sms(TO, "OK")[0] == 200
-        # A forged or missing signature is refused by the app.
-        assert twilio.post(f"{PUBLIC}/twilio/sms", {"From": TO, "Body": "OK"},
-                           signature="bm9wZQ==")[0] == 403
-        assert twilio.post(f"{PUBLIC}/twilio/sms", {"From": TO, "Body": "OK"},
-                           signed=False)[0] == 403
 
-    paths = [path for path, _, _ in seen]
-    assert paths == ["/twilio/status/message", "/twilio/voice/gather", "/twilio/voice/gather",
-                     "/twilio/voice/status", "/twilio/sms"]
-    status, key, no_key, call_status, inbound = (params for _, params, _ in seen)
-    assert [query for _, _, query in seen][:4] == [{"m": "42"}, {"m": "43"}, {"m": "43"},
-                                                   {"m": "43"}]
-    assert (status["MessageSid"], status["MessageStatus"], status["ErrorCode"]) == (
-        message_sid, "undelivered", "30003")
-    assert (status["To"], status["From"], status["AccountSid"]) == (TO, FROM, DEFAULT_SID)
-    assert (key["CallSid"], key["Digits"], key["To"]) == (call_sid, "1", TO)
-    assert no_key["Digits"] == "" and no_key["FinishedOnKey"] == ""
-    assert (call_status["CallStatus"], call_status["AnsweredBy"], call_status["CallDuration"]) == (
-        "completed", "human", "31")
-    assert (inbound["From"], inbound["Body"], inbound["To"]) == (TO, "OK", FROM)
-    assert inbound["ToCity"] == "" and inbound["NumSegments"] == "1"
-
-
-def test_delivery_rewrites_only_the_public_prefix() -> None:
-    twilio = TwilioStandIn(public_url="https://example.org/phonetree",
-                           deliver_to="http://127.0.0.1:8080/")
-    delivered = twilio.delivery_url("https://example.org/phonetree/twilio/voice/gather?m=5")
-    assert delivered == "http://127.0.0.1:8080/twilio/voice/gather?m=5"
-    parts = urlsplit(delivered)
-    assert parse_qs(parts.query) == {"m": ["5"]}
-
-
-def test_the_stand_in_checks_basic_auth_and_required_params(standin: TwilioStandIn,
-                                                            gateway: TwilioGateway) -> None:
-    # Through the real client: a message without a body is refused as Twilio would (21602).
+@pytest.mark.parametrize("change, code, action, reason", [
+    ({"body": ""}, 21602, base.FAILED, "Message body is required"),
+    ({"sid": "AC" + "0" * 32}, 20003, base.CONFIG, "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
+])
+def test_a_request_twilio_refuses_for_good_is_tried_once_and_says_why(
+        standin: TwilioStandIn, settings_for: Callable[..., Settings], change: dict[str, str], code: int,
+        action: str, reason: str) -> None:
+    # Refused by the stand-in's own checks, as Twilio refuses (nothing scripted): phonetree
+    # gives up at once, with Twilio's reason on one line and nothing of Twilio's client.
+    settings = settings_for(**({"twilio_account_sid": change["sid"]} if "sid" in change else {}))
     with pytest.raises(GatewayError) as caught:
-        gateway.send_sms(sms(body=""))
-    assert caught.value.code == 21602 and caught.value.action == base.FAILED
+        TwilioGateway.from_settings(settings).send_sms(sms(body=change.get("body", CHECKIN)))
+    assert_translated(caught.value)
+    assert (caught.value.code, caught.value.action, caught.value.permanent) == (code, action, True)
+    assert reason in caught.value.message and "\n" not in caught.value.message
+    assert len(standin.requests_to("Messages")) == 1
