@@ -3,7 +3,10 @@
 Every Twilio webhook is checked against `X-Twilio-Signature` first, computed over
 PHONETREE_PUBLIC_URL + path + the raw query (never the URL the app thinks it was called on: behind
 a TLS-terminating proxy that is http://), with every posted parameter, blank ones included.
-A missing or forged signature gets 403 and changes nothing.
+A missing or forged signature gets 403 and changes nothing; so does a signed request whose
+parameters are not Twilio's own for that callback (see phonetree.webhook_params: a captured
+request can be re-split and still verify). A body over 64 KiB gets 413 (it is not read, so it
+can't be signed over in part).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from sqlalchemy import Engine
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from phonetree import clock, delivery, inbound
+from phonetree import clock, delivery, inbound, webhook_params
 from phonetree.db import session_scope
 from phonetree.gateways.twilio import (GATHER_PATH, callback_url, classify_status_error, gather_reply_twiml,
                                        retry_gather_twiml)
@@ -66,7 +69,8 @@ class Request:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        raw = environ["wsgi.input"].read(min(length, MAX_BODY)) if length > 0 else b""
+        self.too_large = length > MAX_BODY
+        raw = environ["wsgi.input"].read(length) if 0 < length <= MAX_BODY else b""
         self.params = Params(raw.decode("utf-8", errors="replace"))
         self.query_params = {k: v[0] for k, v in parse_qs(self.query, keep_blank_values=True).items()}
 
@@ -88,10 +92,11 @@ class WebhookApp:
     have queued messages, so the runner can dispatch at once rather than at its next tick."""
 
     def __init__(self, engine: Engine, auth_token: str | None, public_url: str | None,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, *, account_sid: str | None = None) -> None:
         self.engine = engine
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.public_url = (public_url or "").rstrip("/")
+        self.account_sid = account_sid
         self.on_change = on_change or (lambda: None)
         self.routes: dict[str, Handler] = {
             "/twilio/sms": self.inbound_sms,
@@ -99,9 +104,9 @@ class WebhookApp:
             "/twilio/voice/gather": self.voice_gather,
             "/twilio/voice/status": self.voice_status,
         }
-        if self.validator is None or not self.public_url:
-            log.warning("TWILIO_AUTH_TOKEN and PHONETREE_PUBLIC_URL must both be set: until then "
-                        "every webhook is refused with 403")
+        if self.validator is None or not self.public_url or not self.account_sid:
+            log.warning("TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PHONETREE_PUBLIC_URL must all be set: "
+                        "until then every webhook is refused with 403")
 
     def add_route(self, path: str, handler: Handler) -> None:
         self.routes[path] = handler
@@ -125,8 +130,15 @@ class WebhookApp:
         if environ.get("REQUEST_METHOD") != "POST":
             return Response("405 Method Not Allowed", "POST only\n")
         request = Request(environ)
+        if request.too_large:
+            log.warning("refused a request to %s with a body over %d bytes", path, MAX_BODY)
+            return Response("413 Payload Too Large", "too large\n")
         if not self.is_signed(request):
             log.warning("refused an unsigned or forged request to %s", path)
+            return Response("403 Forbidden", "forbidden\n")
+        refused = webhook_params.refusal(path, request.params.multi, self.account_sid)
+        if refused is not None:
+            log.warning("refused a signed request to %s that is not Twilio's own: %s", path, refused)
             return Response("403 Forbidden", "forbidden\n")
         try:
             return handler(request)

@@ -46,7 +46,8 @@ class Runner:
                                           coalesce=True, id="tick", next_run_time=first)
         self.send_job = self.scheduler.add_job(self.send, "interval", seconds=settings.tick_seconds,
                                                max_instances=1, coalesce=True, id="send", next_run_time=first)
-        self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake)
+        self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake,
+                              account_sid=settings.twilio_account_sid)
         self.server: Any = create_server(self.app, host=host, port=port, threads=8)
         self.stopped = threading.Event()
 

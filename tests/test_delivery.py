@@ -33,7 +33,7 @@ def wired(engine) -> Iterator[tuple[TwilioStandIn, TwilioGateway]]:
         port = sock.getsockname()[1]
     with TwilioStandIn(public_url=PUBLIC, deliver_to=f"http://127.0.0.1:{port}",
                        number="+441522000000") as standin:
-        app = WebhookApp(engine, standin.auth_token, PUBLIC)
+        app = WebhookApp(engine, standin.auth_token, PUBLIC, account_sid=standin.account_sid)
         server = create_server(app, host="127.0.0.1", port=port, threads=2)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

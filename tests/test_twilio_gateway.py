@@ -455,7 +455,7 @@ def app_behind_proxy() -> Iterator[tuple[str, Seen]]:
     routes record what arrived (path, form params, query params). Only signature checking and
     routing are exercised, so an in-memory database (never touched) is enough."""
     seen: Seen = []
-    app = WebhookApp(create_engine("sqlite://"), DEFAULT_TOKEN, PUBLIC)
+    app = WebhookApp(create_engine("sqlite://"), DEFAULT_TOKEN, PUBLIC, account_sid=DEFAULT_SID)
 
     def record(request: Request) -> Response:
         seen.append((request.path, dict(request.params), dict(request.query_params)))
