@@ -18,12 +18,23 @@ from waitress.server import create_server
 from phonetree import clock
 from phonetree.config import Settings
 from phonetree.gateways.base import Gateway
-from phonetree.web import WebhookApp
+from phonetree.web import MAX_BODY, WebhookApp
 from schedules.dispatcher import RateLimiter
 from schedules.engine import step
 from schedules import dispatcher
 
 log = logging.getLogger(__name__)
+
+# waitress's defaults let 100 idle TCP connections shut every webhook out for the 120 s of
+# channel_timeout, and read (and sign over) a body of up to 1 GiB. Twilio waits 15 s at most
+# for an answer, so an idle connection is dropped after 30 s (checked every 5 s), a thousand may
+# be open at once (poll(), not select(), so past 1024 descriptors too), and a body over 64 KiB
+# is refused with 413 before it is read (waitress refuses a Content-Length >= the limit).
+SERVER_LIMITS: dict[str, Any] = {
+    "connection_limit": 1000, "channel_timeout": 30, "cleanup_interval": 5, "backlog": 1024,
+    "max_request_body_size": MAX_BODY + 1, "max_request_header_size": 32 * 1024,
+    "asyncore_use_poll": True, "ident": "phonetree",
+}
 
 
 class _Stopped(Exception):
@@ -48,7 +59,7 @@ class Runner:
                                                max_instances=1, coalesce=True, id="send", next_run_time=first)
         self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake,
                               account_sid=settings.twilio_account_sid)
-        self.server: Any = create_server(self.app, host=host, port=port, threads=8)
+        self.server: Any = create_server(self.app, host=host, port=port, threads=8, **SERVER_LIMITS)
         self.stopped = threading.Event()
 
     @property
