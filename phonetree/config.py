@@ -28,6 +28,9 @@ class Settings:
     lease_seconds: float = 120.0
     # Messages one worker sends at once; None: enough for messages_per_second (see below).
     send_threads: int | None = None
+    # Where verified webhooks wait while the database can't be written (phonetree.journal);
+    # None: beside a SQLite file, else the current directory.
+    journal_dir: str | None = None
 
     @property
     def sending_threads(self) -> int:
@@ -64,6 +67,7 @@ class Settings:
             tick_seconds=float(env.get("PHONETREE_TICK_SECONDS") or 5.0),
             lease_seconds=float(env.get("PHONETREE_LEASE_SECONDS") or 120.0),
             send_threads=_threads(env.get("PHONETREE_SEND_THREADS") or "auto"),
+            journal_dir=env.get("PHONETREE_JOURNAL_DIR") or None,
         )
 
 

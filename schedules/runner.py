@@ -18,6 +18,7 @@ from waitress.server import create_server
 from phonetree import clock
 from phonetree.config import Settings
 from phonetree.gateways.base import Gateway
+from phonetree.journal import Journal, location
 from phonetree.web import MAX_BODY, WebhookApp
 from schedules.dispatcher import RateLimiter
 from schedules.engine import step
@@ -57,8 +58,9 @@ class Runner:
                                           coalesce=True, id="tick", next_run_time=first)
         self.send_job = self.scheduler.add_job(self.send, "interval", seconds=settings.tick_seconds,
                                                max_instances=1, coalesce=True, id="send", next_run_time=first)
+        self.journal = Journal(location(engine.url.render_as_string(hide_password=False), settings.journal_dir))
         self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake,
-                              account_sid=settings.twilio_account_sid)
+                              account_sid=settings.twilio_account_sid, journal=self.journal)
         self.server: Any = create_server(self.app, host=host, port=port, threads=8, **SERVER_LIMITS)
         self.stopped = threading.Event()
 
@@ -67,6 +69,9 @@ class Runner:
         return f"http://{self.server.effective_host}:{self.server.effective_port}"
 
     def tick(self) -> None:
+        # Replies journalled while the database couldn't be written go first (the first tick
+        # runs at start, so a restart applies them too); a failure here is logged inside.
+        self.app.replay_journal()
         try:
             report = step(self.engine, clock.now())
         except Exception:  # noqa: BLE001 - keep ticking; the rows keep every promise meanwhile
