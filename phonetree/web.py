@@ -110,8 +110,9 @@ class WebhookApp:
 
     def __init__(self, engine: Engine, auth_token: str | None, public_url: str | None,
                  on_change: Callable[[], None] | None = None, *, account_sid: str | None = None,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, health: Callable[[], str | None] | None = None) -> None:
         self.engine = engine
+        self.health = health or (lambda: None)
         self.journal = journal
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.public_url = (public_url or "").rstrip("/")
@@ -142,7 +143,9 @@ class WebhookApp:
     def respond(self, environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO", "/")
         if path == "/health":
-            return Response("200 OK", "ok\n")
+            # 200 when the last tick is recent and the provider isn't failing; else 503 and why.
+            reason = self.health()
+            return Response("200 OK", "ok\n") if reason is None else Response("503 Service Unavailable", reason + "\n")
         handler = self.routes.get(path)
         if handler is None:
             return Response("404 Not Found", "not found\n")

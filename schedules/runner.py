@@ -18,6 +18,7 @@ from waitress.server import create_server
 from phonetree import clock
 from phonetree.config import Settings
 from phonetree.gateways.base import Gateway
+from phonetree.heartbeat import Heartbeat, health, open_outage_since
 from phonetree.journal import Journal, location
 from phonetree.web import MAX_BODY, WebhookApp
 from schedules.dispatcher import RateLimiter
@@ -60,7 +61,11 @@ class Runner:
                                                max_instances=1, coalesce=True, id="send", next_run_time=first)
         self.journal = Journal(location(engine.url.render_as_string(hide_password=False), settings.journal_dir))
         self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake,
-                              account_sid=settings.twilio_account_sid, journal=self.journal)
+                              account_sid=settings.twilio_account_sid, journal=self.journal,
+                              health=self.health)
+        self.heartbeat = Heartbeat(settings.heartbeat_url)
+        self.last_tick: datetime | None = None  # the last tick that completed
+        self.outage_since: datetime | None = None  # as read at that tick
         self.server: Any = create_server(self.app, host=host, port=port, threads=8, **SERVER_LIMITS)
         self.stopped = threading.Event()
 
@@ -73,13 +78,23 @@ class Runner:
         # runs at start, so a restart applies them too); a failure here is logged inside.
         self.app.replay_journal()
         try:
-            report = step(self.engine, clock.now())
+            now = clock.now()
+            report = step(self.engine, now)
+            self.outage_since = open_outage_since(self.engine)
         except Exception:  # noqa: BLE001 - keep ticking; the rows keep every promise meanwhile
             log.exception("tick failed; will try again")
             return
+        self.last_tick = now
         if report.summary() != "nothing due":
             log.info("tick: %s", report.summary())
             self.wake()
+        if self.health() is None:
+            self.heartbeat.beat(now)  # in the background; a failure is logged there
+
+    def health(self) -> str | None:
+        """Why this worker is not healthy (for /health and the heartbeat), or None."""
+        return health(clock.now(), self.last_tick, timedelta(seconds=self.settings.health_stale_seconds),
+                      self.outage_since, timedelta(seconds=self.settings.health_outage_seconds))
 
     def send(self) -> None:
         try:
