@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, select
 from twilio.request_validator import RequestValidator
 
 from phonetree.config import Settings

@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from phonetree.web import Params, WebhookApp
 from tests.conftest import sent, snapshot, utc
-from tests.test_web import ACCOUNT, INBOUND, PUBLIC, TOKEN, call
+from tests.test_web import ACCOUNT, INBOUND, PUBLIC, TOKEN
 
 URL = PUBLIC + "/twilio/sms"
 SID = "SM" + "ab" * 16
@@ -35,18 +35,47 @@ def post(app: WebhookApp, pairs: list[tuple[str, str]], signature: str) -> str:
     return str(captured["status"])
 
 
+def signed_string(pairs: list[tuple[str, str]]) -> str:
+    """What the signature covers after the URL: every name and value, sorted by name, run together."""
+    return "".join(name + value for name, value in sorted(pairs))
+
+
 def resplits(params: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
-    """Re-splittings of a captured request that keep its signed string (sorted name+value)."""
-    p = dict(params)
-    sid, segments = p.pop("MessageSid"), p.pop("NumSegments")
-    return {
-        # No MessageSid at all, so nothing to dedupe on.
-        "MessageSidS=M…": [*p.items(), ("MessageSidS", sid[1:]), ("NumSegments", segments)],
-        # The sid swallows the start of the next name; the rest is a made-up parameter.
-        "MessageSid=<sid>Num + Segments": [*p.items(), ("MessageSid", sid + "Num"), ("Segments", segments)],
-        # Only Twilio's names, but the sid swallows a whole parameter: a "new" sid each time.
-        "MessageSid=<sid>NumSegments1": [*p.items(), ("MessageSid", sid + "NumSegments" + segments)],
-    }
+    """Re-splittings of a captured request that keep its signed string, so its signature:
+    the sid losing its first letter to a new name, a value swallowing the start of the next
+    name (leaving a made-up one), and the sid swallowing the whole next parameter."""
+    target = signed_string(list(params.items()))
+    names, sid = sorted(params), params["MessageSid"]
+    found: dict[str, list[tuple[str, str]]] = {}
+
+    def keep(label: str, changed: dict[str, str]) -> None:
+        if signed_string(list(changed.items())) == target:
+            found[label] = list(changed.items())
+
+    moved = {n: v for n, v in params.items() if n != "MessageSid"}
+    keep("MessageSidS=M…", {**moved, "MessageSidS": sid[1:]})
+    after_sid = names[names.index("MessageSid") + 1]
+    # Prefer the boundary after the sid (a "new" sid each time); else any adjacent pair.
+    pairs = [("MessageSid", after_sid)] + list(zip(names, names[1:]))
+    for first, second in pairs:
+        for k in range(1, len(second)):
+            rest = second[k:]
+            if rest in params:
+                continue
+            changed = {n: v for n, v in params.items() if n != second}
+            changed[first] = params[first] + second[:k]
+            changed[rest] = params[second]
+            before = len(found)
+            keep(f"{first}=…{second[:k]} + made-up {rest}=…", changed)
+            if len(found) > before:
+                break
+        else:
+            continue
+        break
+    swallowed = {n: v for n, v in params.items() if n != after_sid}
+    keep(f"MessageSid=<sid>{after_sid}…", {**swallowed, "MessageSid": sid + after_sid + params[after_sid]})
+    assert len(found) == 3, found
+    return found
 
 
 @pytest.fixture
