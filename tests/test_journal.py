@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, func, select
 from twilio.request_validator import RequestValidator
 
 from phonetree.config import Settings
@@ -221,3 +221,88 @@ def test_only_when_neither_can_be_written_the_answer_is_500(engine, morning):
         assert post(host, port, *signed(200, VERA, "HELP"))[0] == 200
     assert inbound_sids(engine) == [f"SM{200:032x}"]
     fault.remove()
+
+
+# ---------------------------------------------------------------- a database file really made read-only
+
+
+def without_root_override() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+    bounding set, so even root (as tests here run) meets a file's mode like anyone else."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_a_live_run_on_a_read_only_database_file_loses_no_reply(tmp_path: Path):
+    """The database file is chmod 0444 under a live `phonetree run`: 8 signed replies, a HELP
+    among them, are answered 200 and journalled; once the file is writable again the ticks apply
+    them in order, the HELP reaches a person, and delivering them all again changes nothing."""
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from cli import cli
+    from phonetree.db import dispose_all
+    from tests.test_webhook_attacks import ACCOUNT as LIVE_ACCOUNT, TOKEN as LIVE_TOKEN, Live, captured, settled
+    from tests.test_webhook_attacks import sign as live_sign
+
+    url = f"sqlite:///{tmp_path / 'phonetree.db'}"
+    for args in (["group", "add", "Oakfield", "--timezone", "Europe/London"],
+                 ["member", "add", "Oakfield", "Vera", "--phone", "07911 100001"],
+                 ["member", "add", "Oakfield", "Jo", "--phone", "07911 100002"],
+                 ["member", "add", "Oakfield", "Sam", "--phone", "07911 100003"],
+                 ["member", "add", "Oakfield", "Margaret", "--phone", "07911 100004", "--role", "organiser"]):
+        assert CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False).exit_code == 0
+    dispose_all()
+    files = [tmp_path / name for name in ("phonetree.db", "phonetree.db-wal", "phonetree.db-shm")]
+    assert LIVE_ACCOUNT and LIVE_TOKEN
+    from sqlalchemy import create_engine
+
+    reader = create_engine(url)
+    before = snapshot(reader)
+    reader.dispose()
+    for f in files:
+        if f.exists():
+            f.chmod(0o444)
+    server = Live(url, tmp_path, preexec_fn=without_root_override)
+    try:
+        replies = [("1", SAM, "OK"), ("2", VERA, "HELP"), ("3", JO, "fine"), ("4", VERA, "please hurry"),
+                   ("5", MARGARET, "hello"), ("6", SAM, "OK again"), ("7", JO, "OK"), ("8", VERA, "still here")]
+        requests = [captured(digit, phone, text) for digit, phone, text in replies]
+        statuses = [server.post("/twilio/sms", pairs, live_sign("/twilio/sms", pairs)) for pairs in requests]
+        assert statuses == [200] * 8
+        journal = location(url, str(tmp_path))
+        kept = [decode(line) for f in (journal.with_name(journal.name + ".replaying"), journal) if f.exists()
+                for line in f.read_bytes().splitlines(keepends=True)]
+        assert [Params(e.body)["MessageSid"] for e in kept] == [f"SM{d * 32}" for d, _, _ in replies]
+        reader = create_engine(url)
+        assert snapshot(reader) == before  # the file took nothing
+        for f in files:
+            if f.exists():
+                f.chmod(0o600)
+        engine = reader
+
+        def applied() -> bool:
+            with session_scope(engine) as session:
+                return session.scalar(select(func.count()).select_from(Inbound)) == 8 and not journal.exists()
+
+        from tests.test_webhook_attacks import wait_for
+
+        wait_for(applied, "the journal to be applied")
+        assert inbound_sids(engine) == [f"SM{d * 32}" for d, _, _ in replies]
+        after = settled(engine)
+        assert len(after["messages"]) > len(before["messages"])  # Vera's HELP: someone asked, her ack
+        for pairs in requests:
+            assert server.post("/twilio/sms", pairs, live_sign("/twilio/sms", pairs)) == 200
+        assert settled(engine) == after
+        engine.dispose()
+    finally:
+        log = server.stop()
+        for f in files:
+            if f.exists():
+                f.chmod(0o600)
+    assert "journalled" in log and "Traceback" not in log.split("webhook journal:")[-1], log

@@ -47,14 +47,14 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
 class Live:
     """`phonetree run --port 0` in a process of its own; the port is read from what it prints."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(self, url: str, tmp: Path, preexec_fn: Callable[[], None] | None = None) -> None:
         env = {**os.environ, "PHONETREE_DATABASE_URL": url, "PHONETREE_GATEWAY": "outbox",
                "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "PHONETREE_PUBLIC_URL": PUBLIC,
                "PHONETREE_TICK_SECONDS": "0.5", "PHONETREE_JOURNAL_DIR": str(tmp)}
         self.log = tmp / "run.log"
         self.process = subprocess.Popen([sys.executable, "-m", "cli", "run", "--port", "0"], env=env,
                                         stdout=self.log.open("w"), stderr=subprocess.STDOUT,
-                                        cwd=Path(__file__).parent.parent)
+                                        cwd=Path(__file__).parent.parent, preexec_fn=preexec_fn)
         found = wait_for(lambda: re.search(r"webhooks on http://127\.0\.0\.1:(\d+)", self.log.read_text()),
                          "phonetree run to listen")
         self.port = int(found.group(1))  # type: ignore[union-attr]
