@@ -306,3 +306,42 @@ def test_a_live_run_on_a_read_only_database_file_loses_no_reply(tmp_path: Path):
             if f.exists():
                 f.chmod(0o600)
     assert "journalled" in log and "Traceback" not in log.split("webhook journal:")[-1], log
+
+
+def test_a_delivery_receipt_and_a_keypress_are_journalled_too(engine, morning):
+    """Status callbacks and <Gather> keypresses take the same way: journalled, 200, applied later.
+    (Vera's prompt left as SM…9; Sam's was rung, as CA…9, and he pressed 1.)"""
+    from phonetree.models import Member, Message
+    from tests.test_web import call, sign
+
+    runner, _, _ = morning
+    [vera] = [m for m in sent(engine, to_phone=VERA) if m.kind == "checkin"]
+    [sam] = [m for m in sent(engine, to_phone=SAM) if m.kind == "checkin"]
+    with session_scope(engine) as session:
+        session.get(Message, vera.id).provider_sid = "SM" + "9" * 32
+        session.get(Message, sam.id).provider_sid = "CA" + "9" * 32
+        session.get(Message, sam.id).channel = "voice"
+        sam_id = session.scalar(select(Member.id).where(Member.phone == SAM))
+    receipt = {"MessageSid": "SM" + "9" * 32, "AccountSid": ACCOUNT, "MessageStatus": "delivered",
+               "To": VERA, "From": "+441522000000"}
+    keypress = {"CallSid": "CA" + "9" * 32, "AccountSid": ACCOUNT, "Digits": "1", "To": SAM}
+    fault = ReadOnly(engine)
+    engine.dispose()
+    fault.on = True
+    with freeze_time("2026-12-01 09:02:00"):
+        status, body, _ = call(runner.app, "/twilio/status/message", receipt, query=f"m={vera.id}",
+                               signature=sign(f"{PUBLIC}/twilio/status/message?m={vera.id}", receipt))
+        assert status.startswith("200") and body.endswith("<Response />")
+        status, body, _ = call(runner.app, "/twilio/voice/gather", keypress, query=f"m={sam.id}",
+                               signature=sign(f"{PUBLIC}/twilio/voice/gather?m={sam.id}", keypress))
+        assert status.startswith("200") and "Thank you" in body
+    fault.on = False
+    assert runner.journal.pending()
+    with freeze_time("2026-12-01 09:03:00"):
+        runner.tick()
+    assert not runner.journal.pending()
+    with session_scope(engine) as session:
+        assert session.get(Message, vera.id).provider_status == "delivered"
+        assert session.get(CheckIn, sam.checkin_id).state == "answered"
+        assert session.get(CheckIn, sam.checkin_id).member_id == sam_id
+    fault.remove()
