@@ -14,10 +14,10 @@ import urllib.request
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from phonetree import outages
 from phonetree.db import session_scope
-from phonetree.models import ProviderOutage
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ class Heartbeat:
 def open_outage_since(engine: Engine) -> datetime | None:
     """When the oldest provider outage still open began (the dispatcher opens and closes them)."""
     with session_scope(engine) as session:
-        return session.scalar(select(ProviderOutage.started_at).where(ProviderOutage.ended_at.is_(None))
-                              .order_by(ProviderOutage.started_at).limit(1))
+        outage = outages.current(session)
+        return outage.started_at if outage is not None else None
 
 
 def health(now: datetime, last_tick: datetime | None, stale_after: timedelta, outage_since: datetime | None,
