@@ -75,7 +75,8 @@ def _serve(kind: str, url: str, ready: Any, threads: int, logfile: str) -> None:
         from phonetree.gateways.outbox import OutboxGateway
         from schedules.runner import Runner
 
-        settings = Settings(database_url=url, public_url=PUBLIC_URL, twilio_auth_token=TOKEN)
+        settings = Settings(database_url=url, public_url=PUBLIC_URL, twilio_auth_token=TOKEN,
+                            twilio_account_sid=ACCOUNT)
         runner = Runner(get_engine(url), OutboxGateway(), settings, host="127.0.0.1", port=0)
         ready.put(runner.server.effective_port)
         runner.serve_forever()  # SIGTERM stops it cleanly
@@ -84,7 +85,7 @@ def _serve(kind: str, url: str, ready: Any, threads: int, logfile: str) -> None:
         from phonetree.db import get_engine
         from phonetree.web import WebhookApp
 
-        app: Any = WebhookApp(get_engine(url), TOKEN, PUBLIC_URL)
+        app: Any = WebhookApp(get_engine(url), TOKEN, PUBLIC_URL, account_sid=ACCOUNT)
     else:
         app = MinimalApp(TOKEN, PUBLIC_URL)
     server = create_server(app, host="127.0.0.1", port=0, threads=threads)

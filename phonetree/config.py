@@ -28,6 +28,19 @@ class Settings:
     lease_seconds: float = 120.0
     # Messages one worker sends at once; None: enough for messages_per_second (see below).
     send_threads: int | None = None
+    # Where verified webhooks wait while the database can't be written (phonetree.journal);
+    # None: beside a SQLite file, else the current directory.
+    journal_dir: str | None = None
+    # Fetched after a healthy tick, at most once a minute (phonetree.heartbeat); may hold a secret.
+    heartbeat_url: str | None = field(default=None, repr=False)
+    # /health answers 503 once an open provider outage is older than this.
+    health_outage_seconds: float = 300.0
+
+    @property
+    def health_stale_seconds(self) -> float:
+        """/health answers 503 when the last successful tick is older than this: a few tick
+        intervals, and never under 15 s (a tick that plans may take a second or two)."""
+        return max(4 * self.tick_seconds, 15.0)
 
     @property
     def sending_threads(self) -> int:
@@ -64,6 +77,9 @@ class Settings:
             tick_seconds=float(env.get("PHONETREE_TICK_SECONDS") or 5.0),
             lease_seconds=float(env.get("PHONETREE_LEASE_SECONDS") or 120.0),
             send_threads=_threads(env.get("PHONETREE_SEND_THREADS") or "auto"),
+            journal_dir=env.get("PHONETREE_JOURNAL_DIR") or None,
+            heartbeat_url=env.get("PHONETREE_HEARTBEAT_URL") or None,
+            health_outage_seconds=float(env.get("PHONETREE_HEALTH_OUTAGE_SECONDS") or 300.0),
         )
 
 

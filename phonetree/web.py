@@ -3,7 +3,10 @@
 Every Twilio webhook is checked against `X-Twilio-Signature` first, computed over
 PHONETREE_PUBLIC_URL + path + the raw query (never the URL the app thinks it was called on: behind
 a TLS-terminating proxy that is http://), with every posted parameter, blank ones included.
-A missing or forged signature gets 403 and changes nothing.
+A missing or forged signature gets 403 and changes nothing; so does a signed request whose
+parameters are not Twilio's own for that callback (see phonetree.webhook_params: a captured
+request can be re-split and still verify). A body over 64 KiB gets 413 (it is not read, so it
+can't be signed over in part).
 """
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ import logging
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, exc
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from phonetree import clock, delivery, inbound
+from phonetree import clock, delivery, inbound, webhook_params
+from phonetree.journal import Entry, Journal, Replay
 from phonetree.db import session_scope
 from phonetree.gateways.twilio import (GATHER_PATH, callback_url, classify_status_error, gather_reply_twiml,
                                        retry_gather_twiml)
@@ -29,6 +33,11 @@ MAX_BODY = 64 * 1024
 EMPTY_TWIML = str(MessagingResponse())
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+# The database can't take a write now (read-only, disk full, locked too long, server gone):
+# a verified request is journalled instead (phonetree.journal), not answered 500.
+DATABASE_DOWN: tuple[type[BaseException], ...] = (exc.OperationalError, exc.InterfaceError, exc.InternalError,
+                                                  exc.TimeoutError)
 
 
 class Params(dict[str, str]):
@@ -59,16 +68,28 @@ def sid_of(value: str | None) -> str | None:
 class Request:
     def __init__(self, environ: dict[str, Any]) -> None:
         self.method = environ.get("REQUEST_METHOD", "GET")
-        self.path = environ.get("PATH_INFO", "/")
-        self.query = environ.get("QUERY_STRING", "")
         self.signature = environ.get("HTTP_X_TWILIO_SIGNATURE")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        raw = environ["wsgi.input"].read(min(length, MAX_BODY)) if length > 0 else b""
-        self.params = Params(raw.decode("utf-8", errors="replace"))
-        self.query_params = {k: v[0] for k, v in parse_qs(self.query, keep_blank_values=True).items()}
+        self.too_large = length > MAX_BODY
+        raw = environ["wsgi.input"].read(length) if 0 < length <= MAX_BODY else b""
+        self._parse(environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", ""),
+                    raw.decode("utf-8", errors="replace"))
+
+    def _parse(self, path: str, query: str, body: str) -> None:
+        self.path, self.query, self.body = path, query, body
+        self.params = Params(body)
+        self.query_params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+
+    @classmethod
+    def journalled(cls, entry: Entry) -> "Request":
+        """A request as it was verified and written to the journal."""
+        request = cls.__new__(cls)
+        request.method, request.signature, request.too_large = "POST", None, False
+        request._parse(entry.path, entry.query, entry.body)
+        return request
 
 
 class Response:
@@ -88,10 +109,14 @@ class WebhookApp:
     have queued messages, so the runner can dispatch at once rather than at its next tick."""
 
     def __init__(self, engine: Engine, auth_token: str | None, public_url: str | None,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, *, account_sid: str | None = None,
+                 journal: Journal | None = None, health: Callable[[], str | None] | None = None) -> None:
         self.engine = engine
+        self.health = health or (lambda: None)
+        self.journal = journal
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.public_url = (public_url or "").rstrip("/")
+        self.account_sid = account_sid
         self.on_change = on_change or (lambda: None)
         self.routes: dict[str, Handler] = {
             "/twilio/sms": self.inbound_sms,
@@ -99,9 +124,9 @@ class WebhookApp:
             "/twilio/voice/gather": self.voice_gather,
             "/twilio/voice/status": self.voice_status,
         }
-        if self.validator is None or not self.public_url:
-            log.warning("TWILIO_AUTH_TOKEN and PHONETREE_PUBLIC_URL must both be set: until then "
-                        "every webhook is refused with 403")
+        if self.validator is None or not self.public_url or not self.account_sid:
+            log.warning("TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PHONETREE_PUBLIC_URL must all be set: "
+                        "until then every webhook is refused with 403")
 
     def add_route(self, path: str, handler: Handler) -> None:
         self.routes[path] = handler
@@ -118,21 +143,81 @@ class WebhookApp:
     def respond(self, environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO", "/")
         if path == "/health":
-            return Response("200 OK", "ok\n")
+            # 200 when the last tick is recent and the provider isn't failing; else 503 and why.
+            reason = self.health()
+            return Response("200 OK", "ok\n") if reason is None else Response("503 Service Unavailable", reason + "\n")
         handler = self.routes.get(path)
         if handler is None:
             return Response("404 Not Found", "not found\n")
         if environ.get("REQUEST_METHOD") != "POST":
             return Response("405 Method Not Allowed", "POST only\n")
         request = Request(environ)
+        if request.too_large:
+            log.warning("refused a request to %s with a body over %d bytes", path, MAX_BODY)
+            return Response("413 Payload Too Large", "too large\n")
         if not self.is_signed(request):
             log.warning("refused an unsigned or forged request to %s", path)
             return Response("403 Forbidden", "forbidden\n")
+        refused = webhook_params.refusal(path, request.params.multi, self.account_sid)
+        if refused is not None:
+            log.warning("refused a signed request to %s that is not Twilio's own: %s", path, refused)
+            return Response("403 Forbidden", "forbidden\n")
+        if self.journal is not None and self.journal.pending():
+            # Earlier requests wait in the journal: they go first (a HELP before the OK after it).
+            self.replay_journal()
+            if self.journal.pending():
+                return self._journal(request, handler, "the journal is not yet applied")
         try:
             return handler(request)
+        except DATABASE_DOWN as error:
+            return self._journal(request, handler, type(error).__name__)
         except Exception:  # noqa: BLE001 - answer 500 so Twilio retries; the receipt makes that safe
             log.exception("webhook %s failed", path)
             return Response("500 Internal Server Error", "error\n")
+
+    def _journal(self, request: Request, handler: Handler, why: str) -> Response:
+        """Keep a verified request for later (see phonetree.journal) and answer as if it had been
+        applied; 500 only if the journal can't be written either."""
+        if why != "the journal is not yet applied":
+            # A pooled connection may be stuck as it was opened (read-only): start afresh next time.
+            self.engine.dispose()
+        if self.journal is None:
+            log.error("webhook %s: the database can't be written (%s) and there is no journal", request.path, why)
+            return Response("500 Internal Server Error", "error\n")
+        try:
+            self.journal.append(Entry(request.path, request.query, request.body, clock.now().isoformat()))
+        except OSError as error:
+            log.error("webhook %s: neither the database (%s) nor the journal (%s) can be written",
+                      request.path, why, error.strerror or type(error).__name__)
+            return Response("500 Internal Server Error", "error\n")
+        log.warning("webhook %s journalled (%s): it will be applied when the database can be written",
+                    request.path, why)
+        if handler == self.voice_gather:
+            return Response.twiml(gather_reply_twiml("Thank you. Goodbye."))
+        return Response.twiml()  # empty TwiML: nothing is sent back, as for any reply
+
+    def replay_journal(self) -> Replay:
+        """Apply journalled requests, oldest first, through the same handlers as live ones."""
+        if self.journal is None:
+            return Replay()
+
+        def apply(entry: Entry) -> None:
+            handler = self.routes.get(entry.path)
+            if handler is None:
+                raise LookupError(f"no route {entry.path[:40]!r}")
+            handler(Request.journalled(entry))
+
+        try:
+            result = self.journal.replay(apply, stop_on=DATABASE_DOWN)
+        except OSError as error:
+            log.error("the webhook journal can't be read or rotated (%s)", error.strerror or type(error).__name__)
+            return Replay(stopped=True)
+        if result.stopped:
+            self.engine.dispose()
+        if result.applied or result.skipped:
+            log.warning("webhook journal: %d applied, %d skipped%s", result.applied, result.skipped,
+                        "; the rest waits (the database failed again)" if result.stopped else "")
+        return result
 
     def is_signed(self, request: Request) -> bool:
         if self.validator is None or not self.public_url or not request.signature:

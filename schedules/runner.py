@@ -18,12 +18,25 @@ from waitress.server import create_server
 from phonetree import clock
 from phonetree.config import Settings
 from phonetree.gateways.base import Gateway
-from phonetree.web import WebhookApp
+from phonetree.heartbeat import Heartbeat, health, open_outage_since
+from phonetree.journal import Journal, location
+from phonetree.web import MAX_BODY, WebhookApp
 from schedules.dispatcher import RateLimiter
 from schedules.engine import step
 from schedules import dispatcher
 
 log = logging.getLogger(__name__)
+
+# waitress's defaults let 100 idle TCP connections shut every webhook out for the 120 s of
+# channel_timeout, and read (and sign over) a body of up to 1 GiB. Twilio waits 15 s at most
+# for an answer, so an idle connection is dropped after 30 s (checked every 5 s), a thousand may
+# be open at once (poll(), not select(), so past 1024 descriptors too), and a body over 64 KiB
+# is refused with 413 before it is read (waitress refuses a Content-Length >= the limit).
+SERVER_LIMITS: dict[str, Any] = {
+    "connection_limit": 1000, "channel_timeout": 30, "cleanup_interval": 5, "backlog": 1024,
+    "max_request_body_size": MAX_BODY + 1, "max_request_header_size": 32 * 1024,
+    "asyncore_use_poll": True, "ident": "phonetree",
+}
 
 
 class _Stopped(Exception):
@@ -46,8 +59,14 @@ class Runner:
                                           coalesce=True, id="tick", next_run_time=first)
         self.send_job = self.scheduler.add_job(self.send, "interval", seconds=settings.tick_seconds,
                                                max_instances=1, coalesce=True, id="send", next_run_time=first)
-        self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake)
-        self.server: Any = create_server(self.app, host=host, port=port, threads=8)
+        self.journal = Journal(location(engine.url.render_as_string(hide_password=False), settings.journal_dir))
+        self.app = WebhookApp(engine, settings.twilio_auth_token, settings.public_url, on_change=self.wake,
+                              account_sid=settings.twilio_account_sid, journal=self.journal,
+                              health=self.health)
+        self.heartbeat = Heartbeat(settings.heartbeat_url)
+        self.last_tick: datetime | None = None  # the last tick that completed
+        self.outage_since: datetime | None = None  # as read at that tick
+        self.server: Any = create_server(self.app, host=host, port=port, threads=8, **SERVER_LIMITS)
         self.stopped = threading.Event()
 
     @property
@@ -55,14 +74,27 @@ class Runner:
         return f"http://{self.server.effective_host}:{self.server.effective_port}"
 
     def tick(self) -> None:
+        # Replies journalled while the database couldn't be written go first (the first tick
+        # runs at start, so a restart applies them too); a failure here is logged inside.
+        self.app.replay_journal()
         try:
-            report = step(self.engine, clock.now())
+            now = clock.now()
+            report = step(self.engine, now)
+            self.outage_since = open_outage_since(self.engine)
         except Exception:  # noqa: BLE001 - keep ticking; the rows keep every promise meanwhile
             log.exception("tick failed; will try again")
             return
+        self.last_tick = now
         if report.summary() != "nothing due":
             log.info("tick: %s", report.summary())
             self.wake()
+        if self.health() is None:
+            self.heartbeat.beat(now)  # in the background; a failure is logged there
+
+    def health(self) -> str | None:
+        """Why this worker is not healthy (for /health and the heartbeat), or None."""
+        return health(clock.now(), self.last_tick, timedelta(seconds=self.settings.health_stale_seconds),
+                      self.outage_since, timedelta(seconds=self.settings.health_outage_seconds))
 
     def send(self) -> None:
         try:

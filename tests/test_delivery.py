@@ -29,7 +29,8 @@ def wired(engine) -> Iterator[tuple[TwilioStandIn, TwilioGateway]]:
     """The stand-in, our webhook app served by waitress, and a gateway pointed at the stand-in."""
     standin = TwilioStandIn(public_url=PUBLIC, number="+441522000000")
     # Port 0: waitress binds a free port as it is made, so nothing can take it meanwhile.
-    server = create_server(WebhookApp(engine, standin.auth_token, PUBLIC), host="127.0.0.1", port=0, threads=2)
+    server = create_server(WebhookApp(engine, standin.auth_token, PUBLIC, account_sid=standin.account_sid),
+                           host="127.0.0.1", port=0, threads=2)
     standin.deliver_to = f"http://127.0.0.1:{server.effective_port}"
     with standin:
         thread = threading.Thread(target=server.run, daemon=True)

@@ -19,6 +19,7 @@ from phonetree.models import CheckIn
 from phonetree.replies import (ALWAYS_NEGATE, MAX_PAUSE_DAYS, NEGATE_AFTER, SOMETIMES_NEGATE, Intent,
                                Reply, parse_reply)
 from phonetree.web import MAX_BODY, Params, WebhookApp
+from phonetree.webhook_params import refusal
 from tests.conftest import JO, MARGARET, PROFILE, SAM, VERA, examples, sent, snapshot, utc
 
 # ----------------------------------------------------------------------- 5. parse_reply
@@ -134,6 +135,7 @@ def test_negated_help_is_not_help(negator: str, filler: list[str], tail: str):
 
 PUBLIC = "https://tree.example.org"
 TOKEN = "fuzz-auth-token-0123456789abcdef"
+ACCOUNT = "AC" + "fa" * 16
 OTHER_TOKEN = "not-the-auth-token-0123456789abc"
 ROUTES = ["/twilio/sms", "/twilio/status/message", "/twilio/voice/gather", "/twilio/voice/status"]
 E164 = {VERA: "+447911100001", JO: "+447911100002", SAM: "+447911100003", MARGARET: "+447911100004"}
@@ -251,7 +253,7 @@ def test_unsigned_or_forged_webhooks_never_500_and_change_nothing(webhook_db: En
     gets 403 (or 404/405 off the routes, 200 on /health): never a 500, and the database is
     left exactly as it was (snapshot of every table after every request)."""
     changes: list[int] = []
-    app = WebhookApp(webhook_db, TOKEN, PUBLIC, on_change=lambda: changes.append(1))
+    app = WebhookApp(webhook_db, TOKEN, PUBLIC, on_change=lambda: changes.append(1), account_sid=ACCOUNT)
     before = snapshot(webhook_db)
     # snapshot() reflects the schema on every call (~0.1 s); per example the same comparison
     # runs on the schema reflected once, and snapshot() itself checks again at the end.
@@ -270,7 +272,9 @@ def test_unsigned_or_forged_webhooks_never_500_and_change_nothing(webhook_db: En
     def check(request: dict[str, Any]) -> None:
         assume(not (request["method"] == "POST" and request["path"] in ROUTES and correctly_signed(request)))
         response = Call(app, **request)
-        assert response.code in (200, 403, 404, 405), (response.status, request)
+        assert response.code in (200, 403, 404, 405, 413), (response.status, request)
+        if response.code == 413:  # only a body too big to read and check is refused so
+            assert int(request["content_length"]) > MAX_BODY, request
         if response.code == 200:
             assert request["path"] == "/health", request
         assert changes == [], request
@@ -294,6 +298,8 @@ def signed_requests(draw: st.DrawFn, ids: list[int], sids: list[str]) -> dict[st
     pairs = draw(st.lists(st.tuples(PARAM_NAMES, PARAM_VALUES), max_size=8))
     pairs.append(("From", draw(st.sampled_from(list(E164.values()) + [VERA, JO]))))
     pairs.append(("Body", draw(ANY_TEXT | st.text(max_size=2000))))
+    if draw(st.integers(0, 9)):  # nearly always our account (phonetree refuses any other)
+        pairs.append(("AccountSid", ACCOUNT))
     for name, values in (("MessageSid", st.sampled_from(sids) | st.text(max_size=100)),
                          ("CallSid", st.sampled_from(sids) | st.text(max_size=100)),
                          ("MessageStatus", st.sampled_from(["queued", "sent", "delivered", "undelivered",
@@ -317,7 +323,7 @@ def test_signed_random_bodies_never_500(webhook_db: Engine):
     the app may act on them, but never answers 500."""
     ids = message_ids(webhook_db)
     sids = [m.provider_sid for m in sent(webhook_db) if m.provider_sid] + ["SM" + "0" * 32]
-    app = WebhookApp(webhook_db, TOKEN, PUBLIC)
+    app = WebhookApp(webhook_db, TOKEN, PUBLIC, account_sid=ACCOUNT)
 
     def signed(path: str, query: str = "", **params: str) -> dict[str, Any]:
         body = form(list(params.items()))
@@ -329,20 +335,27 @@ def test_signed_random_bodies_never_500(webhook_db: Engine):
     @given(request=signed_requests(ids, sids))
     # Found by this test on PostgreSQL (SQLite stores them): a NUL in a text that is stored,
     # and a MessageSid longer than its column (64).
-    @example(request=signed("/twilio/sms", From=E164[VERA], Body="HELP\x00", MessageSid="SM" + "2" * 32))
-    @example(request=signed("/twilio/sms", From=E164[VERA], Body="HELP", MessageSid="SM" + "3" * 98))
-    @example(request=signed("/twilio/voice/gather", f"m={ids[0]}", Digits="1\x00"))
+    @example(request=signed("/twilio/sms", From=E164[VERA], Body="HELP\x00", MessageSid="SM" + "2" * 32,
+                            AccountSid=ACCOUNT))
+    @example(request=signed("/twilio/sms", From=E164[VERA], Body="HELP", MessageSid="SM" + "3" * 98,
+                            AccountSid=ACCOUNT))
+    @example(request=signed("/twilio/voice/gather", f"m={ids[0]}", Digits="1\x00", CallSid="CA" + "4" * 32,
+                            AccountSid=ACCOUNT))
     def check(request: dict[str, Any]) -> None:
         response = Call(app, **request)
-        assert response.code == 200, (response.status, request)
+        # Signed but not Twilio's own (a made-up name, a sid of the wrong shape, another account): 403.
+        multi = Params(request["body"].decode("utf-8", "replace")).multi
+        expected = 403 if refusal(request["path"], multi, ACCOUNT) else 200
+        assert response.code == expected, (response.status, request)
 
     check()
 
 
 def test_a_correctly_signed_request_does_reach_the_handler(webhook_db: Engine):
     """The fuzzers' signing is the real thing: a signed OK from Vera answers her check-in."""
-    app = WebhookApp(webhook_db, TOKEN, PUBLIC)
-    body = form([("From", E164[VERA]), ("Body", "OK thanks"), ("MessageSid", "SM" + "1" * 32)])
+    app = WebhookApp(webhook_db, TOKEN, PUBLIC, account_sid=ACCOUNT)
+    body = form([("From", E164[VERA]), ("Body", "OK thanks"), ("MessageSid", "SM" + "1" * 32),
+                 ("AccountSid", ACCOUNT)])
     forged = Call(app, "POST", "/twilio/sms", "", body, sign(PUBLIC + "/twilio/sms", body + b"x"), str(len(body)))
     assert forged.code == 403
     response = Call(app, "POST", "/twilio/sms", "", body, sign(PUBLIC + "/twilio/sms", body), str(len(body)))

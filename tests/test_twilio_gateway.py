@@ -477,7 +477,8 @@ def phonetree_app(engine) -> Iterator[Callable[[str], str]]:
     servers: list[WSGIServer] = []
 
     def serve(public_url: str) -> str:
-        server: WSGIServer = make_server("127.0.0.1", 0, WebhookApp(engine, DEFAULT_TOKEN, public_url),
+        server: WSGIServer = make_server("127.0.0.1", 0, WebhookApp(engine, DEFAULT_TOKEN, public_url,
+                                                                    account_sid=DEFAULT_SID),
                                          handler_class=QuietHandler)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)

@@ -40,13 +40,14 @@ def sign(url: str, params: dict[str, str]) -> str:
     return RequestValidator(TOKEN).compute_signature(url, params)
 
 
-INBOUND = {"MessageSid": "SM" + "1" * 32, "AccountSid": "AC" + "2" * 32, "From": "+447911100001",
+ACCOUNT = "AC" + "2" * 32
+INBOUND = {"MessageSid": "SM" + "1" * 32, "AccountSid": ACCOUNT, "From": "+447911100001",
            "To": "+441522000000", "Body": "OK", "ToCity": "", "FromZip": "", "NumSegments": "1"}
 
 
 @pytest.fixture
 def app(engine, oakfield) -> WebhookApp:
-    return WebhookApp(engine, TOKEN, PUBLIC)
+    return WebhookApp(engine, TOKEN, PUBLIC, account_sid=ACCOUNT)
 
 
 def test_a_correctly_signed_inbound_sms_is_accepted_behind_a_proxy(app):
@@ -81,7 +82,7 @@ def test_anything_not_signed_for_exactly_this_request_is_refused_and_changes_not
 
 
 def test_the_raw_query_is_signed_byte_for_byte(app):
-    params = {"MessageSid": "SM" + "3" * 32, "MessageStatus": "delivered"}
+    params = {"MessageSid": "SM" + "3" * 32, "MessageStatus": "delivered", "AccountSid": ACCOUNT}
     url = PUBLIC + "/twilio/status/message?m=999&attempt=2"
     status, _, _ = call(app, "/twilio/status/message", params, query="m=999&attempt=2", signature=sign(url, params))
     assert status.startswith("200")  # unknown message: accepted (200) so Twilio stops retrying
@@ -95,7 +96,8 @@ def test_an_unsigned_help_from_a_member_changes_nothing(app, engine):
 
 
 def test_without_a_token_or_public_url_everything_is_refused(engine, oakfield):
-    for app in (WebhookApp(engine, None, PUBLIC), WebhookApp(engine, TOKEN, None)):
+    for app in (WebhookApp(engine, None, PUBLIC, account_sid=ACCOUNT), WebhookApp(engine, TOKEN, None, account_sid=ACCOUNT),
+                WebhookApp(engine, TOKEN, PUBLIC)):
         assert call(app, "/twilio/sms", INBOUND, signature=sign(PUBLIC + "/twilio/sms", INBOUND))[0].startswith("403")
 
 
@@ -117,7 +119,7 @@ def test_only_a_reply_that_queues_a_message_wakes_the_sender(engine, oakfield):
     """An OK with nothing to tell anyone doesn't wake the dispatcher (at hundreds of replies a
     second that would be hundreds of empty send passes); a HELP, which asks Jo at once, does."""
     woken: list[int] = []
-    app = WebhookApp(engine, TOKEN, PUBLIC, on_change=lambda: woken.append(1))
+    app = WebhookApp(engine, TOKEN, PUBLIC, on_change=lambda: woken.append(1), account_sid=ACCOUNT)
     url = PUBLIC + "/twilio/sms"
     ok = dict(INBOUND, MessageSid="SM" + "3" * 32, Body="OK")
     assert call(app, "/twilio/sms", ok, signature=sign(url, ok))[0].startswith("200")
@@ -192,7 +194,7 @@ def test_a_quick_ok_leaves_exactly_what_the_whole_way_leaves(engine, oakfield, o
     from phonetree.db import session_scope
 
     two_prompted_checkins(ok, engine)
-    app = WebhookApp(engine, TOKEN, PUBLIC)
+    app = WebhookApp(engine, TOKEN, PUBLIC, account_sid=ACCOUNT)
     with freeze_time("2026-12-01 09:04:00"):
         vera = dict(INBOUND, MessageSid="SM" + "5" * 32, From="+447911100001", Body="OK thanks")
         assert call(app, "/twilio/sms", vera, signature=sign(PUBLIC + "/twilio/sms", vera))[0].startswith("200")
@@ -216,7 +218,7 @@ def test_the_quick_ok_is_idempotent_and_never_replaces_the_whole_way(engine, oak
 
     two_prompted_checkins(ok, engine)
     woken: list[int] = []
-    app = WebhookApp(engine, TOKEN, PUBLIC, on_change=lambda: woken.append(1))
+    app = WebhookApp(engine, TOKEN, PUBLIC, on_change=lambda: woken.append(1), account_sid=ACCOUNT)
     url = PUBLIC + "/twilio/sms"
     vera = dict(INBOUND, MessageSid="SM" + "7" * 32, From="+447911100001", Body="OK")
     with freeze_time("2026-12-01 09:05:00"):

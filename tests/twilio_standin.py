@@ -403,8 +403,9 @@ class TwilioStandIn:
     def send_inbound_sms(self, from_: str, body: str, to: str | None = None,
                          **extra: str) -> tuple[int, str]:
         """An incoming SMS to `<public_url>/twilio/sms`, with the blank geo fields Twilio sends
-        for UK numbers (a validator that drops blank params fails on these)."""
-        sid = "SM" + uuid.uuid4().hex
+        for UK numbers (a validator that drops blank params fails on these). A MessageSid given
+        in `extra` is used for its copies (SmsSid, SmsMessageSid) too, as Twilio's always agree."""
+        sid = extra.get("MessageSid") or "SM" + uuid.uuid4().hex
         params = {
             "ToCountry": "GB", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
             "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
