@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from phonetree import clock, directory, importer, inbound, plans, status as status_view
+from phonetree import clock, directory, importer, inbound, plans, redact, status as status_view
 from phonetree.local_times import local, local_iso
 from phonetree.config import Settings
 from phonetree.db import get_engine, session_scope
@@ -35,13 +35,14 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            logging.getLogger("phonetree").info("database %s", redact.url(self.settings.database_url))
             try:
                 self._engine = get_engine(self.settings.database_url)
             except PhonetreeError:
                 raise
             except Exception as error:  # noqa: BLE001 - shown as one line, not a traceback
-                raise PhonetreeError(f"can't open the database {self.settings.database_url!r}: "
-                                     f"{str(error).splitlines()[0]}")
+                raise PhonetreeError(f"can't open the database {redact.url(self.settings.database_url)!r}: "
+                                     f"{redact.text(str(error).splitlines()[0])}")
         return self._engine
 
     @contextmanager
@@ -73,10 +74,10 @@ class PhonetreeGroup(click.Group):
             click.echo(f"Error: {one_line(error.format_message())}{hint}", err=True)
             sys.exit(2)
         except click.ClickException as error:
-            click.echo(f"Error: {one_line(error.format_message())}", err=True)
+            click.echo(f"Error: {one_line(redact.text(error.format_message()))}", err=True)
             sys.exit(error.exit_code)
         except PhonetreeError as error:
-            click.echo(f"Error: {one_line(str(error))}", err=True)
+            click.echo(f"Error: {one_line(redact.text(str(error)))}", err=True)
             sys.exit(1)
 
 
@@ -127,6 +128,7 @@ def cli(ctx: click.Context, database_url: str | None, gateway: str | None, verbo
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install_on_root()
     ctx.obj = App(Settings.from_env(database_url=database_url, gateway=gateway), verbose)
 
 

@@ -41,11 +41,22 @@ class Settings:
     @classmethod
     def from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
         try:
-            return cls._from_env(database_url, gateway)
+            settings = cls._from_env(database_url, gateway)
         except ValueError as error:
             from phonetree.errors import PhonetreeError
 
             raise PhonetreeError(f"a PHONETREE_ setting is not a valid number ({error}); fix the environment variable.")
+        settings.register_secrets()
+        return settings
+
+    def register_secrets(self) -> None:
+        """Whatever is secret in these settings is hidden from every message and log line."""
+        from phonetree import redact
+
+        redact.register_url(self.database_url)
+        redact.register(self.twilio_auth_token, os.environ.get("PHONETREE_DATABASE_KEY"),
+                        os.environ.get("PHONETREE_NEW_DATABASE_KEY"))
+        redact.register_url(os.environ.get("PHONETREE_HEARTBEAT_URL"))
 
     @classmethod
     def _from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":

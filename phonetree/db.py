@@ -45,7 +45,8 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+                               hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN
         # instead so two processes ticking at once serialise rather than deadlock.
@@ -57,7 +58,8 @@ def make_engine(url: str) -> Engine:
         def _no_autobegin(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
             dbapi_connection.isolation_level = None
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # hide_parameters: an error in a log must not carry the numbers and texts it was writing.
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     return engine
 
 
