@@ -10,6 +10,8 @@ from typing import Any, Callable, ContextManager, Iterator
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from phonetree.files import prepare_sqlite_file
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _engines: dict[str, Engine] = {}
@@ -45,6 +47,7 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        prepare_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
                                hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
