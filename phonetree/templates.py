@@ -32,13 +32,18 @@ def overrides(group: Group) -> dict[str, str]:
     return json.loads(group.templates) if group.templates else {}
 
 
+def usable_overrides(group: Group | None) -> dict[str, str] | None:
+    """The overrides messages are rendered with (see texts.only_plain)."""
+    return texts.only_plain(overrides(group)) if group is not None else None
+
+
 def _key(channel: str, template: str, language: str = texts.DEFAULT_LANGUAGE) -> str:
     return texts.override_key(template, channel, language)
 
 
 def text_for(group: Group | None, template: str, channel: str, language: str = texts.DEFAULT_LANGUAGE) -> str:
     """The wording used for this group: its own if set, else the default."""
-    return texts.wording(template, channel, overrides(group) if group is not None else None, language)
+    return texts.wording(template, channel, usable_overrides(group), language)
 
 
 @dataclass
@@ -139,6 +144,10 @@ def check_language(code: str) -> str:
 
 def _placeholders(text: str) -> set[str]:
     try:
+        odd = texts.odd_field(text)
+        if odd is not None:
+            raise PhonetreeError(f"{odd} is not a placeholder phonetree can fill in; write placeholders "
+                                 "plainly, like {name}, with nothing after the name.")
         return texts.placeholders(text)
     except ValueError:
         raise PhonetreeError("unbalanced { or } in the wording; placeholders look like {name}.")

@@ -151,3 +151,29 @@ def render(template: str, channel: str = "sms", own: dict[str, str] | None = Non
 
 def placeholders(template_text: str) -> set[str]:
     return {name for _, name, _, _ in Formatter().parse(template_text) if name}
+
+
+def odd_field(template_text: str) -> str | None:
+    """The first field that is not a plain `{placeholder}` (a format spec like `{name:>3000}`,
+    a conversion `{name!r}`, an index or attribute `{name[0]}`, an empty `{}`), or None.
+    str.format would act on them: pad a text to thousands of characters, or crash. Raises
+    ValueError for an unbalanced brace."""
+    for _, name, spec, conversion in Formatter().parse(template_text):
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            return "{" + shown + "}"
+    return None
+
+
+def only_plain(own: dict[str, str]) -> dict[str, str]:
+    """A group's overrides without any stored before fields were checked that aren't plain
+    placeholders: those fall back to the default wording rather than crash or bloat a text."""
+    def fine(text: str) -> bool:
+        try:
+            return odd_field(text) is None
+        except ValueError:
+            return False
+
+    return {key: text for key, text in own.items() if fine(text)}
