@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from phonetree import events, texts
+from phonetree.display_text import has_hidden
 from phonetree.errors import PhonetreeError
 from phonetree.models import Group
 from phonetree.sms_encoding import SegmentInfo, plain, segment_info
@@ -102,6 +103,8 @@ def set_text(session: Session, group: Group, template: str, channel: str, wordin
         notes.append("replaced typographic quotes, dashes or spaces with plain ones (they'd cost more).")
     if not cleaned:
         raise PhonetreeError("the new wording is empty; to go back to the default use: template reset.")
+    if has_hidden(cleaned) is not None:  # it would reach members' phones as typed
+        raise PhonetreeError("the wording contains an invisible or control character; type it plainly.")
     wanted, given = texts.placeholders(default), _placeholders(cleaned)
     if given - wanted:
         raise PhonetreeError(f"unknown placeholder {{{sorted(given - wanted)[0]}}}; this template can use "
