@@ -146,7 +146,54 @@ def wording(template: str, channel: str = "sms", own: dict[str, str] | None = No
 
 def render(template: str, channel: str = "sms", own: dict[str, str] | None = None,
            language: str = DEFAULT_LANGUAGE, **values: str) -> str:
-    return wording(template, channel, own, language).format(**values)
+    return fit(wording(template, channel, own, language).format(**values), channel)
+
+
+# Twilio refuses an SMS body over 1,600 characters (error 21617), counted in UTF-16 code units
+# (an emoji is two). A forward of a member's long text, or long news, is cut to fit.
+MAX_SMS_UNITS = 1600
+# Inline TwiML is refused over 4,000 characters. The words are XML-escaped inside <Say> (an & is
+# five characters), said once more after "Sorry, we didn't hear a key." on a retry, and wrapped
+# in a <Gather> carrying the callback URL: 3,000 escaped characters of words leave room for that.
+MAX_VOICE_ESCAPED = 3000
+# Plain ASCII dots, not the ellipsis character: "…" is outside GSM-7 and would turn a text that
+# was one or a few GSM-7 segments into UCS-2, doubling its cost.
+MORE = "... more on status"
+# Said at the end of a call cut short ("more on status" means nothing to a listener).
+MORE_SPOKEN = "... The rest was too long for one call."
+
+
+def _sms_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _spoken_size(text: str) -> int:
+    from xml.sax.saxutils import escape
+
+    return len(escape(text))
+
+
+def fit(body: str, channel: str = "sms") -> str:
+    """`body` cut (with MORE at the end) so the provider accepts it: at most MAX_SMS_UNITS for a
+    text, at most MAX_VOICE_ESCAPED once escaped for a call. Most bodies are far shorter and
+    come back as they are."""
+    size, limit = (_spoken_size, MAX_VOICE_ESCAPED) if channel == "voice" else (_sms_units, MAX_SMS_UNITS)
+    if len(body) * 5 <= limit or size(body) <= limit:  # an escaped char is at most 6 (&quot;): rough first test
+        return body
+    more = MORE_SPOKEN if channel == "voice" else MORE
+    room = limit - size(more)
+    low, high = 0, len(body)
+    while low < high:  # the longest prefix that fits
+        middle = (low + high + 1) // 2
+        if size(body[:middle].rstrip()) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    cut = body[:low]
+    space = cut.rfind(" ")
+    if space > len(cut) - 20 and space > 0:  # end on a word when one ends nearby
+        cut = cut[:space]
+    return cut.rstrip() + more
 
 
 def placeholders(template_text: str) -> set[str]:
