@@ -20,7 +20,7 @@ from phonetree.config import Settings
 from phonetree.db import get_engine, session_scope
 from phonetree.errors import PhonetreeError
 from phonetree.gateways import get_gateway
-from phonetree.phones import mask
+from phonetree.phones import mask, mask_numbers_in
 from phonetree.presets import PRESETS
 from schedules.recurrence import format_duration, parse_duration
 
@@ -1015,10 +1015,11 @@ def run(app: App, host: str, port: int) -> None:
 @cli.command()
 @click.option("--group", "group_name", help="Only this group's messages.")
 @click.option("--last", type=click.IntRange(min=1), help="Only the last N messages (N at least 1).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, oldest first.")
+@click.option("--show-numbers", is_flag=True, help="Show whole phone numbers, in texts too (masked by default).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, oldest first (numbers in full).")
 @pass_app
 @fails_cleanly
-def outbox(app: App, group_name: str | None, last: int | None, as_json: bool) -> None:
+def outbox(app: App, group_name: str | None, last: int | None, show_numbers: bool, as_json: bool) -> None:
     """Messages the service has sent or recorded, oldest first.
 
     \b
@@ -1040,8 +1041,9 @@ def outbox(app: App, group_name: str | None, last: int | None, as_json: bool) ->
         if m["sent_at"]:
             same_day = m["sent_at"][:10] == m["created_at"][:10]
             when += f", sent {local_iso(m['sent_at'], tz, date=not same_day)}"
+        to, body = (m["to"], m["body"]) if show_numbers else (mask(m["to"]), mask_numbers_in(m["body"]))
         click.echo(f"{when}  {m['kind']:<12} {m['channel']:<5} "
-                   f"to {m['name'] or '?'} ({mask(m['to'])}) [{m['state']}]: {m['body']}")
+                   f"to {m['name'] or '?'} ({to}) [{m['state']}]: {body}")
 
 
 @cli.command()
