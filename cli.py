@@ -879,6 +879,9 @@ def member_forget(app: App, group_name: str, name: str, yes: bool) -> None:
         if not yes:
             raise PhonetreeError(f"this erases {m.name} and all their history for good; add --yes to confirm.")
         passed = privacy.forget(session, m, clock.now())
+    from phonetree.db import checkpoint
+
+    checkpoint(app.engine)  # the erased rows' old pages out of the -wal file
     click.echo(f"Forgot {name}." + (f" {passed} task(s) they held were passed on." if passed else ""))
 
 

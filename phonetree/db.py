@@ -32,6 +32,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted and overwritten content is zeroed in the file, not left in free space: a forgotten
+    # member's number must not be readable from a copy of the database.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -110,6 +113,26 @@ def get_engine(url: str) -> Engine:
         upgrade(engine)
         _engines[url] = engine
     return engine
+
+
+def checkpoint(engine: Engine) -> bool:
+    """Copy SQLite's write-ahead log into the database and truncate it to nothing, so pages
+    with erased data don't linger in the -wal file (after `member forget`, and when `run`
+    stops). A no-op elsewhere. False when a reader in another process kept it from finishing
+    (it is tried again at the next forget or shutdown)."""
+    if engine.dialect.name != "sqlite":
+        return True
+    # On the driver's connection: SQLAlchemy's would BEGIN first, and a checkpoint can't run
+    # inside a transaction.
+    with writer_lock(engine):
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            cursor.close()
+        finally:
+            raw.close()
+    return not busy
 
 
 def dispose_all() -> None:
