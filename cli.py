@@ -38,7 +38,7 @@ class App:
         if self._engine is None:
             logging.getLogger("phonetree").info("database %s", redact.url(self.settings.database_url))
             try:
-                self._engine = get_engine(self.settings.database_url)
+                self._engine = get_engine(self.settings.database_url, self.settings.database_key)
             except PhonetreeError:
                 raise
             except Exception as error:  # noqa: BLE001 - shown as one line, not a traceback
@@ -931,6 +931,41 @@ def report(app: App, group_name: str, weeks: int, fmt: str) -> None:
     with app.session() as session:
         data = reports.weekly_report(session, directory.get_group(session, group_name), clock.now(), weeks)
     click.echo(reports.render(data, fmt), nl=False)
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database itself: encryption at rest (SQLite with SQLCipher).
+
+    \b
+    Example:
+      PHONETREE_NEW_DATABASE_KEY=... phonetree db rekey
+    """
+
+
+@db_group.command("rekey")
+@pass_app
+@fails_cleanly
+def db_rekey(app: App) -> None:
+    """Change the key the SQLite database is encrypted with (or, with PHONETREE_DATABASE_KEY
+    unset, encrypt a plain database). The new key comes from PHONETREE_NEW_DATABASE_KEY, or is
+    asked for with hidden typing: never on the command line, where shell history keeps it.
+    Stop phonetree run first; afterwards set PHONETREE_DATABASE_KEY to the new key.
+
+    \b
+    Example:
+      phonetree db rekey            # asks for the new key twice
+    """
+    import os
+
+    from phonetree import encryption
+
+    new_key = os.environ.get(encryption.NEW_KEY_VARIABLE) or click.prompt(
+        "New database key", hide_input=True, confirmation_prompt=True, err=True)
+    redact.register(new_key)
+    encryption.rekey(app.settings.database_url, app.settings.database_key, new_key)
+    click.echo("The database is encrypted with the new key. Set PHONETREE_DATABASE_KEY to it "
+               "(and keep it somewhere safe: without it the data can't be read).")
 
 
 # ---------------------------------------------------------------- the service

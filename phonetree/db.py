@@ -7,9 +7,13 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
+from phonetree.encryption import encrypted_url, explain_open_error
+from phonetree.errors import PhonetreeError
 from phonetree.files import prepare_sqlite_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,6 +30,9 @@ _write_locks: dict[Engine, threading.RLock] = {}
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
+    if type(dbapi_connection).__module__.startswith("sqlcipher3"):
+        # SQLCipher writes its own lines to stderr on a wrong key; the organiser gets one Error line.
+        cursor.execute("PRAGMA cipher_log_level=NONE")
     # WAL lets the webhook server read while the ticker writes; busy_timeout waits out a
     # writer instead of failing with "database is locked".
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -47,12 +54,21 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, key: str | None = None) -> Engine:
+    """`key`: open the SQLite file with SQLCipher under that key (see phonetree.encryption)."""
     url = normalise_url(url)
+    if key:
+        target: str | URL = encrypted_url(url, key)
+        # The pysqlcipher dialect defaults to one connection per thread, at most five threads:
+        # phonetree's webhook and sending threads need a real pool. Each new connection costs
+        # SQLCipher's key derivation (~0.1 s), so they are kept.
+        options: dict[str, Any] = {"poolclass": QueuePool}
+    elif url.startswith("sqlite"):
+        target, options = url, {}
     if url.startswith("sqlite"):
         prepare_sqlite_file(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
-                               hide_parameters=True)
+        engine = create_engine(target, connect_args={"check_same_thread": False, "timeout": 10},
+                               hide_parameters=True, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN
         # instead so two processes ticking at once serialise rather than deadlock.
@@ -104,14 +120,22 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process, migrated on first use."""
+def get_engine(url: str, key: str | None = None) -> Engine:
+    """One engine per URL (and key) per process, migrated on first use."""
     url = normalise_url(url)
-    engine = _engines.get(url)
+    cache = url if not key else f"{url}#encrypted:{id(key)}:{hash(key)}"
+    engine = _engines.get(cache)
     if engine is None:
-        engine = make_engine(url)
-        upgrade(engine)
-        _engines[url] = engine
+        engine = make_engine(url, key)
+        try:
+            upgrade(engine)
+        except DatabaseError as error:
+            engine.dispose()
+            explained = explain_open_error(error, key) if url.startswith("sqlite") else None
+            if explained:
+                raise PhonetreeError(f"can't open the database: {explained}") from None
+            raise
+        _engines[cache] = engine
     return engine
 
 
