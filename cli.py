@@ -1382,6 +1382,9 @@ def group_remove(app: App, name: str, yes: bool) -> None:
         closed, told = privacy.remove_group(session, g, now)
     if told:
         dispatcher.dispatch(app.engine, get_gateway(app.settings), now)
+    from phonetree.db import checkpoint
+
+    checkpoint(app.engine)  # the erased rows' old pages out of the -wal file
     click.echo(f"Removed {name}." + (f" {closed} open check-in(s) closed; {told} person(s) told they needn't ring."
                                      if closed else ""))
 

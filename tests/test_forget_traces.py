@@ -91,6 +91,16 @@ def test_forget_leaves_nothing_in_the_files(tmp_path: Path, ok_at) -> None:
     assert traces_in(file_bytes(db)) == {}
 
 
+def test_group_remove_leaves_nothing_in_the_files(tmp_path: Path, ok_at) -> None:
+    db = tmp_path / "phonetree.db"
+    url = f"sqlite:///{db}"
+    run = ok_at(url)
+    history(run, url)
+    with freeze_time("2026-12-01 19:00:00"):
+        run("group", "remove", "Oakfield", "--yes")
+    assert traces_in(file_bytes(db)) == {}
+
+
 def test_run_checkpoints_the_wal_when_it_stops(tmp_path: Path) -> None:
     db = tmp_path / "phonetree.db"
     url = f"sqlite:///{db}"
