@@ -58,7 +58,7 @@ class Settings:
         redact.register_url(self.database_url)
         redact.register(self.twilio_auth_token, self.database_key,
                         os.environ.get("PHONETREE_NEW_DATABASE_KEY"))
-        redact.register_url(os.environ.get("PHONETREE_HEARTBEAT_URL"))
+        redact.register_url(os.environ.get("PHONETREE_HEARTBEAT_URL"), secret_path=True)
 
     @classmethod
     def _from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":

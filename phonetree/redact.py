@@ -32,8 +32,9 @@ def register(*secrets: str | None) -> None:
                 _secrets.add(quote(secret, safe=""))
 
 
-def register_url(url: str | None) -> None:
-    """The password (and, for a ping URL, nothing else is secret) of a URL."""
+def register_url(url: str | None, secret_path: bool = False) -> None:
+    """The password and secret query parameters of a URL; with `secret_path` (a ping URL such
+    as Healthchecks.io's, whose long path segment is what lets anyone ping it) that too."""
     if not url:
         return
     try:
@@ -42,6 +43,8 @@ def register_url(url: str | None) -> None:
         return
     if parts.password:
         register(unquote(parts.password), parts.password)
+    if secret_path:
+        register(*(segment for segment in parts.path.split("/") if len(segment) >= 16))
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if re.fullmatch(_SECRET_NAMES, name, re.IGNORECASE):
             register(value)

@@ -84,3 +84,12 @@ def test_url_for_display() -> None:
         "postgresql://u:***@h:5/d?password=***&sslmode=require"
     assert redact.url("https://u:pw@hc-ping.example/abc?token=t") == "https://u:***@hc-ping.example/abc?token=***"
     assert redact.url("sqlite:///phonetree.db") == "sqlite:///phonetree.db"
+
+
+def test_a_heartbeat_ping_url_is_a_secret(monkeypatch) -> None:
+    from phonetree.config import Settings
+
+    monkeypatch.setenv("PHONETREE_HEARTBEAT_URL", "https://hc-ping.example/5f1d2c3b-aaaa-4bbb-8ccc-0123456789ab")
+    Settings.from_env()
+    shown = redact.text("heartbeat to https://hc-ping.example/5f1d2c3b-aaaa-4bbb-8ccc-0123456789ab failed")
+    assert "5f1d2c3b" not in shown and "https://hc-ping.example/***" in shown
