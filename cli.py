@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from phonetree import clock, directory, importer, inbound, plans, status as status_view
+from phonetree import clock, directory, importer, inbound, plans, redact, status as status_view
 from phonetree.local_times import local, local_iso
+from phonetree.display_text import safe, safe_data, safe_json
 from phonetree.config import Settings
 from phonetree.db import get_engine, session_scope
 from phonetree.errors import PhonetreeError
 from phonetree.gateways import get_gateway
-from phonetree.phones import mask
+from phonetree.phones import mask, mask_numbers_in
 from phonetree.presets import PRESETS
 from schedules.recurrence import format_duration, parse_duration
 
@@ -35,13 +36,14 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            logging.getLogger("phonetree").info("database %s", redact.url(self.settings.database_url))
             try:
-                self._engine = get_engine(self.settings.database_url)
+                self._engine = get_engine(self.settings.database_url, self.settings.database_key)
             except PhonetreeError:
                 raise
             except Exception as error:  # noqa: BLE001 - shown as one line, not a traceback
-                raise PhonetreeError(f"can't open the database {self.settings.database_url!r}: "
-                                     f"{str(error).splitlines()[0]}")
+                raise PhonetreeError(f"can't open the database {redact.url(self.settings.database_url)!r}: "
+                                     f"{redact.text(str(error).splitlines()[0])}")
         return self._engine
 
     @contextmanager
@@ -73,10 +75,10 @@ class PhonetreeGroup(click.Group):
             click.echo(f"Error: {one_line(error.format_message())}{hint}", err=True)
             sys.exit(2)
         except click.ClickException as error:
-            click.echo(f"Error: {one_line(error.format_message())}", err=True)
+            click.echo(f"Error: {one_line(safe(redact.text(error.format_message())))}", err=True)
             sys.exit(error.exit_code)
         except PhonetreeError as error:
-            click.echo(f"Error: {one_line(str(error))}", err=True)
+            click.echo(f"Error: {one_line(safe(redact.text(str(error))))}", err=True)
             sys.exit(1)
 
 
@@ -95,7 +97,8 @@ def fails_cleanly(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    # Values exactly as stored, but no raw control or bidi character (see display_text.safe_json).
+    click.echo(safe_json(data, indent=2))
 
 
 def duration_option(text: str | None) -> int | None:
@@ -127,6 +130,7 @@ def cli(ctx: click.Context, database_url: str | None, gateway: str | None, verbo
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install_on_root()
     ctx.obj = App(Settings.from_env(database_url=database_url, gateway=gateway), verbose)
 
 
@@ -192,7 +196,7 @@ def group_list(app: App, as_json: bool) -> None:
         return
     if not data:
         click.echo("No groups yet. Add one: phonetree group add NAME --timezone Europe/London")
-    for g in data:
+    for g in safe_data(data):
         click.echo(f"{g['name']:<20} {g['kind']:<13} {g['timezone']:<20} {g['members']} member(s)")
 
 
@@ -213,7 +217,7 @@ def group_show(app: App, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    for key, value in data.items():
+    for key, value in safe_data(data).items():
         click.echo(f"{key.replace('_', ' '):<16} {value}")
 
 
@@ -316,7 +320,7 @@ def member_list(app: App, group_name: str, show_numbers: bool, as_json: bool) ->
     if as_json:
         emit_json(data)
         return
-    for m in data:
+    for m in safe_data(data):
         flags = [f"paused to {m['paused_until']}"] if m["paused_until"] else []
         flags += ["opted out"] if m["opted_out"] else []
         flags += [m["phone_problem"]] if m["phone_problem"] else []
@@ -346,9 +350,9 @@ def member_import(app: App, group_name: str, file: Path, dry_run: bool, skip_inv
         plan = importer.plan_import(session, g, file)
         if dry_run:
             for row in plan.good:
-                click.echo(f"would add: {row.name} ({row.channel}, {mask(row.phone)})")
+                click.echo(safe(f"would add: {row.name} ({row.channel}, {mask(row.phone)})"))
         for line, what, why in plan.rejected:
-            click.echo(f"rejected line {line}: {what}: {why}", err=True)
+            click.echo(safe(f"rejected line {line}: {what}: {why}"), err=True)
         if dry_run:
             click.echo(f"Dry run: {len(plan.good)} would be added, {len(plan.rejected)} rejected.")
             return
@@ -552,6 +556,7 @@ def rota_show(app: App, group_name: str, name: str, weeks: int, as_json: bool) -
     if as_json:
         emit_json(rounds)
         return
+    rounds = safe_data(rounds)
     width = max([len(c["caller"]) for r in rounds for c in r["calls"]] + [6])
     for r in rounds:
         click.echo(f"{date.fromisoformat(r['date']):%a %d %b %Y}")
@@ -662,7 +667,7 @@ def cascade_tree(app: App, group_name: str, branching: int | None, spec: str | N
         if branching or spec:
             cascades.build_tree(session, g, branching or cascades.DEFAULT_BRANCHING, spec)
         parent = cascades.tree(session, g)
-        names = {m.id: m.name for m in g.members}
+        names = {m.id: safe(m.name) for m in g.members}
     children = cascades.children_of(parent)
     root = next(mid for mid, p in parent.items() if p is None)
     if as_json:
@@ -728,6 +733,7 @@ def cascade_status(app: App, group_name: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    data = safe_data(data)
     click.echo(f"News from {data['from']}, started {local_iso(data['started_at'], tz)}: "
                f"{data['reached']} of {data['total']} reached ({data['state']}).")
     for p in data["people"]:
@@ -770,7 +776,7 @@ def template_list(app: App, group_name: str, channel: str, language: str) -> Non
         previews = [templates.preview(g, name, channel, language) for name in templates.all_names(channel)]
     for p in previews:
         size = f"{p.worst.segments} seg {p.worst.encoding}" if channel == "sms" else f"{len(p.sample)} chars"
-        click.echo(f"{p.template:<20} {'own' if p.custom else 'default':<8} {size:<14} {p.sample}")
+        click.echo(f"{p.template:<20} {'own' if p.custom else 'default':<8} {size:<14} {safe(p.sample)}")
 
 
 @template.command("show")
@@ -796,8 +802,8 @@ def template_show(app: App, group_name: str, name: str, channel: str, language: 
 
 def _print_preview(p: Any) -> None:
     click.echo(f"{p.channel} {p.template} ({'this group' if p.custom else 'default'}):")
-    click.echo(f"  {p.text}")
-    click.echo(f"Preview: {p.sample}")
+    click.echo(f"  {safe(p.text)}")
+    click.echo(f"Preview: {safe(p.sample)}")
     click.echo(f"{p.info.encoding}, {p.info.units} characters, {p.info.segments} segment(s); "
                f"with the longest names: {p.worst.segments} segment(s).")
     for warning in p.warnings:
@@ -873,6 +879,9 @@ def member_forget(app: App, group_name: str, name: str, yes: bool) -> None:
         if not yes:
             raise PhonetreeError(f"this erases {m.name} and all their history for good; add --yes to confirm.")
         passed = privacy.forget(session, m, clock.now())
+    from phonetree.db import checkpoint
+
+    checkpoint(app.engine)  # the erased rows' old pages out of the -wal file
     click.echo(f"Forgot {name}." + (f" {passed} task(s) they held were passed on." if passed else ""))
 
 
@@ -899,7 +908,7 @@ def audit(app: App, group_name: str, days: int, as_json: bool) -> None:
         return
     if data:
         click.echo(f"Times are {g.timezone} local time.")
-    for row in data:
+    for row in safe_data(data):
         click.echo(f"{local_iso(row['at'], g.timezone)}  {row['kind']:<18} {row['member'] or '':<12} "
                    f"{row['detail'] or ''}")
 
@@ -922,6 +931,41 @@ def report(app: App, group_name: str, weeks: int, fmt: str) -> None:
     with app.session() as session:
         data = reports.weekly_report(session, directory.get_group(session, group_name), clock.now(), weeks)
     click.echo(reports.render(data, fmt), nl=False)
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database itself: encryption at rest (SQLite with SQLCipher).
+
+    \b
+    Example:
+      PHONETREE_NEW_DATABASE_KEY=... phonetree db rekey
+    """
+
+
+@db_group.command("rekey")
+@pass_app
+@fails_cleanly
+def db_rekey(app: App) -> None:
+    """Change the key the SQLite database is encrypted with (or, with PHONETREE_DATABASE_KEY
+    unset, encrypt a plain database). The new key comes from PHONETREE_NEW_DATABASE_KEY, or is
+    asked for with hidden typing: never on the command line, where shell history keeps it.
+    Stop phonetree run first; afterwards set PHONETREE_DATABASE_KEY to the new key.
+
+    \b
+    Example:
+      phonetree db rekey            # asks for the new key twice
+    """
+    import os
+
+    from phonetree import encryption
+
+    new_key = os.environ.get(encryption.NEW_KEY_VARIABLE) or click.prompt(
+        "New database key", hide_input=True, confirmation_prompt=True, err=True)
+    redact.register(new_key)
+    encryption.rekey(app.settings.database_url, app.settings.database_key, new_key)
+    click.echo("The database is encrypted with the new key. Set PHONETREE_DATABASE_KEY to it "
+               "(and keep it somewhere safe: without it the data can't be read).")
 
 
 # ---------------------------------------------------------------- the service
@@ -957,7 +1001,7 @@ def receive(app: App, sender: str, text: str, as_json: bool) -> None:
     elif not outcome.known:
         click.echo("That number belongs to no member: nothing changed.")
     else:
-        click.echo(f"{outcome.member}: {outcome.intent}: {'; '.join(outcome.actions)}")
+        click.echo(safe(f"{outcome.member}: {outcome.intent}: {'; '.join(outcome.actions)}"))
 
 
 @cli.command()
@@ -1009,10 +1053,11 @@ def run(app: App, host: str, port: int) -> None:
 @cli.command()
 @click.option("--group", "group_name", help="Only this group's messages.")
 @click.option("--last", type=click.IntRange(min=1), help="Only the last N messages (N at least 1).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, oldest first.")
+@click.option("--show-numbers", is_flag=True, help="Show whole phone numbers, in texts too (masked by default).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, oldest first (numbers in full).")
 @pass_app
 @fails_cleanly
-def outbox(app: App, group_name: str | None, last: int | None, as_json: bool) -> None:
+def outbox(app: App, group_name: str | None, last: int | None, show_numbers: bool, as_json: bool) -> None:
     """Messages the service has sent or recorded, oldest first.
 
     \b
@@ -1027,15 +1072,16 @@ def outbox(app: App, group_name: str | None, last: int | None, as_json: bool) ->
         return
     if not data:
         click.echo("The outbox is empty.")
-    for m in data:
+    for m in safe_data(data):
         # Local time of the message's group, with its zone (GMT, BST): queued, and sent if it has been.
         tz = m["timezone"] or "UTC"
         when = local_iso(m["created_at"], tz)
         if m["sent_at"]:
             same_day = m["sent_at"][:10] == m["created_at"][:10]
             when += f", sent {local_iso(m['sent_at'], tz, date=not same_day)}"
+        to, body = (m["to"], m["body"]) if show_numbers else (mask(m["to"]), mask_numbers_in(m["body"]))
         click.echo(f"{when}  {m['kind']:<12} {m['channel']:<5} "
-                   f"to {m['name'] or '?'} ({mask(m['to'])}) [{m['state']}]: {m['body']}")
+                   f"to {m['name'] or '?'} ({to}) [{m['state']}]: {body}")
 
 
 @cli.command()
@@ -1055,7 +1101,7 @@ def status(app: App, group_name: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(render_status(data))
+    click.echo(render_status(safe_data(data)))
 
 
 def render_status(data: dict[str, Any]) -> str:
@@ -1198,7 +1244,7 @@ def checkin_list(app: App, group_name: str, as_json: bool) -> None:
                    "--at HH:MM --escalate-to NAME")
         return
     click.echo(f"Times are {tz} local time.")
-    for p in data:
+    for p in safe_data(data):
         click.echo(f"{p['member']:<20} {p['at']}  {p['days']:<12} window {p['window']:<6} "
                    f"then {', '.join(p['escalate_to'])}; next {local_iso(p['next_due'], tz)}")
 
@@ -1285,7 +1331,7 @@ def rota_list(app: App, group_name: str, as_json: bool) -> None:
     if not data:
         click.echo(f"No rotas in {group_name} yet. Add one: phonetree rota add {group_name} NAME "
                    "--kind pairs --on tue --at 18:00")
-    for r in data:
+    for r in safe_data(data):
         click.echo(f"{r['name']:<20} {r['kind']:<6} {r['cadence']:<12} {r['at']}  next {local(r['next_round'], tz)}; "
                    f"{', '.join(r['members'])}")
 
@@ -1336,6 +1382,9 @@ def group_remove(app: App, name: str, yes: bool) -> None:
         closed, told = privacy.remove_group(session, g, now)
     if told:
         dispatcher.dispatch(app.engine, get_gateway(app.settings), now)
+    from phonetree.db import checkpoint
+
+    checkpoint(app.engine)  # the erased rows' old pages out of the -wal file
     click.echo(f"Removed {name}." + (f" {closed} open check-in(s) closed; {told} person(s) told they needn't ring."
                                      if closed else ""))
 

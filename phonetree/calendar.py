@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone
 
+from phonetree.display_text import safe
 from phonetree.models import Group, Rota
 
 CALL_LENGTH = timedelta(minutes=30)
@@ -21,7 +22,9 @@ def export(group: Group, rota: Rota, rounds: list[dict[str, Any]], now: datetime
     cal.add("prodid", "-//phonetree//call rota//EN")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
-    cal.add("x-wr-calname", f"{group.name}: {rota.name}")
+    # Names are shown by whatever calendar reads this: no raw control or bidi character in it
+    # (RFC 5545 forbids controls in text values anyway).
+    cal.add("x-wr-calname", safe(f"{group.name}: {rota.name}"))
     cal.add("x-wr-timezone", group.timezone)
     if rounds:
         first = date.fromisoformat(rounds[0]["date"])
@@ -40,7 +43,7 @@ def export(group: Group, rota: Rota, rounds: list[dict[str, Any]], now: datetime
             event.add("dtstamp", now)
             event.add("dtstart", start)
             event.add("dtend", start + CALL_LENGTH)
-            event.add("summary", f"{call['caller']} rings {call['callee']}")
+            event.add("summary", safe(f"{call['caller']} rings {call['callee']}"))
             event.add("description", "Reply DONE to the text once you've spoken, or CANT if you can't.")
             cal.add_component(event)
     return cal.to_ical().decode("utf-8")

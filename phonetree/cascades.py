@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from phonetree import events
 from phonetree.db import insert_ignoring_duplicates
 from phonetree.directory import get_member, organisers
+from phonetree.display_text import has_hidden
 from phonetree.errors import PhonetreeError
 from phonetree.messages import message_row, queue
 from phonetree.models import Cascade, CascadeReach, Group, Task, TreeLink
@@ -105,6 +106,8 @@ def start(session: Session, group: Group, text: str, now: datetime, originator: 
     text = " ".join((text or "").split())
     if not text:
         raise PhonetreeError("give the news to pass on, e.g. phonetree cascade start Oakfield \"Meeting moved\".")
+    if has_hidden(text) is not None:  # it goes to every member's phone as typed
+        raise PhonetreeError("the news contains an invisible or control character; type it plainly.")
     if originator:
         root = get_member(session, group, originator)
     else:

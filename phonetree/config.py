@@ -20,6 +20,8 @@ class Settings:
     twilio_from_number: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str | None = None
+    # PHONETREE_DATABASE_KEY: the SQLite database is encrypted with it (SQLCipher).
+    database_key: str | None = field(default=None, repr=False)  # never printed
     messages_per_second: float = 10.0
     calls_per_second: float = 1.0
     tick_seconds: float = 5.0
@@ -54,11 +56,22 @@ class Settings:
     @classmethod
     def from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
         try:
-            return cls._from_env(database_url, gateway)
+            settings = cls._from_env(database_url, gateway)
         except ValueError as error:
             from phonetree.errors import PhonetreeError
 
             raise PhonetreeError(f"a PHONETREE_ setting is not a valid number ({error}); fix the environment variable.")
+        settings.register_secrets()
+        return settings
+
+    def register_secrets(self) -> None:
+        """Whatever is secret in these settings is hidden from every message and log line."""
+        from phonetree import redact
+
+        redact.register_url(self.database_url)
+        redact.register(self.twilio_auth_token, self.database_key,
+                        os.environ.get("PHONETREE_NEW_DATABASE_KEY"))
+        redact.register_url(os.environ.get("PHONETREE_HEARTBEAT_URL"), secret_path=True)
 
     @classmethod
     def _from_env(cls, database_url: str | None = None, gateway: str | None = None) -> "Settings":
@@ -72,6 +85,7 @@ class Settings:
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
             twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            database_key=env.get("PHONETREE_DATABASE_KEY") or None,
             messages_per_second=float(env.get("PHONETREE_MESSAGES_PER_SECOND") or 10.0),
             calls_per_second=float(env.get("PHONETREE_CALLS_PER_SECOND") or 1.0),
             tick_seconds=float(env.get("PHONETREE_TICK_SECONDS") or 5.0),

@@ -7,8 +7,14 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+from phonetree.encryption import encrypted_url, explain_open_error
+from phonetree.errors import PhonetreeError
+from phonetree.files import prepare_sqlite_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,12 +30,18 @@ _write_locks: dict[Engine, threading.RLock] = {}
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
+    if type(dbapi_connection).__module__.startswith("sqlcipher3"):
+        # SQLCipher writes its own lines to stderr on a wrong key; the organiser gets one Error line.
+        cursor.execute("PRAGMA cipher_log_level=NONE")
     # WAL lets the webhook server read while the ticker writes; busy_timeout waits out a
     # writer instead of failing with "database is locked".
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted and overwritten content is zeroed in the file, not left in free space: a forgotten
+    # member's number must not be readable from a copy of the database.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -42,10 +54,21 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, key: str | None = None) -> Engine:
+    """`key`: open the SQLite file with SQLCipher under that key (see phonetree.encryption)."""
     url = normalise_url(url)
+    if key:
+        target: str | URL = encrypted_url(url, key)
+        # The pysqlcipher dialect defaults to one connection per thread, at most five threads:
+        # phonetree's webhook and sending threads need a real pool. Each new connection costs
+        # SQLCipher's key derivation (~0.1 s), so they are kept.
+        options: dict[str, Any] = {"poolclass": QueuePool}
+    elif url.startswith("sqlite"):
+        target, options = url, {}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        prepare_sqlite_file(url)
+        engine = create_engine(target, connect_args={"check_same_thread": False, "timeout": 10},
+                               hide_parameters=True, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN
         # instead so two processes ticking at once serialise rather than deadlock.
@@ -57,7 +80,8 @@ def make_engine(url: str) -> Engine:
         def _no_autobegin(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
             dbapi_connection.isolation_level = None
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # hide_parameters: an error in a log must not carry the numbers and texts it was writing.
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     return engine
 
 
@@ -96,15 +120,43 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process, migrated on first use."""
+def get_engine(url: str, key: str | None = None) -> Engine:
+    """One engine per URL (and key) per process, migrated on first use."""
     url = normalise_url(url)
-    engine = _engines.get(url)
+    cache = url if not key else f"{url}#encrypted:{id(key)}:{hash(key)}"
+    engine = _engines.get(cache)
     if engine is None:
-        engine = make_engine(url)
-        upgrade(engine)
-        _engines[url] = engine
+        engine = make_engine(url, key)
+        try:
+            upgrade(engine)
+        except DatabaseError as error:
+            engine.dispose()
+            explained = explain_open_error(error, key) if url.startswith("sqlite") else None
+            if explained:
+                raise PhonetreeError(f"can't open the database: {explained}") from None
+            raise
+        _engines[cache] = engine
     return engine
+
+
+def checkpoint(engine: Engine) -> bool:
+    """Copy SQLite's write-ahead log into the database and truncate it to nothing, so pages
+    with erased data don't linger in the -wal file (after `member forget`, and when `run`
+    stops). A no-op elsewhere. False when a reader in another process kept it from finishing
+    (it is tried again at the next forget or shutdown)."""
+    if engine.dialect.name != "sqlite":
+        return True
+    # On the driver's connection: SQLAlchemy's would BEGIN first, and a checkpoint can't run
+    # inside a transaction.
+    with writer_lock(engine):
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            cursor.close()
+        finally:
+            raw.close()
+    return not busy
 
 
 def dispose_all() -> None:

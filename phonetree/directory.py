@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
+from phonetree.display_text import has_hidden, safe
 from phonetree.errors import PhonetreeError
 from phonetree.models import Group, Member
 from phonetree.phones import is_landline, parse_phone
@@ -30,6 +31,12 @@ def clean_name(name: str, what: str = "name") -> str:
     cleaned = " ".join((name or "").split())
     if not cleaned:
         raise PhonetreeError(f"the {what} can't be empty.")
+    odd = has_hidden(cleaned)
+    if odd is not None:
+        # Control, bidi and zero-width characters would act on whoever's screen shows the name
+        # (or make two names look alike): refused here, escaped wherever an old one is shown.
+        raise PhonetreeError(f"the {what} {safe(cleaned)!r} contains an invisible or control character "
+                             f"(U+{ord(odd):04X}); type it with letters, digits and punctuation only.")
     if len(cleaned) > MAX_NAME:
         raise PhonetreeError(
             f"{cleaned!r} is too long for a {what}; use at most {MAX_NAME} characters "

@@ -69,7 +69,7 @@ def own_wording(group: Group) -> dict[str, str] | None:
         return None
     cached = group.__dict__.get("_own_wording")
     if cached is None or cached[0] != group.templates:
-        cached = (group.templates, json.loads(group.templates))
+        cached = (group.templates, texts.only_plain(json.loads(group.templates)))
         group.__dict__["_own_wording"] = cached
     return cached[1]
 

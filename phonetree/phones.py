@@ -44,8 +44,39 @@ def display(e164: str) -> str:
 
 
 def mask(e164: str | None) -> str:
-    """Enough to tell numbers apart in a listing or a log, not enough to ring: +44******0001."""
+    """Enough to tell numbers apart in a listing or a log, not enough to ring: the number as
+    dialled with its first group (the mobile or area prefix) and last three digits kept,
+    07911 ***001 and 01522 ***001, so a mobile and a landline ending alike still differ."""
     if not e164:
         return "-"
-    keep = 4
-    return e164[:3] + "*" * max(len(e164) - 3 - keep, 0) + e164[-keep:]
+    try:
+        shown = display(e164)
+    except phonenumbers.NumberParseException:
+        shown = e164
+    first, space, rest = shown.partition(" ")
+    if not space:  # no grouping to keep: the first three characters stand in for the prefix
+        first, rest = shown[:3], shown[3:]
+    digits = sum(c.isdigit() for c in rest)
+    keep = min(3, max(digits - 3, 0))  # a short number keeps fewer: never most of it
+    out, seen = [], 0
+    for char in rest:
+        if char.isdigit():
+            seen += 1
+            out.append(char if seen > digits - keep else "*")
+        else:
+            out.append(char)
+    return first + space + "".join(out)
+
+
+def mask_numbers_in(text: str | None) -> str | None:
+    """Every phone number written in `text` (a notice asking someone to ring 07911 100001, in
+    any of the forms people write) replaced by its `mask`."""
+    if not text or not any(c.isdigit() for c in text):
+        return text
+    out, end = [], 0
+    for match in phonenumbers.PhoneNumberMatcher(text, DEFAULT_REGION):
+        out.append(text[end:match.start])
+        out.append(mask(phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)))
+        end = match.end
+    out.append(text[end:])
+    return "".join(out)

@@ -5,12 +5,15 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from typing import Callable
+
+import phonenumbers
+from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session
 
-from phonetree import events, tasks
+from phonetree import events, phones, tasks
 from phonetree.checkins import open_checkin
-from phonetree.models import Cascade, Group, Inbound, Member, Message, Task
+from phonetree.models import Cascade, CheckIn, Event, Group, Inbound, Member, Message, ProviderOutage, Task
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +52,32 @@ def forget(session: Session, member: Member, now: datetime) -> int:
         session.flush()
         checkin = open_checkin(session, member.id)
     group_id = member.group_id
+    scrub = _scrubber(member)
     # Texts to other people that carried their words or their name (a forwarded reply, a
-    # notice, a list of people to ring) lose their text; the counts stay.
+    # notice, a list of people to ring) lose their text; the counts stay. Any message to their
+    # number, whoever it was filed under, goes.
     session.execute(Message.__table__.delete().where(
-        Message.group_id == group_id,
-        Message.dedupe_key.like(f"inbound:{member.id}:%") | Message.dedupe_key.like(f"member:{member.id}:%")))
-    mentioning = session.scalars(select(Message).where(
-        Message.group_id == group_id, Message.body.like(f"%{member.name}%")))
-    name = re.compile(rf"\b{re.escape(member.name)}\b")
-    for message in mentioning:
-        if message.body and name.search(message.body):
-            message.body = None
+        ((Message.to_phone == member.phone) & Message.member_id.is_(None)) | ((Message.group_id == group_id) & (
+            Message.dedupe_key.like(f"inbound:{member.id}:%") | Message.dedupe_key.like(f"member:{member.id}:%")))))
+    for message in session.scalars(select(Message).where(Message.group_id == group_id)):
+        if message.body and scrub(message.body) != message.body:
+            # One still waiting to go keeps its sense without them; one sent is only a record.
+            message.body = scrub(message.body) if message.state in ("queued", "sending") else None
+        if message.error:
+            message.error = scrub(message.error)
+    # Everything else that may quote their name or number: other members' replies, the audit
+    # trail ("asked Zebediah"), organisers' notes on check-ins, news, phone problems, outages.
+    others = select(Member.id).where(Member.group_id == group_id, Member.id != member.id).scalar_subquery()
+    for model, column, where in (
+            (Inbound, Inbound.body, Inbound.member_id.in_(others)),
+            (Event, Event.detail, (Event.group_id == group_id) | Event.group_id.is_(None)),
+            (CheckIn, CheckIn.outcome, CheckIn.group_id == group_id),
+            (Cascade, Cascade.text, Cascade.group_id == group_id),
+            (Member, Member.phone_problem, Member.id.in_(others)),
+            (ProviderOutage, ProviderOutage.last_error, true())):
+        for row_id, value in session.execute(select(model.id, column).where(where, column.is_not(None))):
+            if scrub(value) != value:
+                session.execute(update(model).where(model.id == row_id).values({column.key: scrub(value)}))
     # Task rows others hold about them (and messages referring to those) go with them by
     # ON DELETE CASCADE; so do their check-ins, replies and messages.
     session.delete(member)
@@ -99,3 +117,28 @@ def remove_group(session: Session, group: Group, now: datetime) -> tuple[int, in
     events.record(session, now, "group_removed", detail=f"a group and its history were erased; "
                   f"{closed} open check-in(s) closed, {told} person(s) stood down")
     return closed, told
+
+
+FORGOTTEN = "[forgotten]"
+
+
+def _scrubber(member: Member) -> Callable[[str], str]:
+    """A function that takes the member's name and every written form of their number out of
+    a text: E.164, the digits alone, as dialled (07911 100001, spaced or not), masked."""
+    name = re.compile(rf"\b{re.escape(member.name)}\b")
+    national = phones.display(member.phone)
+    forms = sorted({member.phone, member.phone.lstrip("+"), national, national.replace(" ", ""),
+                    phones.mask(member.phone)}, key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        text = name.sub(FORGOTTEN, text)
+        for form in forms:
+            text = text.replace(form, FORGOTTEN)
+        if any(c.isdigit() for c in text):  # other spellings: +44 (0)7911 100001, 07911-100-001
+            for match in reversed(list(phonenumbers.PhoneNumberMatcher(text, phones.DEFAULT_REGION))):
+                e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+                if e164 == member.phone:
+                    text = text[:match.start] + FORGOTTEN + text[match.end:]
+        return text
+
+    return scrub

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from phonetree import events, texts
+from phonetree.display_text import has_hidden
 from phonetree.errors import PhonetreeError
 from phonetree.models import Group
 from phonetree.sms_encoding import SegmentInfo, plain, segment_info
@@ -32,13 +33,18 @@ def overrides(group: Group) -> dict[str, str]:
     return json.loads(group.templates) if group.templates else {}
 
 
+def usable_overrides(group: Group | None) -> dict[str, str] | None:
+    """The overrides messages are rendered with (see texts.only_plain)."""
+    return texts.only_plain(overrides(group)) if group is not None else None
+
+
 def _key(channel: str, template: str, language: str = texts.DEFAULT_LANGUAGE) -> str:
     return texts.override_key(template, channel, language)
 
 
 def text_for(group: Group | None, template: str, channel: str, language: str = texts.DEFAULT_LANGUAGE) -> str:
     """The wording used for this group: its own if set, else the default."""
-    return texts.wording(template, channel, overrides(group) if group is not None else None, language)
+    return texts.wording(template, channel, usable_overrides(group), language)
 
 
 @dataclass
@@ -97,6 +103,8 @@ def set_text(session: Session, group: Group, template: str, channel: str, wordin
         notes.append("replaced typographic quotes, dashes or spaces with plain ones (they'd cost more).")
     if not cleaned:
         raise PhonetreeError("the new wording is empty; to go back to the default use: template reset.")
+    if has_hidden(cleaned) is not None:  # it would reach members' phones as typed
+        raise PhonetreeError("the wording contains an invisible or control character; type it plainly.")
     wanted, given = texts.placeholders(default), _placeholders(cleaned)
     if given - wanted:
         raise PhonetreeError(f"unknown placeholder {{{sorted(given - wanted)[0]}}}; this template can use "
@@ -139,6 +147,10 @@ def check_language(code: str) -> str:
 
 def _placeholders(text: str) -> set[str]:
     try:
+        odd = texts.odd_field(text)
+        if odd is not None:
+            raise PhonetreeError(f"{odd} is not a placeholder phonetree can fill in; write placeholders "
+                                 "plainly, like {name}, with nothing after the name.")
         return texts.placeholders(text)
     except ValueError:
         raise PhonetreeError("unbalanced { or } in the wording; placeholders look like {name}.")

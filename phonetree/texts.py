@@ -146,8 +146,81 @@ def wording(template: str, channel: str = "sms", own: dict[str, str] | None = No
 
 def render(template: str, channel: str = "sms", own: dict[str, str] | None = None,
            language: str = DEFAULT_LANGUAGE, **values: str) -> str:
-    return wording(template, channel, own, language).format(**values)
+    return fit(wording(template, channel, own, language).format(**values), channel)
+
+
+# Twilio refuses an SMS body over 1,600 characters (error 21617), counted in UTF-16 code units
+# (an emoji is two). A forward of a member's long text, or long news, is cut to fit.
+MAX_SMS_UNITS = 1600
+# Inline TwiML is refused over 4,000 characters. The words are XML-escaped inside <Say> (an & is
+# five characters), said once more after "Sorry, we didn't hear a key." on a retry, and wrapped
+# in a <Gather> carrying the callback URL: 3,000 escaped characters of words leave room for that.
+MAX_VOICE_ESCAPED = 3000
+# Plain ASCII dots, not the ellipsis character: "…" is outside GSM-7 and would turn a text that
+# was one or a few GSM-7 segments into UCS-2, doubling its cost.
+MORE = "... more on status"
+# Said at the end of a call cut short ("more on status" means nothing to a listener).
+MORE_SPOKEN = "... The rest was too long for one call."
+
+
+def _sms_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _spoken_size(text: str) -> int:
+    from xml.sax.saxutils import escape
+
+    return len(escape(text))
+
+
+def fit(body: str, channel: str = "sms") -> str:
+    """`body` cut (with MORE at the end) so the provider accepts it: at most MAX_SMS_UNITS for a
+    text, at most MAX_VOICE_ESCAPED once escaped for a call. Most bodies are far shorter and
+    come back as they are."""
+    size, limit = (_spoken_size, MAX_VOICE_ESCAPED) if channel == "voice" else (_sms_units, MAX_SMS_UNITS)
+    if len(body) * 5 <= limit or size(body) <= limit:  # an escaped char is at most 6 (&quot;): rough first test
+        return body
+    more = MORE_SPOKEN if channel == "voice" else MORE
+    room = limit - size(more)
+    low, high = 0, len(body)
+    while low < high:  # the longest prefix that fits
+        middle = (low + high + 1) // 2
+        if size(body[:middle].rstrip()) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    cut = body[:low]
+    space = cut.rfind(" ")
+    if space > len(cut) - 20 and space > 0:  # end on a word when one ends nearby
+        cut = cut[:space]
+    return cut.rstrip() + more
 
 
 def placeholders(template_text: str) -> set[str]:
     return {name for _, name, _, _ in Formatter().parse(template_text) if name}
+
+
+def odd_field(template_text: str) -> str | None:
+    """The first field that is not a plain `{placeholder}` (a format spec like `{name:>3000}`,
+    a conversion `{name!r}`, an index or attribute `{name[0]}`, an empty `{}`), or None.
+    str.format would act on them: pad a text to thousands of characters, or crash. Raises
+    ValueError for an unbalanced brace."""
+    for _, name, spec, conversion in Formatter().parse(template_text):
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            return "{" + shown + "}"
+    return None
+
+
+def only_plain(own: dict[str, str]) -> dict[str, str]:
+    """A group's overrides without any stored before fields were checked that aren't plain
+    placeholders: those fall back to the default wording rather than crash or bloat a text."""
+    def fine(text: str) -> bool:
+        try:
+            return odd_field(text) is None
+        except ValueError:
+            return False
+
+    return {key: text for key, text in own.items() if fine(text)}

@@ -17,6 +17,7 @@ from waitress.server import create_server
 
 from phonetree import clock
 from phonetree.config import Settings
+from phonetree.db import checkpoint
 from phonetree.gateways.base import Gateway
 from phonetree.heartbeat import Heartbeat, health, open_outage_since
 from phonetree.journal import Journal, location
@@ -138,3 +139,7 @@ class Runner:
         except Exception:  # noqa: BLE001 - already stopped
             pass
         self.server.close()
+        try:
+            checkpoint(self.engine)  # leave no erased data behind in the -wal file
+        except Exception:  # noqa: BLE001 - stopping regardless; the next start checkpoints too
+            log.warning("could not checkpoint the database on the way out", exc_info=True)

@@ -279,6 +279,8 @@ class TwilioStandIn:
                 return 21603, "A 'From' phone number is required."
             if not (params.get("Body") or params.get("MediaUrl") or params.get("ContentSid")):
                 return 21602, "Message body is required."
+            if len(params.get("Body", "").encode("utf-16-le")) // 2 > 1600:
+                return 21617, "The concatenated message body exceeds the 1600 character limit."
             validity = params.get("ValidityPeriod")
             if validity is not None and not (validity.isdigit() and 1 <= int(validity) <= 36000):
                 return 90007, "Invalid validity period value"
