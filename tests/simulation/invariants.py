@@ -61,6 +61,7 @@ class Checker:
         self.settled: set[int] = set()
         self.help_expectations: list[tuple[Said, set[int]]] = []
         self.ticked_at: datetime | None = None
+        self.sids_checked = (0, 0)
 
     # -- bookkeeping at the moment something happens
 
@@ -221,7 +222,7 @@ class Checker:
         if not cants:
             return None
         for task in cants.values():
-            phone = task.assignee.phone
+            phone = self.phone_of(task.assignee_id)
             asks = [d for d in self.sim.truth.deliveries if d.task_id == task.id]
             said = [s for s in self.said_by(phone, CANTS) if not asks or s.real >= asks[0].real]
             if not said:
@@ -232,16 +233,29 @@ class Checker:
                                       if a["state"] == "cant"]
                 shown = any(a == task.assignee.name and m == task.subject.name for m, a, _ in on_status) if task.subject else False
                 return Violation(
-                    "iv-status" if shown else "iv-task",
+                    ("iv-status" if shown else "iv-task") + self.cause(session, task.id),
                     f"{'status says' if shown else 'the record says'} {task.assignee.name} said CANT about "
                     f"{task.subject.name if task.subject else '?'}, but {task.assignee.name} never did",
                     expected=f"{task.assignee.name}'s ask {'still open' if not asks else 'answered only as they answered it'}",
-                    found=f"task #{task.id} state cant (closed {task.closed_at.astimezone(LONDON):%H:%M}" if task.closed_at
-                    else f"task #{task.id} state cant" + (
-                        "; its ask never left" if not asks else f"; the ask left {len(asks)} time(s)") +
-                    f"; messages for it: {self.message_states(session, task.id)}",
+                    found=f"task #{task.id} state cant"
+                    + (f", closed {task.closed_at.astimezone(LONDON):%H:%M}" if task.closed_at else "")
+                    + ("; its ask never reached a phone" if not asks else f"; the ask reached a phone {len(asks)} time(s)")
+                    + f"; messages for it: {self.message_states(session, task.id)}",
                     checkin_id=task.checkin_id, member_id=task.subject_id)
         return None
+
+    def cause(self, session: Session, task_id: int) -> str:
+        """What turned the ask into a CANT, as a suffix of the code, so known bugs count apart."""
+        rows = session.execute(select(Message.state, Message.error, Message.provider_status)
+                               .where(Message.task_id == task_id)).all()
+        errors = " ".join(f"{r.error} {r.provider_status}" for r in rows)
+        if any(word in errors for word in ("HTTP 5", "rate limiting", "no answer from Twilio", "could not connect")):
+            return "-outage"
+        if any(word in errors for word in ("no-answer", "busy", "answering machine", "canceled")):
+            return "-no-answer"
+        if any(r.state == "failed" for r in rows):
+            return "-undeliverable"
+        return ""
 
     def message_states(self, session: Session, task_id: int) -> str:
         rows = session.execute(select(Message.id, Message.template, Message.state, Message.error, Message.attempts)
@@ -266,7 +280,8 @@ class Checker:
     # (vi)
     def nothing_lost(self, session: Session, checkins: list[CheckIn]) -> Violation | None:
         truth = self.sim.truth
-        if truth.accepted_sids:
+        if (len(truth.accepted_sids), self.sim.crashes) != self.sids_checked:  # new replies, or a crash
+            self.sids_checked = (len(truth.accepted_sids), self.sim.crashes)
             stored = set(session.scalars(select(Inbound.provider_sid).where(Inbound.provider_sid.in_(truth.accepted_sids))))
             missing = truth.accepted_sids - stored
             if missing:
@@ -370,8 +385,10 @@ class Checker:
                 continue
             name = self.name_of(checkin.member_id)
             asked = [d for d in truth.deliveries if d.checkin_id == checkin.id and d.template in ASKS]
+            outage = any(f.kind in ("outage", "burst") and f.start < deadline and f.end > checkin.due_at - self.sim.min_offset
+                         for f in self.sim.scenario.faults)
             return Violation(
-                "i", f"nobody has {name}'s {checkin.due_at.astimezone(LONDON):%H:%M} check-in, "
+                "i-outage" if outage else "i", f"nobody has {name}'s {checkin.due_at.astimezone(LONDON):%H:%M} check-in, "
                 f"{(now - deadline).total_seconds() / 60:.0f} min past the policy deadline",
                 expected=f"by {deadline.astimezone(LONDON):%a %H:%M} (policy time plus outages): a DONE, or an open item "
                 "on status with an organiser alerted by a message that left",

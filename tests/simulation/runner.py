@@ -94,6 +94,7 @@ class Sim:
         self.down_until: datetime | None = None
         self.woken = False
         self.crashes = 0
+        self.errors: list[str] = []
         self.decided: dict[tuple[str, int], str] = {}
         self.people = {p.key: p for p in scenario.people}
         self.by_phone: dict[str, Person] = {p.e164: p for p in scenario.people}
@@ -147,6 +148,12 @@ class Sim:
             return True, action()
         except SimCrash as crash:
             self.crashed(f"{where}: {crash}")
+            return False, None
+        except Exception as error:  # noqa: BLE001 - the runner would log it and go on; we report it
+            import traceback
+
+            self.errors.append(f"{where}: {type(error).__name__}: {error}\n" + traceback.format_exc(limit=6))
+            self.note(f"phonetree RAISED {type(error).__name__} {where}: {str(error)[:200]}")
             return False, None
 
     def note(self, text: str) -> None:
@@ -216,6 +223,9 @@ class Sim:
                 self.step(kind, payload)
                 self.truth.steps += 1
                 violation = self.checker.check()
+                if violation is None and self.errors:
+                    violation = Violation("error", "phonetree raised an exception", "no exception",
+                                          self.errors[0][-1500:])
                 if violation is not None:
                     break
         phonetree_db.dispose_all()
@@ -223,7 +233,7 @@ class Sim:
         from tests.simulation.story import tell
 
         return Result(self.scenario.seed, self.url.split(":", 1)[0], self.truth.steps, violation,
-                      tell(self, violation) if violation else "", self.truth, self.crashes)
+                      tell(self, violation) if violation else "", self.truth, self.crashes, self.errors)
 
     def is_down(self) -> bool:
         return self.down_until is not None and self.real < self.down_until

@@ -62,6 +62,6 @@ def _record(sim: "Sim", checkin_id: int) -> list[str]:
                  f"{checkin.due_at.astimezone(LONDON):%a %H:%M %Z}, urgent {checkin.urgent}, outcome {checkin.outcome!r}"]
         for task in session.scalars(select(Task).where(Task.checkin_id == checkin_id).order_by(Task.id)):
             lines.append(f"    task #{task.id} {task.kind} -> {task.assignee.name}: {task.state}, asked "
-                         f"{task.asked_at.astimezone(LONDON):%H:%M}, expires "
-                         f"{task.expires_at.astimezone(LONDON).strftime('%H:%M') if task.expires_at else '-'}")
+                         f"{task.asked_at.astimezone(LONDON):%H:%M %Z}, expires "
+                         f"{task.expires_at.astimezone(LONDON).strftime('%H:%M %Z') if task.expires_at else '-'}")
         return lines

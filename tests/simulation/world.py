@@ -174,7 +174,8 @@ def make_scenario(seed: int) -> Scenario:
                 # The same person in two groups, with the same phone (issue 11 defect 2).
                 first_group = [m for m in memberships if not m.organiser]
                 if first_group:
-                    shared = next(p for p in people if p.key == rng.choice(first_group).person)
+                    chosen = rng.choice(first_group).person
+                    shared = next(p for p in people if p.key == chosen)
                     member_list.append(Membership(spec.name, shared.key))
                     continue
             member_list.append(Membership(spec.name, new_person(organiser=False).key))
