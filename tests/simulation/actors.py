@@ -53,22 +53,25 @@ def prompt_behaviour(rng: Random, person: Person, quiet: bool) -> str:
 
 
 def react_to_prompt(seed: int, delivery: Delivery, person: Person, quiet: bool, window_s: int,
-                    decided: dict[tuple[str, int], str]) -> list[Act]:
+                    decided: dict[tuple[str, int], str], scripted: dict[str, str]) -> list[Act]:
     """A member's check-in prompt (or its reminder) has reached their phone."""
     assert delivery.checkin_id is not None
     key = (person.key, delivery.checkin_id)
     rng = choice_rng(seed, "prompt", person.key, delivery.checkin_id, delivery.message_id)
     if delivery.channel == "voice":
         # Each call is answered (or not) on its own; what they press is the person's choice.
-        behaviour = decided.setdefault(key, prompt_behaviour(choice_rng(seed, "member", *key), person, quiet))
-        if behaviour in ("no_answer", "machine") and rng.random() < 0.3:
+        behaviour = decided.setdefault(key, scripted.get(person.key)
+                                       or prompt_behaviour(choice_rng(seed, "member", *key), person, quiet))
+        if behaviour in ("no_answer", "machine") and rng.random() < 0.3 and person.key not in scripted:
             behaviour = "key_ok"  # picked up the redial
         digits = {"key_ok": "1", "key_help": "2", "no_answer": "-", "machine": "machine", "silent": ""}.get(behaviour, "1")
         return [Act(delivery.real + timedelta(seconds=rng.uniform(5, 40)), "call", person.key, delivery=delivery,
                     digits=digits, meaning=behaviour, about_checkin=delivery.checkin_id)]
     if key in decided:
         return []  # the reminder: they already know what they'll do
-    behaviour = decided[key] = prompt_behaviour(choice_rng(seed, "member", *key), person, quiet)
+    forced = scripted.get(person.key) if scripted.get(person.key) not in ASK_CHOICES[:3] else None
+    behaviour = decided[key] = forced or prompt_behaviour(choice_rng(seed, "member", *key),
+                                                                            person, quiet)
     at, window = delivery.real, window_s / 60
 
     def sms(after: timedelta, text: str, meaning: str) -> Act:
@@ -97,11 +100,16 @@ def react_to_prompt(seed: int, delivery: Delivery, person: Person, quiet: bool, 
     return []
 
 
+ASK_CHOICES = ("done", "cant", "resolve", "nothing")
+
+
 def react_to_ask(seed: int, delivery: Delivery, person: Person, quiet: bool, subject_name: str,
-                 organiser: bool) -> list[Act]:
+                 organiser: bool, scripted: dict[str, str]) -> list[Act]:
     """Someone has been asked to ring a member (or, as an organiser, alerted)."""
     rng = choice_rng(seed, "ask", person.key, delivery.task_id, delivery.message_id)
-    if quiet:
+    if scripted.get(person.key) in ASK_CHOICES:
+        choice = scripted[person.key]
+    elif quiet:
         choice = "nothing"
     elif delivery.template in ORGANISER_ASKS:
         choice = rng.choices(["done", "resolve", "nothing"], [5, 2, 3])[0]

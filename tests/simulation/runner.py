@@ -275,8 +275,9 @@ class Sim:
         due = [h - self.offset for h in hints if h is not None]
         if not due:
             return idle
-        soonest = min(due) + timedelta(seconds=self.rng.uniform(1, 60))
-        return min(idle, max(soonest, self.real + timedelta(seconds=self.rng.uniform(3, 20))))
+        # The runner's tick and send jobs come round every 5 s (PHONETREE_TICK_SECONDS).
+        soonest = min(due) + timedelta(seconds=self.rng.uniform(0.5, 6))
+        return min(idle, max(soonest, self.real + timedelta(seconds=self.rng.uniform(0.5, 6))))
 
     def fault(self, fault: Any) -> None:
         if fault.kind == "outage":
@@ -323,18 +324,29 @@ class Sim:
                                  digits="-", meaning="no_answer"))
             return
         for act in self.reactions(delivery, person):
+            if act.kind == "sms" and delivery.template in actors.PROMPTS and self.said_lately(act):
+                continue  # two prompts at once (one person in two groups) get one reply, not two
             self.push(act.real, "act", act)
+
+    def said_lately(self, act: actors.Act) -> bool:
+        """Whether this person is about to send, or has just sent, the same kind of reply."""
+        pending = any(kind == "act" and not other.cancelled and other.person == act.person
+                      and other.meaning == act.meaning and other.kind == "sms" for _, _, kind, other in self.events)
+        recent = any(s.person == act.person and s.meaning == act.meaning and act.real - s.real < timedelta(minutes=10)
+                     for s in self.truth.said)
+        return pending or recent
 
     def reactions(self, delivery: Delivery, person: Person) -> list[actors.Act]:
         quiet = person.key in self.scenario.quiet_people
         if delivery.template in actors.PROMPTS and delivery.checkin_id is not None:
             with Session(self.observer) as session:
                 window = session.scalar(select(CheckIn.window_s).where(CheckIn.id == delivery.checkin_id)) or 1800
-            return actors.react_to_prompt(self.scenario.seed, delivery, person, quiet, window, self.decided)
+            return actors.react_to_prompt(self.scenario.seed, delivery, person, quiet, window, self.decided,
+                                          dict(self.scenario.scripted))
         if delivery.template in actors.ASKS and delivery.task_id is not None:
             subject = self.people[self.person_of[delivery.subject_id]].name if delivery.subject_id else ""
             return actors.react_to_ask(self.scenario.seed, delivery, person, quiet, subject,
-                                       delivery.template in actors.ORGANISER_ASKS)
+                                       delivery.template in actors.ORGANISER_ASKS, dict(self.scenario.scripted))
         if delivery.template == "stand_down" and delivery.task_id is not None:
             # Told they needn't ring: most people then don't reply at all.
             rng = choice_rng(self.scenario.seed, "stood down", delivery.message_id)

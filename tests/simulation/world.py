@@ -96,6 +96,9 @@ class Scenario:
     timeout_rate: float = 0.0  # per send: the provider's answer times out
     midsend_crash_rate: float = 0.0  # per send: the process dies after the provider took it
     quiet_people: frozenset[str] = field(default_factory=frozenset)  # never reply to anything
+    # person key -> what they do with every check-in prompt (actors.prompt_behaviour's names);
+    # for hand-written scenarios (tests/test_simulation.py), instead of a random choice.
+    scripted: tuple[tuple[str, str], ...] = ()
 
     def person(self, key: str) -> Person:
         return next(p for p in self.people if p.key == key)
