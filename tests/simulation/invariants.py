@@ -216,33 +216,56 @@ class Checker:
                                      checkin_id=checkin.id, member_id=checkin.member_id)
         return None
 
-    # (iv)
+    # (iv), and its cousin: nobody is passed over for something that isn't true of them
     def cant_is_said(self, session: Session, tasks: list[Task]) -> Violation | None:
-        cants = {t.id: t for t in tasks if t.state == "cant"}
-        if not cants:
-            return None
-        for task in cants.values():
+        truth = self.sim.truth
+        for task in tasks:
+            if task.state in ("asked", "done", "stood_down"):
+                continue
             phone = self.phone_of(task.assignee_id)
-            asks = [d for d in self.sim.truth.deliveries if d.task_id == task.id]
-            said = [s for s in self.said_by(phone, CANTS) if not asks or s.real >= asks[0].real]
-            if not said:
-                on_status: list[tuple[str, str, str]] = []
+            person = self.sim.people[self.sim.person_of[task.assignee_id]]
+            asks = [d for d in truth.deliveries if d.task_id == task.id]
+            subject = self.name_of(task.subject_id) if task.subject_id else "?"
+            if task.state == "cant":
+                if [s for s in self.said_by(phone, CANTS) if not asks or s.real >= asks[0].real]:
+                    continue
+                on_status = []
                 for group in session.scalars(select(Group)):
                     for item in group_status(session, group, self.sim.clock())["open"]:
-                        on_status += [(item["member"], a["name"], group.name) for a in item["asked"]
-                                      if a["state"] == "cant"]
-                shown = any(a == task.assignee.name and m == task.subject.name for m, a, _ in on_status) if task.subject else False
+                        on_status += [(item["member"], a["name"]) for a in item["asked"] if a["state"] == "cant"]
+                shown = (person.name, subject) in {(a, m) for m, a in on_status}
                 return Violation(
                     ("iv-status" if shown else "iv-task") + self.cause(session, task.id),
-                    f"{'status says' if shown else 'the record says'} {task.assignee.name} said CANT about "
-                    f"{task.subject.name if task.subject else '?'}, but {task.assignee.name} never did",
-                    expected=f"{task.assignee.name}'s ask {'still open' if not asks else 'answered only as they answered it'}",
-                    found=f"task #{task.id} state cant"
-                    + (f", closed {task.closed_at.astimezone(LONDON):%H:%M}" if task.closed_at else "")
-                    + ("; its ask never reached a phone" if not asks else f"; the ask reached a phone {len(asks)} time(s)")
-                    + f"; messages for it: {self.message_states(session, task.id)}",
-                    checkin_id=task.checkin_id, member_id=task.subject_id)
+                    f"{'status says' if shown else 'the record says'} {person.name} said CANT about {subject}, "
+                    f"but {person.name} never did",
+                    expected=f"{person.name}'s ask answered only as they answered it",
+                    found=self.task_found(session, task, asks), checkin_id=task.checkin_id, member_id=task.subject_id)
+            if task.state == "expired":
+                if asks:
+                    continue
+                return Violation(
+                    "iv-expired-unsent" + self.cause(session, task.id),
+                    f"{person.name}'s time to answer about {subject} ran out though the ask never reached them",
+                    expected="a contact's wait runs from when the ask left (README; issue 11 defect 3)",
+                    found=self.task_found(session, task, asks), checkin_id=task.checkin_id, member_id=task.subject_id)
+            # unreachable, no_answer, or anything else that passes the task on without an answer
+            stopped = [s for s in truth.said if s.phone == phone and s.meaning == "stop"]
+            unanswered = any(d.message_id in truth.unanswered_calls for d in asks)
+            if person.problem or person.landline or stopped or unanswered:
+                continue
+            return Violation(
+                "iv-passed-on" + self.cause(session, task.id),
+                f"{person.name} was passed over ({task.state}) about {subject}, but nothing is wrong with their phone",
+                expected="a transient failure (5xx, 429, timeout) is never a person's answer: keep trying until it "
+                "leaves (issue 11 defect 3)",
+                found=self.task_found(session, task, asks), checkin_id=task.checkin_id, member_id=task.subject_id)
         return None
+
+    def task_found(self, session: Session, task: Task, asks: list[Any]) -> str:
+        return (f"task #{task.id} state {task.state}"
+                + (f", closed {task.closed_at.astimezone(LONDON):%H:%M %Z}" if task.closed_at else "")
+                + ("; its ask never reached a phone" if not asks else f"; the ask reached a phone {len(asks)} time(s)")
+                + f"; messages for it: {self.message_states(session, task.id)}")
 
     def cause(self, session: Session, task_id: int) -> str:
         """What turned the ask into a CANT, as a suffix of the code, so known bugs count apart."""

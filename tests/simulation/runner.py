@@ -444,6 +444,7 @@ class Sim:
         query = urlencode({"m": delivery.message_id})
         common = {"CallSid": delivery.sid, "AccountSid": ACCOUNT, "From": OUR_NUMBER, "To": delivery.to}
         if act.digits in ("-", "machine"):
+            self.truth.unanswered_calls.add(delivery.message_id)
             status = {"-": "no-answer", "machine": "completed"}[act.digits]
             self.post("/twilio/voice/status", {**common, "CallStatus": status,
                                                "AnsweredBy": "machine_start" if act.digits == "machine" else ""}, query)

@@ -77,6 +77,7 @@ class Truth:
     # check-ins answered before anyone was asked: checkin id -> clock time of the OK
     answered_unasked: dict[int, datetime] = field(default_factory=dict)
     accepted_sids: set[str] = field(default_factory=set)
+    unanswered_calls: set[int] = field(default_factory=set)  # message ids of calls nobody picked up
     steps: int = 0
 
     def accepted(self) -> list[Said]:
