@@ -69,7 +69,7 @@ def person(key: str, number: str, **extra: object) -> Person:
 
 
 def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dict | None = None,
-             shared: bool = False) -> Scenario:
+             shared: bool = False, beta: str = "rural") -> Scenario:
     """Vera checks in at 09:00 (30 min window); then Jo, then Sam (20 min each); Margaret organises.
     With `shared`, Vera is also in Beta (same phone), with a 09:00 check-in there too."""
     jo = jo or {}
@@ -80,7 +80,7 @@ def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dic
     plans = [Plan(GROUP, "vera", "09:00", ("jo", "sam"), 1800, 1200)]
     groups = [GroupSpec(GROUP, "rural", None)]
     if shared:
-        groups.append(GroupSpec("Beta", "rural", None))
+        groups.append(GroupSpec("Beta", beta, None))
         memberships += [Membership("Beta", "margaret", organiser=True), Membership("Beta", "vera"),
                         Membership("Beta", "sam")]
         plans.append(Plan("Beta", "vera", "09:00", ("sam",), 1800, 1200))
@@ -169,4 +169,13 @@ def test_an_unanswered_call_is_not_recorded_as_cant(tmp_path: Path) -> None:
     (README), but nobody may read on `status` that Jo said CANT."""
     result = run_scenario(oakfield(("vera", "nothing"), ("sam", "nothing"), jo={"number": "+441522500001", "landline": True, "problem": "phone_off"}),
                           sqlite(tmp_path))
+    assert result.violation is None, result.story
+
+
+def test_a_keypress_answers_the_numbers_check_in_in_the_other_group(tmp_path: Path) -> None:
+    """sim-findings F4: Vera is in Oakfield (texts) and Beta (grandparents: voice calls), both at
+    09:00. She doesn't text back but presses 1 on Beta's call: that is a reply from her number,
+    so it answers Oakfield's open check-in too (issue 11 defect 2)."""
+    result = run_scenario(oakfield(("vera", "key_only"), shared=True, beta="grandparents"), sqlite(tmp_path))
+    assert result.truth is not None and any(s.meaning == "key_ok" for s in result.truth.said), result.story
     assert result.violation is None, result.story

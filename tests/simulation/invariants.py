@@ -389,8 +389,8 @@ class Checker:
             prompt = self.first_prompt(checkin.id)
             if prompt is not None and self.said_by(phone, ANSWERS, after=prompt.real) and checkin.id not in truth.help_items:
                 continue  # answered: `closures` checks the state agrees
-            if checkin.state == "answered" and checkin.id not in truth.help_items:
-                continue  # closed on a reply; `closures` checks there was one
+            if checkin.state in ("answered", "resolved"):
+                continue  # closed by a person; `closures` checks who, after every step
             if [s for s in truth.accepted() if s.meaning in DONES and s.about_checkin == checkin.id]:
                 continue
             if [r for r in truth.resolves if r[2] == checkin.member_id and r[1] >= checkin.due_at]:
