@@ -62,6 +62,7 @@ class Checker:
         self.help_expectations: list[tuple[Said, set[int]]] = []
         self.ticked_at: datetime | None = None
         self.sids_checked = (0, 0)
+        self.replies_lost: list[tuple[Said, str]] = []
 
     # -- bookkeeping at the moment something happens
 
@@ -78,6 +79,13 @@ class Checker:
                 for checkin_id, tasks in checkins:
                     if tasks == 0 and checkin_id in delivered and checkin_id not in truth.help_items:
                         truth.answered_unasked.setdefault(checkin_id, said.clock)
+        if said.meaning in DONES | CANTS and said.about_task is not None:
+            with Session(self.sim.observer) as session:
+                task = session.get(Task, said.about_task)
+                if task is not None and task.state in ("done", "cant"):
+                    pass  # acted on (or repeated)
+                elif task is not None:
+                    self.replies_lost.append((said, task.state))
         if said.meaning in HELPS:
             expected = {m for m, open_ in before.items() if open_} or set(before)
             with Session(self.sim.observer) as session:
@@ -94,7 +102,7 @@ class Checker:
         with Session(self.sim.observer) as session:
             checkins = list(session.scalars(select(CheckIn).order_by(CheckIn.id)))
             tasks = list(session.scalars(select(Task).order_by(Task.id)))
-            for found in (self.help_reached(session, checkins), self.answered_not_escalated(checkins, tasks),
+            for found in (self.help_reached(session, checkins), self.reply_acted_on(), self.answered_not_escalated(checkins, tasks),
                           self.not_early(checkins, tasks), self.closures(checkins),
                           self.cant_is_said(session, tasks), self.no_duplicates(),
                           self.nothing_lost(session, checkins), self.deadlines(session, checkins, final)):
@@ -133,6 +141,16 @@ class Checker:
                                                          f" ({c.outcome})" for c in checkins
                                                          if c.member_id == member_id) or "no check-in at all"),
                         member_id=member_id)
+        return None
+
+    # (vi): a DONE or CANT answered 200 about an ask still open has its effect
+    def reply_acted_on(self) -> Violation | None:
+        while self.replies_lost:
+            said, state = self.replies_lost.pop(0)
+            if state == "asked":
+                return Violation("vi-answer-lost", f"{said.person.title()}'s {said.text!r} was answered 200 but their ask is still open",
+                                 expected=f"task #{said.about_task} {'done' if said.meaning in DONES else 'cant'}",
+                                 found=f"task #{said.about_task} {state}", checkin_id=said.about_checkin)
         return None
 
     # (ii)
