@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             ran += 1
             steps += result.steps
             crashes += result.crashes
+            if ran % 25 == 0:
+                print(f"... {ran} scenarios, {steps} steps, {sum(totals.values())} violations, "
+                      f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             if result.violation is None:
                 if args.scenarios == 1 and not args.quiet:
                     print(f"seed {seed}: no violation in {result.steps} steps")
