@@ -415,8 +415,11 @@ class Checker:
                 continue
             group = self.sim.group_of[checkin.member_id]
             organisers = {self.phone_of(m) for m in self.sim.organisers[group] if m != checkin.member_id}
-            told = [d for d in truth.deliveries if d.checkin_id == checkin.id and d.to in organisers
-                    and d.template in ORGANISER_ASKS | {"missed"} and d.real <= deadline]
+            told = [d for d in truth.deliveries if d.to in organisers and d.real <= deadline and (
+                (d.checkin_id == checkin.id and d.template in ORGANISER_ASKS | {"missed", "missed_summary"})
+                # one summary per organiser covers every check-in missed in that pass (checkins.report_missed)
+                or (d.template == "missed_summary" and checkin.state == "missed" and checkin.closed_at is not None
+                    and d.clock >= checkin.closed_at))]
             if checkin.state == "missed" and told:
                 continue
             if checkin.group_id not in statuses:
