@@ -69,7 +69,8 @@ def person(key: str, number: str, **extra: object) -> Person:
 
 
 def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dict | None = None,
-             shared: bool = False, beta: str = "rural") -> Scenario:
+             shared: bool = False, beta: str = "rural", at: str = "09:00", quiet: str | None = None,
+             end: datetime = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)) -> Scenario:
     """Vera checks in at 09:00 (30 min window); then Jo, then Sam (20 min each); Margaret organises.
     With `shared`, Vera is also in Beta (same phone), with a 09:00 check-in there too."""
     jo = jo or {}
@@ -77,14 +78,14 @@ def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dic
               person("sam", "+447911100003"), person("margaret", "+447911100004"))
     memberships = [Membership(GROUP, "margaret", organiser=True), Membership(GROUP, "vera"),
                    Membership(GROUP, "jo"), Membership(GROUP, "sam")]
-    plans = [Plan(GROUP, "vera", "09:00", ("jo", "sam"), 1800, 1200)]
-    groups = [GroupSpec(GROUP, "rural", None)]
+    plans = [Plan(GROUP, "vera", at, ("jo", "sam"), 1800, 1200)]
+    groups = [GroupSpec(GROUP, "rural", quiet)]
     if shared:
         groups.append(GroupSpec("Beta", beta, None))
         memberships += [Membership("Beta", "margaret", organiser=True), Membership("Beta", "vera"),
                         Membership("Beta", "sam")]
         plans.append(Plan("Beta", "vera", "09:00", ("sam",), 1800, 1200))
-    return Scenario(seed=7, start=datetime(2026, 12, 1, 8, 0, tzinfo=UTC), end=datetime(2026, 12, 1, 15, 0, tzinfo=UTC),
+    return Scenario(seed=7, start=datetime(2026, 12, 1, 8, 0, tzinfo=UTC), end=end,
                     groups=tuple(groups), people=people, memberships=tuple(memberships), plans=tuple(plans),
                     faults=faults, scripted=scripted)
 
@@ -179,3 +180,23 @@ def test_a_keypress_answers_the_numbers_check_in_in_the_other_group(tmp_path: Pa
     result = run_scenario(oakfield(("vera", "key_only"), shared=True, beta="grandparents"), sqlite(tmp_path))
     assert result.truth is not None and any(s.meaning == "key_ok" for s in result.truth.said), result.story
     assert result.violation is None, result.story
+
+
+def test_a_check_in_missed_while_the_service_was_down_is_sent_late_the_same_day(tmp_path: Path) -> None:
+    down = Fault("down", datetime(2026, 12, 1, 8, 50, tzinfo=UTC), timedelta(hours=3))
+    result = run_scenario(oakfield(("vera", "nothing"), ("jo", "nothing"), ("sam", "nothing"), faults=(down,)),
+                          sqlite(tmp_path))
+    assert result.violation is None, result.story
+    assert result.truth is not None
+    [prompt] = [d for d in result.truth.deliveries if d.template == "checkin"]
+    assert prompt.real >= down.end, "sent once the service was back, not while it was down"
+    asked = [d for d in result.truth.deliveries if d.template == "escalation"]
+    assert asked and asked[0].real >= prompt.real + timedelta(minutes=30), "the window counts from the late send"
+
+
+def test_a_check_in_whose_day_passed_while_down_is_reported_to_the_organiser(tmp_path: Path) -> None:
+    down = Fault("down", datetime(2026, 12, 1, 23, 0, tzinfo=UTC), timedelta(hours=2))
+    result = run_scenario(oakfield(("vera", "nothing"), at="23:30", quiet="off", faults=(down,),
+                                   end=datetime(2026, 12, 2, 4, 0, tzinfo=UTC)), sqlite(tmp_path))
+    assert result.violation is None, result.story
+    assert delivered(result, "missed", "+447911100004"), result.story
