@@ -187,7 +187,7 @@ class Checker:
             prompt = self.first_prompt(checkin.id)
             if prompt is not None and task.asked_at < prompt.clock + timedelta(seconds=checkin.window_s - 1):
                 return Violation(
-                    "ii-early", f"{task.assignee.name} was asked about {person.name} before the window ran out",
+                    "ii-early" + self.transient(checkin.id), f"{task.assignee.name} was asked about {person.name} before the window ran out",
                     expected=f"no ask before {(prompt.clock + timedelta(seconds=checkin.window_s)).astimezone(LONDON):%H:%M:%S}"
                     f" (the prompt left at {prompt.clock.astimezone(LONDON):%H:%M:%S}, window {checkin.window_s // 60} min)",
                     found=f"asked at {task.asked_at.astimezone(LONDON):%H:%M:%S}",
@@ -284,6 +284,14 @@ class Checker:
                 + (f", closed {task.closed_at.astimezone(LONDON):%H:%M %Z}" if task.closed_at else "")
                 + ("; its ask never reached a phone" if not asks else f"; the ask reached a phone {len(asks)} time(s)")
                 + f"; messages for it: {self.message_states(session, task.id)}")
+
+    def transient(self, checkin_id: int) -> str:
+        """"-outage" when a message about this check-in failed on a transient error (issue 11 defect 3)."""
+        with Session(self.sim.observer) as session:
+            errors = " ".join(e or "" for e in session.scalars(select(Message.error).where(
+                Message.checkin_id == checkin_id, Message.state == "failed")))
+        return "-outage" if any(w in errors for w in ("HTTP 5", "rate limiting", "no answer from Twilio",
+                                                      "could not connect")) else ""
 
     def cause(self, session: Session, task_id: int) -> str:
         """What turned the ask into a CANT, as a suffix of the code, so known bugs count apart."""
