@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="the first seed (default: a fresh one)")
     parser.add_argument("--minutes", type=float, default=None, help="stop starting new scenarios after this long")
     parser.add_argument("--postgres", type=float, default=0.0, help="the share of scenarios run on PostgreSQL")
-    parser.add_argument("--skip", default="", help="comma-separated violation codes to ignore (known, open bugs)")
+    parser.add_argument("--skip", default="", help="comma-separated violation codes (or parts of them, e.g. -outage) to ignore: known, open bugs")
     parser.add_argument("--no-save", action="store_true", help="don't append failing seeds to the seeds file")
     parser.add_argument("--no-shrink", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="one line per failing seed, no stories")
