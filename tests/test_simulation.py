@@ -70,7 +70,7 @@ def person(key: str, number: str, **extra: object) -> Person:
 
 def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dict | None = None,
              shared: bool = False, beta: str = "rural", at: str = "09:00", quiet: str | None = None,
-             end: datetime = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)) -> Scenario:
+             end: datetime = datetime(2026, 12, 1, 12, 30, tzinfo=timezone.utc)) -> Scenario:
     """Vera checks in at 09:00 (30 min window); then Jo, then Sam (20 min each); Margaret organises.
     With `shared`, Vera is also in Beta (same phone), with a 09:00 check-in there too."""
     jo = jo or {}

@@ -270,7 +270,9 @@ class Sim:
         idle = self.real + timedelta(minutes=self.rng.uniform(15, 60))
         with Session(self.observer) as session:
             hints = list(session.execute(_HINTS).one())
-        due = [h - self.offset for h in hints if h is not None]
+        # A hint already past was there for the tick just run, which left it (an ask still
+        # unsent, a broken engine): ticking again at once would only spin.
+        due = [h - self.offset for h in hints if h is not None and h - self.offset > self.real]
         if not due:
             return idle
         # The runner's tick and send jobs come round every 5 s (PHONETREE_TICK_SECONDS).
