@@ -63,6 +63,8 @@ class Checker:
         self.ticked_at: datetime | None = None
         self.sids_checked = (0, 0)
         self.replies_lost: list[tuple[Said, str]] = []
+        self.stand_downs_seen = 0
+        self.stood_down: dict[tuple[str, int], int] = {}  # (phone, check-in) -> stand-downs delivered
 
     # -- bookkeeping at the moment something happens
 
@@ -105,6 +107,7 @@ class Checker:
             for found in (self.help_reached(session, checkins), self.reply_acted_on(), self.answered_not_escalated(checkins, tasks),
                           self.not_early(checkins, tasks), self.closures(checkins),
                           self.cant_is_said(session, tasks), self.no_duplicates(),
+                          self.stand_downs_accurate(checkins),
                           self.nothing_lost(session, checkins), self.deadlines(session, checkins, final)):
                 if found is not None and not any(s in found.code for s in self.sim.skip):  # e.g. "-outage"
                     return found
@@ -311,6 +314,37 @@ class Checker:
                                .where(Message.task_id == task_id)).all()
         return "; ".join(f"#{r.id} {r.template} {r.state} after {r.attempts} attempt(s)"
                          + (f" ({r.error})" if r.error else "") for r in rows)
+
+    # (iv) and (v) for stand-downs (issue 12): once per person, and saying what really happened
+    def stand_downs_accurate(self, checkins: list[CheckIn]) -> Violation | None:
+        truth = self.sim.truth
+        fresh, self.stand_downs_seen = truth.deliveries[self.stand_downs_seen:], len(truth.deliveries)
+        member_of = {c.id: c.member_id for c in checkins}
+        for d in fresh:
+            if not d.template.startswith("stand_down") or d.checkin_id not in member_of:
+                continue
+            member = member_of[d.checkin_id]
+            phone, name = self.phone_of(member), self.name_of(member)
+            key = (d.to, d.checkin_id)
+            self.stood_down[key] = self.stood_down.get(key, 0) + 1
+            if self.stood_down[key] > 1 + truth.allowed_repeats.get(d.message_id, 0):
+                return Violation("v-stand-down", f"{self.sim.by_phone[d.to].name} was stood down about {name} twice",
+                                 expected="one stand-down per person per check-in",
+                                 found=f"{self.stood_down[key]} stand-downs; the last: {d.body!r}", checkin_id=d.checkin_id)
+            earlier = [s for s in truth.accepted() if s.real <= d.real]
+            if d.template == "stand_down_ok":
+                ok = any(s.phone == phone and s.meaning in ("ok", "key_ok") for s in earlier)
+            elif d.template == "stand_down_reached":
+                ok = any(s.meaning in DONES and s.about_checkin == d.checkin_id for s in earlier)
+            elif d.template == "stand_down_closed":
+                ok = any(r[2] == member and r[0] <= d.real for r in truth.resolves)
+            else:  # "has been in touch"
+                ok = any(s.phone == phone for s in earlier)
+            if not ok:
+                return Violation("iv-stand-down-wrong", f"{self.sim.by_phone[d.to].name} was told something about {name} "
+                                 "that didn't happen", expected=f"a {d.template} only after what it says",
+                                 found=f"{d.body!r} at {d.clock.astimezone(LONDON):%H:%M}", checkin_id=d.checkin_id)
+        return None
 
     # (v)
     def no_duplicates(self) -> Violation | None:
