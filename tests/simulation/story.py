@@ -27,11 +27,13 @@ def _when(real: datetime, clock: datetime) -> str:
 
 def tell(sim: "Sim", violation: Violation | None, limit: int = 400) -> str:
     names = {p.e164: p.name for p in sim.scenario.people}
+    with Session(sim.observer) as session:
+        group_of = {c: sim.group_of.get(m, "?") for c, m in session.execute(select(CheckIn.id, CheckIn.member_id))}
     lines: list[tuple[datetime, int, str]] = []
     for n, note in enumerate(sim.truth.notes):
         lines.append((note.real, note.order, f"{_when(note.real, note.clock)}  ** {note.text}"))
     for n, d in enumerate(sim.truth.deliveries):
-        about = f" #{d.checkin_id}" if d.checkin_id else ""
+        about = f" {group_of.get(d.checkin_id, '?')} #{d.checkin_id}" if d.checkin_id else ""
         how = "" if d.how == "accepted" else f"  [{d.how}]"
         lines.append((d.real, d.order, f"{_when(d.real, d.clock)}  phonetree -> {names.get(d.to, d.to)} "
                       f"({d.channel} {d.template}{about}, msg {d.message_id}): {d.body[:90]!r}{how}"))
