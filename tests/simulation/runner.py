@@ -217,6 +217,8 @@ class Sim:
             self.push(self.real + timedelta(seconds=30), "tick")
             for fault in self.scenario.faults:
                 self.push(fault.start, "fault", fault)
+            for key, when, text, meaning in self.scenario.unprompted:
+                self.push(when, "act", actors.Act(when, "sms", key, text=text, meaning=meaning))
             self.push(self.scenario.end, "end")
             while self.events:
                 real, _, kind, payload = heapq.heappop(self.events)
@@ -427,6 +429,11 @@ class Sim:
         status = self.post("/twilio/sms", {"MessageSid": sid, "AccountSid": ACCOUNT, "From": person.e164,
                                            "To": OUR_NUMBER, "Body": text, "NumSegments": "1"})
         said.accepted = bool(status and status.startswith("200"))
+        if said.accepted and choice_rng(self.scenario.seed, "repeat", sid).random() < 0.05:
+            # Twilio delivers the same webhook again now and then: the same MessageSid, no second effect.
+            self.note(f"Twilio delivers {person.name}'s {text!r} again (same MessageSid)")
+            self.post("/twilio/sms", {"MessageSid": sid, "AccountSid": ACCOUNT, "From": person.e164,
+                                      "To": OUR_NUMBER, "Body": text, "NumSegments": "1"})
         said.why_not = "" if said.accepted else ("phonetree was down" if status is None and self.is_down()
                                                  else f"answered {status or 'nothing (crashed)'}")
         if said.accepted:

@@ -18,6 +18,9 @@ def _smaller(scenario: Scenario) -> Iterator[tuple[str, Scenario]]:
         yield "without timeouts", replace(scenario, timeout_rate=0.0)
     if scenario.midsend_crash_rate:
         yield "without crashes mid-send", replace(scenario, midsend_crash_rate=0.0)
+    for n, text in enumerate(scenario.unprompted):
+        yield f"without {text[0]}'s unprompted {text[2]!r}", replace(
+            scenario, unprompted=scenario.unprompted[:n] + scenario.unprompted[n + 1:])
     if scenario.quiet_people:
         yield "with everyone answering", replace(scenario, quiet_people=frozenset())
     for n, plan in enumerate(scenario.plans):

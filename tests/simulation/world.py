@@ -20,6 +20,8 @@ DAYS = [SPRING, SPRING, AUTUMN, AUTUMN, date(2026, 3, 28), date(2026, 10, 24), d
 
 NAMES = ["Pat", "Jo", "Sam", "Vera", "Margaret", "Ali", "Chris", "Dee", "Eve", "Fran", "Gus", "Hal",
          "Ivy", "Kit", "Lou", "Mo", "Ned", "Olu", "Ros", "Tam", "Una", "Wyn"]
+# Used only once NAMES run out (three groups of eight), so adding them changed no earlier seed.
+MORE_NAMES = ["Bea", "Cal", "Dot", "Ed", "Flo", "Gil", "Jas", "Len", "Max", "Nan", "Pip", "Rae", "Sid", "Viv"]
 GROUPS = ["Alpha", "Beta", "Gamma"]
 KINDS = ["rural", "family", "grandparents"]
 
@@ -99,6 +101,8 @@ class Scenario:
     # person key -> what they do with every check-in prompt (actors.prompt_behaviour's names);
     # for hand-written scenarios (tests/test_simulation.py), instead of a random choice.
     scripted: tuple[tuple[str, str], ...] = ()
+    # Texts nobody prompted: (person key, real time, text, meaning) - a crisis at an odd hour.
+    unprompted: tuple[tuple[str, datetime, str, str], ...] = ()
 
     def person(self, key: str) -> Person:
         return next(p for p in self.people if p.key == key)
@@ -132,7 +136,7 @@ def _check_in_time(rng: random.Random, quiet: str | None, kind: str, day: date) 
 def make_scenario(seed: int) -> Scenario:
     rng = random.Random(seed)
     day = rng.choice(DAYS)
-    names = iter(rng.sample(NAMES, len(NAMES)))
+    names = iter(rng.sample(NAMES, len(NAMES)) + MORE_NAMES)
     mobiles = iter(range(100001, 199999, rng.randint(1, 37)))
     landlines = iter(range(500001, 500999, rng.randint(1, 7)))
     people: list[Person] = []
@@ -225,9 +229,16 @@ def make_scenario(seed: int) -> Scenario:
         faults.append(Fault("crash", moment()))
     faults.sort(key=lambda f: f.start)
     quiet_people = frozenset(p.key for p in people if rng.random() < 0.1)
+    unprompted = []
+    extra = choice_rng(seed, "unprompted")  # its own stream: seeds made before it are unchanged
+    if extra.random() < 0.15:
+        texter = extra.choice([p for p in people if not p.landline])
+        when = start + timedelta(seconds=extra.uniform(0.05, 0.9) * span)
+        unprompted.append((texter.key, when, *extra.choice([("HELP", "help"), ("call an ambulance", "distress"),
+                                                              ("I've had a fall", "distress"), ("OK", "ok")])))
     return Scenario(
         seed=seed, start=start, end=end, groups=tuple(groups), people=tuple(people),
         memberships=tuple(memberships), plans=tuple(plans), faults=tuple(faults),
         timeout_rate=rng.choice([0.0, 0.0, 0.02, 0.05]), midsend_crash_rate=rng.choice([0.0, 0.0, 0.01, 0.03]),
-        quiet_people=quiet_people,
+        quiet_people=quiet_people, unprompted=tuple(unprompted),
     )
