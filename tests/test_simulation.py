@@ -1,0 +1,202 @@
+"""The issue 11 simulation, CI-sized: fixed seeds (so a red run is reproducible), a few on SQLite,
+fewer on PostgreSQL, and every seed the long run (`python -m bench.simulate`) has saved as a
+regression in tests/simulation_seeds.txt. A failure prints the counterexample as a story."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_postgres_database
+from tests.simulation.runner import Result, fresh_sqlite, run_scenario
+from tests.simulation.world import Fault, GroupSpec, Membership, Person, Plan, Scenario, make_scenario
+
+SQLITE_SEEDS = [11, 23, 37]
+POSTGRES_SEEDS = [64]
+SAVED = Path(__file__).with_name("simulation_seeds.txt")
+
+
+def saved_seeds() -> list[tuple[int, str]]:
+    seeds = []
+    for line in SAVED.read_text().splitlines() if SAVED.exists() else []:
+        words = line.split("#", 1)[0].split()
+        if words:
+            seeds.append((int(words[0]), words[1] if len(words) > 1 else "sqlite"))
+    return seeds
+
+
+def database(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "sqlite":
+        return fresh_sqlite(tmp_path, "sim.db")
+    base = request.getfixturevalue("postgres_server")
+    if base is None:
+        pytest.skip("PostgreSQL is not installed here (.ci/run installs it)")
+    return fresh_postgres_database(base)
+
+
+def check(result: Result) -> None:
+    assert result.steps > 20, f"seed {result.seed} ran only {result.steps} steps: the scenario did nothing"
+    assert result.violation is None, "\n" + result.story
+
+
+@pytest.mark.parametrize("seed", SQLITE_SEEDS)
+def test_simulation_on_sqlite(seed: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    check(run_scenario(make_scenario(seed), database("sqlite", tmp_path, request)))
+
+
+@pytest.mark.parametrize("seed", POSTGRES_SEEDS)
+def test_simulation_on_postgresql(seed: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    check(run_scenario(make_scenario(seed), database("postgresql", tmp_path, request)))
+
+
+@pytest.mark.parametrize("seed,kind", saved_seeds() or [pytest.param(0, "sqlite", marks=pytest.mark.skip("none saved"))])
+def test_saved_failing_seed_stays_fixed(seed: int, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    check(run_scenario(make_scenario(seed), database(kind, tmp_path, request)))
+
+
+# ---------------------------------------------------------------- hand-written scenarios
+# The same machinery on scenarios written out by hand: the defects of issue 11 as the
+# simulation sees them, and proof that the invariants fail when the engine breaks its promise.
+
+UTC = timezone.utc
+GROUP = "Oakfield"
+
+
+def person(key: str, number: str, **extra: object) -> Person:
+    national = f"0{number[3:7]} {number[7:]}" if number.startswith("+447") else f"0{number[3:7]} {number[7:]}"
+    return Person(key=key, name=key.title(), phone=national, e164=number, **extra)  # type: ignore[arg-type]
+
+
+def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dict | None = None,
+             shared: bool = False, beta: str = "rural", at: str = "09:00", quiet: str | None = None,
+             end: datetime = datetime(2026, 12, 1, 12, 30, tzinfo=timezone.utc)) -> Scenario:
+    """Vera checks in at 09:00 (30 min window); then Jo, then Sam (20 min each); Margaret organises.
+    With `shared`, Vera is also in Beta (same phone), with a 09:00 check-in there too."""
+    jo = jo or {}
+    people = (person("vera", "+447911100001"), person("jo", str(jo.pop("number", "+447911100002")), **jo),
+              person("sam", "+447911100003"), person("margaret", "+447911100004"))
+    memberships = [Membership(GROUP, "margaret", organiser=True), Membership(GROUP, "vera"),
+                   Membership(GROUP, "jo"), Membership(GROUP, "sam")]
+    plans = [Plan(GROUP, "vera", at, ("jo", "sam"), 1800, 1200)]
+    groups = [GroupSpec(GROUP, "rural", quiet)]
+    if shared:
+        groups.append(GroupSpec("Beta", beta, None))
+        memberships += [Membership("Beta", "margaret", organiser=True), Membership("Beta", "vera"),
+                        Membership("Beta", "sam")]
+        plans.append(Plan("Beta", "vera", "09:00", ("sam",), 1800, 1200))
+    return Scenario(seed=7, start=datetime(2026, 12, 1, 8, 0, tzinfo=UTC), end=end,
+                    groups=tuple(groups), people=people, memberships=tuple(memberships), plans=tuple(plans),
+                    faults=faults, scripted=scripted)
+
+
+def sqlite(tmp_path: Path) -> str:
+    return fresh_sqlite(tmp_path, "hand.db")
+
+
+def delivered(result: Result, template: str, to: str) -> list[str]:
+    assert result.truth is not None
+    return [d.body for d in result.truth.deliveries if d.template == template and d.to == to]
+
+
+def test_an_ok_is_all_that_happens(tmp_path: Path) -> None:
+    result = run_scenario(oakfield(("vera", "ok")), sqlite(tmp_path))
+    assert result.violation is None, result.story
+    assert result.truth is not None
+    assert {d.template for d in result.truth.deliveries} == {"checkin"}
+
+
+def test_silence_walks_the_chain_to_the_organiser(tmp_path: Path) -> None:
+    result = run_scenario(oakfield(("vera", "nothing"), ("jo", "nothing"), ("sam", "nothing"),
+                                   ("margaret", "nothing")), sqlite(tmp_path))
+    assert result.violation is None, result.story
+    assert delivered(result, "escalation", "+447911100002") and delivered(result, "escalation", "+447911100003")
+    assert delivered(result, "alert", "+447911100004")
+
+
+def test_the_invariants_see_an_engine_that_never_escalates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import phonetree.checkins
+
+    monkeypatch.setattr(phonetree.checkins, "close_windows", lambda session, now: 0)
+    result = run_scenario(oakfield(("vera", "nothing")), sqlite(tmp_path))
+    assert result.violation is not None and result.violation.code == "i", result.story
+    assert "nobody has Vera's 09:00 check-in" in result.story
+
+
+def test_the_invariants_see_an_ok_that_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import phonetree.inbound
+
+    monkeypatch.setattr(phonetree.inbound, "answer_ok", lambda *args: None)  # the quick path declines...
+    monkeypatch.setitem(phonetree.inbound.ROUTES, phonetree.inbound.Intent.OK, lambda *args: None)  # ...and so does handle
+    result = run_scenario(oakfield(("vera", "ok"), ("jo", "nothing")), sqlite(tmp_path))
+    assert result.violation is not None and result.violation.code.startswith("ii"), result.story
+
+
+def test_the_invariants_see_a_message_sent_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schedules import dispatcher
+
+    send_one = dispatcher._send_one
+
+    def twice(gateway, message):  # type: ignore[no-untyped-def]
+        send_one(gateway, message)
+        return send_one(gateway, message)
+
+    monkeypatch.setattr(dispatcher, "_send_one", twice)
+    result = run_scenario(oakfield(("vera", "ok")), sqlite(tmp_path))
+    assert result.violation is not None and result.violation.code == "v", result.story
+    assert "reached its phone 2 times" in result.story
+
+
+def test_defect_1_words_after_help_keep_the_call_asked_for(tmp_path: Path) -> None:
+    result = run_scenario(oakfield(("vera", "help_words"), ("jo", "nothing")), sqlite(tmp_path))
+    assert result.violation is None, result.story
+
+
+def test_defect_2_one_ok_answers_both_groups(tmp_path: Path) -> None:
+    result = run_scenario(oakfield(("vera", "ok"), shared=True), sqlite(tmp_path))
+    assert result.violation is None, result.story
+
+
+def test_defect_3_an_outage_at_the_window_end_does_not_abandon_the_chain(tmp_path: Path) -> None:
+    outage = Fault("outage", datetime(2026, 12, 1, 9, 29, tzinfo=UTC), timedelta(seconds=300), status=503)
+    result = run_scenario(oakfield(("vera", "nothing"), ("jo", "nothing"), ("sam", "nothing"),
+                                   ("margaret", "nothing"), faults=(outage,)), sqlite(tmp_path))
+    assert result.violation is None, result.story
+    assert delivered(result, "escalation", "+447911100002"), "Jo's ask left once the provider came back"
+
+
+def test_an_unanswered_call_is_not_recorded_as_cant(tmp_path: Path) -> None:
+    """sim-findings F5: Jo is on a landline and doesn't pick up; the chain passes on at once
+    (README), but nobody may read on `status` that Jo said CANT."""
+    result = run_scenario(oakfield(("vera", "nothing"), ("sam", "nothing"), jo={"number": "+441522500001", "landline": True, "problem": "phone_off"}),
+                          sqlite(tmp_path))
+    assert result.violation is None, result.story
+
+
+def test_a_keypress_answers_the_numbers_check_in_in_the_other_group(tmp_path: Path) -> None:
+    """sim-findings F4: Vera is in Oakfield (texts) and Beta (grandparents: voice calls), both at
+    09:00. She doesn't text back but presses 1 on Beta's call: that is a reply from her number,
+    so it answers Oakfield's open check-in too (issue 11 defect 2)."""
+    result = run_scenario(oakfield(("vera", "key_only"), shared=True, beta="grandparents"), sqlite(tmp_path))
+    assert result.truth is not None and any(s.meaning == "key_ok" for s in result.truth.said), result.story
+    assert result.violation is None, result.story
+
+
+def test_a_check_in_missed_while_the_service_was_down_is_sent_late_the_same_day(tmp_path: Path) -> None:
+    down = Fault("down", datetime(2026, 12, 1, 8, 50, tzinfo=UTC), timedelta(hours=3))
+    result = run_scenario(oakfield(("vera", "nothing"), ("jo", "nothing"), ("sam", "nothing"), faults=(down,)),
+                          sqlite(tmp_path))
+    assert result.violation is None, result.story
+    assert result.truth is not None
+    [prompt] = [d for d in result.truth.deliveries if d.template == "checkin"]
+    assert prompt.real >= down.end, "sent once the service was back, not while it was down"
+    asked = [d for d in result.truth.deliveries if d.template == "escalation"]
+    assert asked and asked[0].real >= prompt.real + timedelta(minutes=30), "the window counts from the late send"
+
+
+def test_a_check_in_whose_day_passed_while_down_is_reported_to_the_organiser(tmp_path: Path) -> None:
+    down = Fault("down", datetime(2026, 12, 1, 23, 0, tzinfo=UTC), timedelta(hours=2))
+    result = run_scenario(oakfield(("vera", "nothing"), at="23:30", quiet="off", faults=(down,),
+                                   end=datetime(2026, 12, 2, 4, 0, tzinfo=UTC)), sqlite(tmp_path))
+    assert result.violation is None, result.story
+    assert delivered(result, "missed", "+447911100004"), result.story
