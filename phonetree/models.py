@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -239,6 +240,10 @@ class Message(Base):
         UniqueConstraint("dedupe_key", name="uq_messages_dedupe_key"),
         Index("ix_messages_state_priority", "state", "priority", "not_before"),
         Index("ix_messages_provider_sid", "provider_sid"),
+        Index("ix_messages_group_created", "group_id", "created_at"),
+        # The retention purge's: only rows whose text is still kept (migration 0009).
+        Index("ix_messages_unpurged", "created_at", sqlite_where=text("body IS NOT NULL"),
+              postgresql_where=text("body IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -275,7 +280,9 @@ class Inbound(Base):
     """A reply from a member (SMS text or keypress). Unknown senders are not recorded at all."""
 
     __tablename__ = "inbound"
-    __table_args__ = (UniqueConstraint("provider_sid", name="uq_inbound_provider_sid"),)
+    __table_args__ = (UniqueConstraint("provider_sid", name="uq_inbound_provider_sid"),
+                      Index("ix_inbound_unpurged", "received_at", sqlite_where=text("body IS NOT NULL"),
+                            postgresql_where=text("body IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)

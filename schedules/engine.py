@@ -63,8 +63,10 @@ def step(engine: Engine, now: datetime) -> TickReport:
         report.passed_on = tasks.expire_overdue(session, now)
     global _last_purge
     if _last_purge is None or now - _last_purge >= PURGE_EVERY or now < _last_purge:
-        with session_scope(engine) as session:
-            privacy.purge_bodies(session, now)
+        while True:  # in chunks, each its own short transaction, so no writer waits behind it
+            with session_scope(engine) as session:
+                if not privacy.purge_bodies(session, now, limit=privacy.PURGE_CHUNK):
+                    break
         _last_purge = now
     return report
 
