@@ -160,7 +160,9 @@ class WebhookApp:
             return Response("403 Forbidden", "forbidden\n")
         refused = webhook_params.refusal(path, request.params.multi, self.account_sid)
         if refused is not None:
-            log.warning("refused a signed request to %s that is not Twilio's own: %s", path, refused)
+            # ERROR, not WARNING: either someone is replaying a captured request, or Twilio has
+            # started sending a parameter we don't know and members' replies are being refused.
+            log.error("refused a signed request to %s that is not Twilio's own: %s", path, refused)
             return Response("403 Forbidden", "forbidden\n")
         if self.journal is not None and self.journal.pending():
             # Earlier requests wait in the journal: they go first (a HELP before the OK after it).
