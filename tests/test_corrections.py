@@ -45,7 +45,7 @@ def test_a_new_number_readdresses_what_is_queued_and_leaves_history(vera_at_nine
         ask.state = "queued"
     with freeze_time("2026-12-01 09:31:00"):
         out = ok("member", "set", "Oakfield", "Vera", "--phone", NEW_VERA).stdout
-    assert out == "Vera: phone now +44******0009.\n"
+    assert out == "Vera: phone now 07911 ***009.\n"
     [first] = sent(engine, kind="checkin")
     assert first.to_phone == "+447911100001"  # what was sent stays as it was
     [ask] = sent(engine, kind="escalation")
