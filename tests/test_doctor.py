@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from cli import cli
-from phonetree.db import dispose_all, get_engine
+from phonetree.db import _head_revision, dispose_all, get_engine
 from tests.twilio_standin import DEFAULT_NUMBER, DEFAULT_SID, DEFAULT_TOKEN, TwilioStandIn
 
 PUBLIC = "https://tree.example.org"
@@ -125,7 +125,9 @@ def test_an_old_schema_is_named(database):
     dispose_all()
     result = doctor(database)
     assert result.exit_code == 1
-    assert "at migration 0007, this phonetree expects 0008" in lines(result)["schema"]
+    head = _head_revision(database)  # the newest migration this code ships
+    assert head is not None and head > "0007"
+    assert f"at migration 0007, this phonetree expects {head}" in lines(result)["schema"]
 
 
 def test_an_unreachable_database_is_one_line_with_what_to_do():
