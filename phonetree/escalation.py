@@ -100,10 +100,19 @@ def ask_next(session: Session, checkin: CheckIn, now: datetime, reason: str) -> 
 def alert_organisers(session: Session, checkin: CheckIn, group: Group, now: datetime,
                      reason: str) -> None:
     """The end of the chain: every reachable organiser is alerted; the check-in stays open
-    on `status` until one of them (or the member) closes it."""
+    on `status` until one of them (or the member) closes it. A call asked for (HELP) with no
+    organiser left to tell (the member is the only one) goes to everyone else in the group who
+    can be reached: someone asking for help must reach a person."""
     checkin.state = "alerted"
-    people = [m for m in organisers(session, group.id)
-              if m.id != checkin.member_id and not m.opted_out and not m.phone_problem]
+    member = checkin.member
+
+    def can_take(m: Member) -> bool:
+        return m.id != member.id and m.phone != member.phone and not m.opted_out and not m.phone_problem
+
+    people = [m for m in organisers(session, group.id) if can_take(m)]
+    if not people and checkin.help_requested_at is not None:
+        people = [m for m in session.scalars(select(Member).where(Member.group_id == group.id)
+                                             .order_by(Member.id)) if can_take(m)]
     for organiser in people:
         ask(session, now, group, checkin, organiser, "alert",
             "help_alert" if checkin.urgent else "alert",

@@ -182,12 +182,15 @@ def _help(session: Session, now: datetime, sender: _Sender, reply: Reply, text: 
     first, who = asked[0][0], asked[0][1]
     group = _group(session, first.group_id)
     # One group's contact by name; several groups (or only the organisers): "someone", so no
-    # group's wording names a person from another.
+    # group's wording names a person from another. Nobody at all: say so, never "we've asked".
     named = len(asked) == 1 and who != "organisers"
+    anyone = session.scalar(select(Task.id).where(Task.checkin_id.in_([c.id for c, _ in asked]),
+                                                  Task.state == "asked").limit(1)) is not None
     # Urgent like the ask itself: someone who asked for help shouldn't wait behind a morning's
     # prompts to hear that a person is on the way.
     queue(session, [message_row(now, group, targets[0], kind="confirmation",
-                                template="help_ack" if named else "help_ack_nobody", urgent=True,
+                                template=("help_ack" if named else "help_ack_nobody") if anyone
+                                else "help_ack_none", urgent=True,
                                 values={"name": targets[0].name, "contact": who},
                                 dedupe_key=f"checkin:{first.id}:help_ack:{now.isoformat()}",
                                 channel="sms", checkin_id=first.id)])

@@ -33,6 +33,8 @@ SMS: dict[str, str] = {
     "Thank you.",
     "help_ack": "Thanks {name}, we've asked {contact} to ring you.",
     "help_ack_nobody": "Thanks {name}, we've asked someone to ring you.",
+    "help_ack_none": "Sorry {name}, there is no one we can ask to ring you just now. If it's an "
+    "emergency, ring 999.",
     "forward": "Reply from {member} ({phone}): {text}",
     "missed": "Hi {contact}, {member}'s {time} check-in on {day} wasn't sent as the service "
     "was down. Please check on them.",
@@ -86,6 +88,8 @@ VOICE: dict[str, str] = {
     "news": "Hello {name}. Here is news for the group. {text}. Again: {text}. Goodbye.",
     "help_ack": "Hello {name}. We have asked {contact} to ring you. Goodbye.",
     "help_ack_nobody": "Hello {name}. We have asked someone to ring you. Goodbye.",
+    "help_ack_none": "Hello {name}. Sorry, there is no one we can ask to ring you just now. If it is "
+    "an emergency, ring 999. Goodbye.",
     "missed": "Hello {contact}. {member}'s {time} call on {day} was not made, because the service "
     "was down. Please check on them. Goodbye.",
     "missed_summary": "Hello {contact}. The service was down, so {count} calls between {day} and "

@@ -220,3 +220,25 @@ def test_status_shows_when_the_call_was_asked_for_not_when_the_check_in_was_due(
         text = ok("status", "Oakfield").stdout
     assert "Vera: escalating (asked for a call Tue 01 Dec 09:05)" in text
     assert "please hurry" in text  # a reply to read
+
+
+def test_a_help_from_the_only_organiser_reaches_everyone_else_in_the_group(oakfield, ok, engine):
+    """Margaret is Oakfield's only organiser and has no check-in: her HELP has no chain and no
+    other organiser, so every other reachable member is asked (simulation finding F6)."""
+    add_checkin(ok)
+    receive(ok, MARGARET, "call an ambulance", at(10))
+    asked = sorted(m.to_phone for m in sent(engine, template="help_alert"))
+    assert asked == sorted([E164[VERA], E164[JO], E164[SAM]])
+    [ack] = sent(engine, to_phone=E164[MARGARET], template="help_ack_nobody")
+    assert ack.body == "Thanks Margaret, we've asked someone to ring you."
+
+
+def test_a_help_nobody_can_be_asked_about_says_so_honestly(ok, engine):
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("group", "add", "Solo", "--timezone", "Europe/London")
+        ok("member", "add", "Solo", "Ivy", "--phone", JO, "--role", "organiser")
+    receive(ok, JO, "help", at(10))
+    [ack] = sent(engine, to_phone=E164[JO])
+    assert ack.template == "help_ack_none" and "ring 999" in ack.body
+    [item] = open_on_status(engine, at(10, 1))
+    assert item["member"] == "Ivy" and item["asked_for_call"] is True  # it stays open on status
