@@ -94,7 +94,7 @@ def test_wrong_credentials_and_a_number_not_on_the_account(database, standin):
     assert "TWILIO_AUTH_TOKEN" in lines(result)["Twilio account"]
     result = doctor(database, **twilio_env(standin, TWILIO_FROM_NUMBER="+447911100009"))
     assert result.exit_code == 1
-    assert "+44******0009 is not a number on this account" in lines(result)["Twilio number"]
+    assert "07911 ***009 is not a number on this account" in lines(result)["Twilio number"]
 
 
 def test_missing_twilio_settings_are_named_not_shown(database):
