@@ -61,8 +61,9 @@ def make_engine(url: str, key: str | None = None) -> Engine:
         target: str | URL = encrypted_url(url, key)
         # The pysqlcipher dialect defaults to one connection per thread, at most five threads:
         # phonetree's webhook and sending threads need a real pool. Each new connection costs
-        # SQLCipher's key derivation (~0.1 s), so they are kept.
-        options: dict[str, Any] = {"poolclass": QueuePool}
+        # SQLCipher's key derivation (PBKDF2, about 0.3-0.7 s measured here), so enough are kept
+        # for every thread of `run` that QueuePool's default five would otherwise open and close.
+        options: dict[str, Any] = {"poolclass": QueuePool, "pool_size": 16, "max_overflow": 16}
     elif url.startswith("sqlite"):
         target, options = url, {}
     if url.startswith("sqlite"):
