@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 import freezegun
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
