@@ -96,6 +96,7 @@ class Sim:
         self.events: list[tuple[datetime, int, str, Any]] = []
         self.seq = itertools.count()
         self.armed = False
+        self.tick_token = 0
         self.down_until: datetime | None = None
         self.woken = False
         self.crashes = 0
@@ -147,6 +148,8 @@ class Sim:
         self.note(f"phonetree CRASHED ({where}); a fresh process starts on the same database")
         phonetree_db.dispose_all()
         self.start_process()
+        # The new process's first tick comes round within a tick interval (5 s), whatever was due.
+        self.schedule_tick(self.real + timedelta(seconds=self.rng.uniform(0.5, 6)))
 
     def guarded(self, where: str, action: Callable[[], Any]) -> tuple[bool, Any]:
         try:
@@ -214,7 +217,7 @@ class Sim:
         with freezegun.freeze_time(self.clock(), tick=False) as frozen:
             self.frozen = frozen
             self.setup()
-            self.push(self.real + timedelta(seconds=30), "tick")
+            self.schedule_tick(self.real + timedelta(seconds=30))
             for fault in self.scenario.faults:
                 self.push(fault.start, "fault", fault)
             for key, when, text, meaning in self.scenario.unprompted:
@@ -247,15 +250,18 @@ class Sim:
 
     def step(self, kind: str, payload: Any) -> None:
         if kind == "tick":
+            if payload != self.tick_token:
+                return  # superseded: a restarted process ticks on its own schedule
             if self.is_down():
-                self.push(self.down_until, "tick")  # type: ignore[arg-type]
+                self.schedule_tick(self.down_until)  # type: ignore[arg-type]
                 return
             at = self.clock()
             ok, _ = self.guarded("in a tick", lambda: tick(self.engine, self.gateway, at))
             if ok:
                 self.last_tick_clock = at if self.last_tick_clock is None else max(self.last_tick_clock, at)
                 self.checker.after_tick(at)
-            self.push(self.next_tick(), "tick")
+                self.schedule_tick(self.next_tick())
+            # (after a crash, `crashed` has already scheduled the new process's first tick)
         elif kind == "fault":
             self.fault(payload)
         elif kind == "act":
@@ -265,6 +271,12 @@ class Sim:
             self.sms_status(*payload)
         elif kind == "up":
             self.note("phonetree is running again")
+            self.schedule_tick(self.real + timedelta(seconds=self.rng.uniform(0.5, 6)))
+
+    def schedule_tick(self, real: datetime) -> None:
+        """The one next tick (a later call replaces an earlier one)."""
+        self.tick_token += 1
+        self.push(real, "tick", self.tick_token)
 
     def next_tick(self) -> datetime:
         """The next moment to tick: soon when something is due (a real
