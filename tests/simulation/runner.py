@@ -132,7 +132,7 @@ class Sim:
             _MIGRATED.add(self.url)
         event.listen(self.engine, "commit", self._maybe_crash)
         self.gateway = FaultGateway(self.network)
-        self.app = WebhookApp(self.engine, TOKEN, PUBLIC, on_change=self._wake)
+        self.app = WebhookApp(self.engine, TOKEN, PUBLIC, on_change=self._wake, account_sid=ACCOUNT)
         engine_module._last_purge = None  # a fresh process has never purged
 
     def _maybe_crash(self, _connection: Any) -> None:
@@ -392,6 +392,9 @@ class Sim:
         ok, _ = self.guarded(f"answering {path}", lambda: b"".join(self.app(environ, lambda s, h: captured.append(s))))
         if not ok:
             return None
+        if captured and captured[0].startswith("403"):
+            # Signed with our token, shaped as Twilio's: a refusal means the simulation is wrong.
+            raise RuntimeError(f"the app refused the simulation's {path} request: {params}")
         if self.woken:  # the runner's wake(): send what the reply queued, now
             self.woken = False
             self.guarded("sending after a reply", lambda: dispatcher.dispatch(self.engine, self.gateway, self.clock()))
