@@ -321,7 +321,7 @@ class Checker:
         fresh, self.stand_downs_seen = truth.deliveries[self.stand_downs_seen:], len(truth.deliveries)
         member_of = {c.id: c.member_id for c in checkins}
         for d in fresh:
-            if not d.template.startswith("stand_down") or d.checkin_id not in member_of:
+            if not d.template.startswith("stand_down") or d.checkin_id not in member_of or not d.reached:
                 continue
             member = member_of[d.checkin_id]
             phone, name = self.phone_of(member), self.name_of(member)
@@ -350,7 +350,8 @@ class Checker:
     def no_duplicates(self) -> Violation | None:
         counts: dict[int, int] = {}
         for delivery in self.sim.truth.deliveries:
-            counts[delivery.message_id] = counts.get(delivery.message_id, 0) + 1
+            if delivery.reached:  # a phone that's off gets it on the product's later try (30003)
+                counts[delivery.message_id] = counts.get(delivery.message_id, 0) + 1
         for message_id, count in counts.items():
             allowed = 1 + self.sim.truth.allowed_repeats.get(message_id, 0)
             if count > allowed:

@@ -242,7 +242,8 @@ class Sim:
         self.observer.dispose()
         from tests.simulation.story import tell
 
-        return Result(self.scenario.seed, self.url.split(":", 1)[0], self.truth.steps, violation,
+        kind = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        return Result(self.scenario.seed, kind, self.truth.steps, violation,
                       tell(self, violation) if violation else "", self.truth, self.crashes, self.errors)
 
     def is_down(self) -> bool:
