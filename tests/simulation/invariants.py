@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phonetree.escalation import OPEN_CHECKIN_STATES
-from phonetree.models import CheckIn, Group, Inbound, Message, Task
+from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
 from phonetree.status import group_status
 from tests.simulation.actors import ASKS, ORGANISER_ASKS, PROMPTS
 from tests.simulation.truth import Said
@@ -84,9 +84,15 @@ class Checker:
         if said.meaning in DONES | CANTS and said.about_task is not None:
             with Session(self.sim.observer) as session:
                 task = session.get(Task, said.about_task)
+                # A DONE from someone whose own call request is open is read as their words and
+                # forwarded, not applied to what they hold (inbound._task_reply's documented rule).
+                own_help = said.meaning in DONES and session.scalar(
+                    select(CheckIn.id).join(Member, Member.id == CheckIn.member_id)
+                    .where(Member.phone == said.phone, CheckIn.help_requested_at.is_not(None),
+                           CheckIn.state.in_(OPEN_CHECKIN_STATES)).limit(1)) is not None
                 if task is not None and task.state in ("done", "cant"):
                     pass  # acted on (or repeated)
-                elif task is not None:
+                elif task is not None and not own_help:
                     self.replies_lost.append((said, task.state))
         if said.meaning in HELPS:
             expected = {m for m, open_ in before.items() if open_} or set(before)
