@@ -209,10 +209,10 @@ def test_a_check_in_whose_day_passed_while_down_is_reported_to_the_organiser(tmp
     assert delivered(result, "missed", "+447911100004"), result.story
 
 
-@pytest.mark.xfail(strict=True, reason="sim-findings F6, open on main: nobody is asked, the ack says someone was")
 def test_a_help_from_the_only_organiser_reaches_a_person(tmp_path: Path) -> None:
-    """Margaret, Oakfield's only organiser, has no check-in of her own and texts HELP at 10:00:
-    a person must be told (invariant (i)); today nobody is, and she is told someone was asked."""
+    """sim-findings F6: Margaret, Oakfield's only organiser, has no check-in of her own and texts
+    HELP at 10:00: a person must be told (invariant (i)). Failed before 7128874 (nobody was asked,
+    and she was told someone had been)."""
     result = run_scenario(oakfield(("vera", "ok"), unprompted=(("margaret", datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
                                                                  "HELP", "help"),)), sqlite(tmp_path))
     assert result.violation is None, result.story

@@ -476,6 +476,11 @@ class Checker:
                 continue
             group = self.sim.group_of[checkin.member_id]
             organisers = {self.phone_of(m) for m in self.sim.organisers[group] if m != checkin.member_id}
+            if not organisers:
+                # The member is the group's only organiser: the alert goes to everyone else in the
+                # group who can be reached (escalation's rule since 7128874, sim-findings F6).
+                organisers = {self.phone_of(m) for m, g in self.sim.group_of.items()
+                              if g == group and m != checkin.member_id}
             told = [d for d in truth.deliveries if d.to in organisers and d.real <= deadline and (
                 (d.checkin_id == checkin.id and d.template in ORGANISER_ASKS | {"missed", "missed_summary"})
                 # one summary per organiser covers every check-in missed in that pass (checkins.report_missed)
