@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,17 +13,22 @@ from tests.conftest import fresh_postgres_database
 from tests.simulation.runner import Result, fresh_sqlite, run_scenario
 from tests.simulation.world import Fault, GroupSpec, Membership, Person, Plan, Scenario, make_scenario
 
-SQLITE_SEEDS = [11, 23, 37]
-POSTGRES_SEEDS = [64]
+SQLITE_SEEDS = [5, 37]
+POSTGRES_SEEDS = [11]  # three crashes, on PostgreSQL
 SAVED = Path(__file__).with_name("simulation_seeds.txt")
 
 
-def saved_seeds() -> list[tuple[int, str]]:
+def saved_seeds() -> list[Any]:
+    """Each saved seed; one whose note starts OPEN (a bug not fixed yet) is a strict xfail, so the
+    fix turns it red until the note is changed to say what fixed it."""
     seeds = []
     for line in SAVED.read_text().splitlines() if SAVED.exists() else []:
-        words = line.split("#", 1)[0].split()
-        if words:
-            seeds.append((int(words[0]), words[1] if len(words) > 1 else "sqlite"))
+        code, _, note = line.partition("#")
+        words = code.split()
+        if not words:
+            continue
+        marks = [pytest.mark.xfail(strict=True, reason=note.strip())] if note.strip().startswith("OPEN") else []
+        seeds.append(pytest.param(int(words[0]), words[1] if len(words) > 1 else "sqlite", marks=marks))
     return seeds
 
 
@@ -70,7 +76,8 @@ def person(key: str, number: str, **extra: object) -> Person:
 
 def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dict | None = None,
              shared: bool = False, beta: str = "rural", at: str = "09:00", quiet: str | None = None,
-             end: datetime = datetime(2026, 12, 1, 12, 30, tzinfo=timezone.utc)) -> Scenario:
+             end: datetime = datetime(2026, 12, 1, 12, 30, tzinfo=timezone.utc),
+             unprompted: tuple[tuple[str, datetime, str, str], ...] = ()) -> Scenario:
     """Vera checks in at 09:00 (30 min window); then Jo, then Sam (20 min each); Margaret organises.
     With `shared`, Vera is also in Beta (same phone), with a 09:00 check-in there too."""
     jo = jo or {}
@@ -87,7 +94,7 @@ def oakfield(*scripted: tuple[str, str], faults: tuple[Fault, ...] = (), jo: dic
         plans.append(Plan("Beta", "vera", "09:00", ("sam",), 1800, 1200))
     return Scenario(seed=7, start=datetime(2026, 12, 1, 8, 0, tzinfo=UTC), end=end,
                     groups=tuple(groups), people=people, memberships=tuple(memberships), plans=tuple(plans),
-                    faults=faults, scripted=scripted)
+                    faults=faults, scripted=scripted, unprompted=unprompted)
 
 
 def sqlite(tmp_path: Path) -> str:
@@ -200,3 +207,12 @@ def test_a_check_in_whose_day_passed_while_down_is_reported_to_the_organiser(tmp
                                    end=datetime(2026, 12, 2, 4, 0, tzinfo=UTC)), sqlite(tmp_path))
     assert result.violation is None, result.story
     assert delivered(result, "missed", "+447911100004"), result.story
+
+
+def test_a_help_from_the_only_organiser_reaches_a_person(tmp_path: Path) -> None:
+    """sim-findings F6: Margaret, Oakfield's only organiser, has no check-in of her own and texts
+    HELP at 10:00: a person must be told (invariant (i)). Failed before 7128874 (nobody was asked,
+    and she was told someone had been)."""
+    result = run_scenario(oakfield(("vera", "ok"), unprompted=(("margaret", datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
+                                                                 "HELP", "help"),)), sqlite(tmp_path))
+    assert result.violation is None, result.story

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phonetree.escalation import OPEN_CHECKIN_STATES
-from phonetree.models import CheckIn, Group, Inbound, Message, Task
+from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
 from phonetree.status import group_status
 from tests.simulation.actors import ASKS, ORGANISER_ASKS, PROMPTS
 from tests.simulation.truth import Said
@@ -84,9 +84,15 @@ class Checker:
         if said.meaning in DONES | CANTS and said.about_task is not None:
             with Session(self.sim.observer) as session:
                 task = session.get(Task, said.about_task)
+                # A DONE from someone whose own call request is open is read as their words and
+                # forwarded, not applied to what they hold (inbound._task_reply's documented rule).
+                own_help = said.meaning in DONES and session.scalar(
+                    select(CheckIn.id).join(Member, Member.id == CheckIn.member_id)
+                    .where(Member.phone == said.phone, CheckIn.help_requested_at.is_not(None),
+                           CheckIn.state.in_(OPEN_CHECKIN_STATES)).limit(1)) is not None
                 if task is not None and task.state in ("done", "cant"):
                     pass  # acted on (or repeated)
-                elif task is not None:
+                elif task is not None and not own_help:
                     self.replies_lost.append((said, task.state))
         if said.meaning in HELPS:
             expected = {m for m, open_ in before.items() if open_} or set(before)
@@ -321,7 +327,7 @@ class Checker:
         fresh, self.stand_downs_seen = truth.deliveries[self.stand_downs_seen:], len(truth.deliveries)
         member_of = {c.id: c.member_id for c in checkins}
         for d in fresh:
-            if not d.template.startswith("stand_down") or d.checkin_id not in member_of:
+            if not d.template.startswith("stand_down") or d.checkin_id not in member_of or not d.reached:
                 continue
             member = member_of[d.checkin_id]
             phone, name = self.phone_of(member), self.name_of(member)
@@ -350,7 +356,8 @@ class Checker:
     def no_duplicates(self) -> Violation | None:
         counts: dict[int, int] = {}
         for delivery in self.sim.truth.deliveries:
-            counts[delivery.message_id] = counts.get(delivery.message_id, 0) + 1
+            if delivery.reached:  # a phone that's off gets it on the product's later try (30003)
+                counts[delivery.message_id] = counts.get(delivery.message_id, 0) + 1
         for message_id, count in counts.items():
             allowed = 1 + self.sim.truth.allowed_repeats.get(message_id, 0)
             if count > allowed:
@@ -372,8 +379,8 @@ class Checker:
                 return Violation("vi-reply", f"{said.person.title()}'s reply {said.text!r} was answered 200 but not recorded",
                                  expected="every reply answered 200 is in the inbound table",
                                  found="no inbound row with its MessageSid")
-        if self.ticked_at is not None:
-            at, self.ticked_at = self.ticked_at, None
+        at, self.ticked_at = self.ticked_at, None
+        if at is not None and not self.provider_failing(session):
             # Right after a whole tick, nothing due is left in the queue and no lease is dead.
             left = session.execute(select(Message.id, Message.template, Message.state, Message.not_before, Message.lease_until)
                                    .where(((Message.state == "queued") & (Message.not_before <= at - timedelta(seconds=1)))
@@ -409,6 +416,18 @@ class Checker:
                                      expected="prompting or later after a tick past its due time",
                                      found="scheduled", checkin_id=found.id)
         return None
+
+    def provider_failing(self, session: Session) -> bool:
+        """While the provider fails, a dispatch pass sends one probe and leaves the rest queued for
+        the probe's next try (dispatcher._Provider: "one probe at a time while the provider is
+        down"), so a due message left in the queue then is the policy, not a loss."""
+        from phonetree.models import ProviderOutage
+
+        now = self.sim.real
+        if any(f.kind in ("outage", "burst") and f.start <= now and f.end >= now - timedelta(minutes=3)
+               for f in self.sim.scenario.faults):
+            return True
+        return session.scalar(select(ProviderOutage.id).where(ProviderOutage.ended_at.is_(None)).limit(1)) is not None
 
     # (i)
     def deadline(self, checkin: CheckIn) -> datetime:
@@ -457,6 +476,11 @@ class Checker:
                 continue
             group = self.sim.group_of[checkin.member_id]
             organisers = {self.phone_of(m) for m in self.sim.organisers[group] if m != checkin.member_id}
+            if not organisers:
+                # The member is the group's only organiser: the alert goes to everyone else in the
+                # group who can be reached (escalation's rule since 7128874, sim-findings F6).
+                organisers = {self.phone_of(m) for m, g in self.sim.group_of.items()
+                              if g == group and m != checkin.member_id}
             told = [d for d in truth.deliveries if d.to in organisers and d.real <= deadline and (
                 (d.checkin_id == checkin.id and d.template in ORGANISER_ASKS | {"missed", "missed_summary"})
                 # one summary per organiser covers every check-in missed in that pass (checkins.report_missed)

@@ -80,6 +80,7 @@ class Network:
         return sid
 
     def _delivered(self, out: Outgoing, sid: str, how: str) -> None:
+        person = self.by_phone.get(out.to)
         if how != "accepted":
             self.truth.allowed_repeats[out.message_id] = self.truth.allowed_repeats.get(out.message_id, 0) + 1
         with Session(self.observer) as session:
@@ -88,7 +89,8 @@ class Network:
             subject = session.scalar(select(Task.subject_id).where(Task.id == row.task_id)) if row.task_id else None
         delivery = Delivery(message_id=out.message_id, to=out.to, channel=out.channel, template=row.template,
                             kind=out.kind, checkin_id=row.checkin_id, task_id=row.task_id, subject_id=subject,
-                            body=out.body, real=self.real_now(), clock=self.clock_now(), how=how, sid=sid)
+                            body=out.body, real=self.real_now(), clock=self.clock_now(), how=how, sid=sid,
+                            reached=person is None or person.problem != "phone_off")
         self.truth.deliveries.append(delivery)
         self.on_delivery(delivery)
 

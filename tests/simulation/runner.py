@@ -4,6 +4,7 @@ mid-flight, and the invariants checked after every step."""
 from __future__ import annotations
 
 import heapq
+import inspect
 import io
 import itertools
 import random
@@ -15,7 +16,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 import freezegun
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
@@ -96,6 +97,7 @@ class Sim:
         self.events: list[tuple[datetime, int, str, Any]] = []
         self.seq = itertools.count()
         self.armed = False
+        self.tick_token = 0
         self.down_until: datetime | None = None
         self.woken = False
         self.crashes = 0
@@ -131,7 +133,10 @@ class Sim:
             _MIGRATED.add(self.url)
         event.listen(self.engine, "commit", self._maybe_crash)
         self.gateway = FaultGateway(self.network)
-        self.app = WebhookApp(self.engine, TOKEN, PUBLIC, on_change=self._wake)
+        # (Older commits' app took no account sid: checking a regression seed against the code
+        # before its fix runs this same simulation there.)
+        ours = {"account_sid": ACCOUNT} if "account_sid" in inspect.signature(WebhookApp).parameters else {}
+        self.app = WebhookApp(self.engine, TOKEN, PUBLIC, on_change=self._wake, **ours)
         engine_module._last_purge = None  # a fresh process has never purged
 
     def _maybe_crash(self, _connection: Any) -> None:
@@ -147,6 +152,8 @@ class Sim:
         self.note(f"phonetree CRASHED ({where}); a fresh process starts on the same database")
         phonetree_db.dispose_all()
         self.start_process()
+        # The new process's first tick comes round within a tick interval (5 s), whatever was due.
+        self.schedule_tick(self.real + timedelta(seconds=self.rng.uniform(0.5, 6)))
 
     def guarded(self, where: str, action: Callable[[], Any]) -> tuple[bool, Any]:
         try:
@@ -214,7 +221,7 @@ class Sim:
         with freezegun.freeze_time(self.clock(), tick=False) as frozen:
             self.frozen = frozen
             self.setup()
-            self.push(self.real + timedelta(seconds=30), "tick")
+            self.schedule_tick(self.real + timedelta(seconds=30))
             for fault in self.scenario.faults:
                 self.push(fault.start, "fault", fault)
             for key, when, text, meaning in self.scenario.unprompted:
@@ -239,7 +246,8 @@ class Sim:
         self.observer.dispose()
         from tests.simulation.story import tell
 
-        return Result(self.scenario.seed, self.url.split(":", 1)[0], self.truth.steps, violation,
+        kind = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        return Result(self.scenario.seed, kind, self.truth.steps, violation,
                       tell(self, violation) if violation else "", self.truth, self.crashes, self.errors)
 
     def is_down(self) -> bool:
@@ -247,15 +255,18 @@ class Sim:
 
     def step(self, kind: str, payload: Any) -> None:
         if kind == "tick":
+            if payload != self.tick_token:
+                return  # superseded: a restarted process ticks on its own schedule
             if self.is_down():
-                self.push(self.down_until, "tick")  # type: ignore[arg-type]
+                self.schedule_tick(self.down_until)  # type: ignore[arg-type]
                 return
             at = self.clock()
             ok, _ = self.guarded("in a tick", lambda: tick(self.engine, self.gateway, at))
             if ok:
                 self.last_tick_clock = at if self.last_tick_clock is None else max(self.last_tick_clock, at)
                 self.checker.after_tick(at)
-            self.push(self.next_tick(), "tick")
+                self.schedule_tick(self.next_tick())
+            # (after a crash, `crashed` has already scheduled the new process's first tick)
         elif kind == "fault":
             self.fault(payload)
         elif kind == "act":
@@ -265,6 +276,12 @@ class Sim:
             self.sms_status(*payload)
         elif kind == "up":
             self.note("phonetree is running again")
+            self.schedule_tick(self.real + timedelta(seconds=self.rng.uniform(0.5, 6)))
+
+    def schedule_tick(self, real: datetime) -> None:
+        """The one next tick (a later call replaces an earlier one)."""
+        self.tick_token += 1
+        self.push(real, "tick", self.tick_token)
 
     def next_tick(self) -> datetime:
         """The next moment to tick: soon when something is due (a real
@@ -380,6 +397,9 @@ class Sim:
         ok, _ = self.guarded(f"answering {path}", lambda: b"".join(self.app(environ, lambda s, h: captured.append(s))))
         if not ok:
             return None
+        if captured and captured[0].startswith("403"):
+            # Signed with our token, shaped as Twilio's: a refusal means the simulation is wrong.
+            raise RuntimeError(f"the app refused the simulation's {path} request: {params}")
         if self.woken:  # the runner's wake(): send what the reply queued, now
             self.woken = False
             self.guarded("sending after a reply", lambda: dispatcher.dispatch(self.engine, self.gateway, self.clock()))

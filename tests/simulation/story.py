@@ -35,6 +35,7 @@ def tell(sim: "Sim", violation: Violation | None, limit: int = 400) -> str:
     for n, d in enumerate(sim.truth.deliveries):
         about = f" {group_of.get(d.checkin_id, '?')} #{d.checkin_id}" if d.checkin_id else ""
         how = "" if d.how == "accepted" else f"  [{d.how}]"
+        how += "" if d.reached else "  [the phone is off: never arrived]"
         lines.append((d.real, d.order, f"{_when(d.real, d.clock)}  phonetree -> {names.get(d.to, d.to)} "
                       f"({d.channel} {d.template}{about}, msg {d.message_id}): {d.body[:90]!r}{how}"))
     for n, s in enumerate(sim.truth.said):

@@ -31,6 +31,7 @@ class Delivery:
     clock: datetime  # what phonetree's clock said
     how: str = "accepted"  # accepted | timed out (but left) | crash after the provider took it
     sid: str = ""
+    reached: bool = True  # False when the provider took it but the phone is off (it never arrived)
     order: int = field(default_factory=_next)  # when it happened among everything else
 
 
