@@ -97,6 +97,23 @@ def tell_organisers(session: Session, now: datetime, group: Group, member: Membe
     ) for organiser in organisers(session, group.id) if organiser.id != member.id])
 
 
+def left(session: Session, now: datetime, message: Message) -> None:
+    """A receipt for a message we never marked as sent: the provider took it, and we crashed (or
+    timed out) between its answer and our mark. It left, so it is marked sent, not sent again
+    when its lease runs out, and what its leaving starts starts now: a check-in's window, a
+    contact's wait. Otherwise the check-in would wait for a mark that never comes."""
+    if message.state not in ("sending", "queued"):
+        return
+    message.state, message.sent_at, message.lease_until = "sent", now, None
+    if message.kind == "checkin" and message.checkin_id:
+        window = checkins.prompt_windows(session, [message.checkin_id]).get(message.checkin_id)
+        if window is not None:
+            checkins.prompt_sent(session.connection(), window, now)
+    if message.task_id and message.dedupe_key.endswith(":ask"):
+        tasks.wait_from(session, message.task_id, now)
+    log.info("message %s: a receipt arrived before its send was recorded; marked sent", message.id)
+
+
 def message_status(session: Session, now: datetime, message: Message, status: str,
                    failure_action: str | None, error_code: str | None) -> bool:
     """A delivery receipt. Statuses only move forward (Twilio sends them in no fixed order).
@@ -105,6 +122,7 @@ def message_status(session: Session, now: datetime, message: Message, status: st
     new = MESSAGE_ORDER.get(status)
     if new is None or new < current or (new == current and message.provider_status is not None):
         return False
+    left(session, now, message)
     message.provider_status = status
     if status in ("delivered", "read"):
         message.state = "delivered"
@@ -126,6 +144,7 @@ def call_status(session: Session, now: datetime, message: Message, status: str, 
     a check-in call is tried once more after a few minutes (never again after a machine, so a
     person living alone isn't rung over and over), then the normal window and escalation go on.
     An escalation call nobody answered passes to the next contact at once."""
+    left(session, now, message)
     message.provider_status = status
     unanswered = status in NO_ANSWER or (status == "completed" and machine)
     if not unanswered:

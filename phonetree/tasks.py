@@ -52,6 +52,14 @@ def _not_done(session: Session, task: Task, now: datetime, why: str) -> None:
         escalation.task_cant(session, task, now, why)
 
 
+def wait_from(session: Session, task_id: int, sent_at: datetime) -> None:
+    """A person's time to answer counts from when the ask reached them, not from when it was
+    queued (after an outage, or behind a burst, those differ)."""
+    task = session.get(Task, task_id)
+    if task is not None and task.state == "asked" and task.expires_at and sent_at > task.asked_at:
+        task.expires_at = task.expires_at + (sent_at - task.asked_at)
+
+
 def expire_overdue(session: Session, now: datetime) -> int:
     """Every task whose time is up moves on: to the next contact, a backup peer, or up the tree."""
     # An ask still waiting to go out hasn't started its clock: it gets its full wait from the

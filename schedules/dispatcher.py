@@ -21,13 +21,13 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from phonetree import checkins, outages
+from phonetree import checkins, outages, tasks
 from phonetree.checkins import PromptWindow
 from phonetree.db import session_scope
 from phonetree.delivery import undeliverable
 from phonetree.gateways import base
 from phonetree.gateways.base import Gateway, GatewayError, NotSupported, Outgoing
-from phonetree.models import Member, Message, Task
+from phonetree.models import Member, Message
 from phonetree.phones import mask
 from phonetree.prepared import Prepared, Transaction, transaction
 from phonetree.texts import GATHER
@@ -311,16 +311,8 @@ def _record(session: Session, now: datetime, provider: _Provider,
         return
     _record_sent(session.connection(), now, provider.gateway, message, sid, None)
     if message.task_id and _is_task_ask(message):
-        _wait_from_send(session, message.task_id, now)
+        tasks.wait_from(session, message.task_id, now)
     result.sent += 1
-
-
-def _wait_from_send(session: Session, task_id: int, sent_at: datetime) -> None:
-    """A person's time to answer counts from when the ask reached them, not from when it was
-    queued (after an outage, or behind a burst, those differ)."""
-    task = session.get(Task, task_id)
-    if task is not None and task.state == "asked" and task.expires_at and sent_at > task.asked_at:
-        task.expires_at = task.expires_at + (sent_at - task.asked_at)
 
 
 def _failed(session: Session, now: datetime, message: Message, error: GatewayError,
