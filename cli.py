@@ -353,6 +353,8 @@ def member_import(app: App, group_name: str, file: Path, dry_run: bool, skip_inv
                 click.echo(safe(f"would add: {row.name} ({row.channel}, {mask(row.phone)})"))
         for line, what, why in plan.rejected:
             click.echo(safe(f"rejected line {line}: {what}: {why}"), err=True)
+        for line, who, what in plan.flagged:
+            click.echo(safe(f"Warning: line {line}: {who}: {what}."), err=True)
         if dry_run:
             click.echo(f"Dry run: {len(plan.good)} would be added, {len(plan.rejected)} rejected.")
             return
