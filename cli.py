@@ -353,6 +353,8 @@ def member_import(app: App, group_name: str, file: Path, dry_run: bool, skip_inv
                 click.echo(safe(f"would add: {row.name} ({row.channel}, {mask(row.phone)})"))
         for line, what, why in plan.rejected:
             click.echo(safe(f"rejected line {line}: {what}: {why}"), err=True)
+        for line, who, what in plan.flagged:
+            click.echo(safe(f"Warning: line {line}: {who}: {what}."), err=True)
         if dry_run:
             click.echo(f"Dry run: {len(plan.good)} would be added, {len(plan.rejected)} rejected.")
             return
@@ -705,11 +707,19 @@ def cascade_start(app: App, group_name: str, text: str, originator: str | None, 
     now = clock.now()
     with app.session() as session:
         g = directory.get_group(session, group_name)
-        started = cascades.start(session, g, text, now, originator, duration_option(wait), voice)
+        started, warnings = cascades.start(session, g, text, now, originator, duration_option(wait), voice)
         data = cascades.status(session, g, started)
+        held = cascades.held_until(g, now)
+        tz, quiet = g.timezone, f"{g.quiet_start}-{g.quiet_end}"
     dispatcher.dispatch(app.engine, get_gateway(app.settings), now)
-    click.echo(f"News is on its way to {data['total']} people from {data['from']}; "
-               f"see: phonetree cascade status {group_name}")
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if held:
+        click.echo(f"It is quiet hours in {group_name} ({quiet}), so the news is held until {local(held, tz)}; "
+                   f"then it goes to {data['total']} people from {data['from']}. See: phonetree cascade status {group_name}")
+    else:
+        click.echo(f"News is on its way to {data['total']} people from {data['from']}; "
+                   f"see: phonetree cascade status {group_name}")
 
 
 @cascade.command("status")

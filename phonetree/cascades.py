@@ -101,13 +101,55 @@ def tree(session: Session, group: Group) -> dict[int, int | None]:
 # ---------------------------------------------------------------- running a cascade
 
 
+# News longer than this many SMS segments is refused: long texts cost more and confuse.
+MAX_NEWS_SEGMENTS = 3
+
+
+def check_news(group: Group, text: str, by_voice: bool) -> None:
+    """News is held to what templates are: discreet, and (as a text) at most three segments
+    with the group's real names in it."""
+    from phonetree import texts
+    from phonetree.messages import own_wording
+    from phonetree.sms_encoding import segment_info
+    from phonetree.templates import REVEALING
+
+    revealing = REVEALING.search(text)
+    if revealing:
+        raise PhonetreeError(f"{revealing.group(0)!r} would tell anyone who sees the phone what the group is "
+                             "about; say it another way (or ring people with the details).")
+    if by_voice:
+        return
+    names = [m.name for m in group.members] or ["W" * texts.MAX_NAME]
+    worst = max((segment_info(texts.render("news", "sms", own_wording(group), name=name, text=text))
+                 for name in names), key=lambda info: (info.segments, info.units))
+    if worst.segments > MAX_NEWS_SEGMENTS:
+        raise PhonetreeError(f"as a text the news is {worst.segments} SMS segments ({worst.encoding}, {worst.units} "
+                             f"characters with the greeting); keep it to {MAX_NEWS_SEGMENTS}, or send it with --voice.")
+
+
+def place_newcomers(session: Session, group: Group, parent: dict[int, int | None], root_id: int) -> list[str]:
+    """Members who joined after the tree was set hang from the top of the tree, so phonetree
+    tells them itself. Returns their names, for a warning."""
+    missing = [m for m in group.members if m.id not in parent]
+    if not missing:
+        return []
+    position = len(parent)
+    for offset, member in enumerate(missing):
+        session.add(TreeLink(group_id=group.id, member_id=member.id, parent_id=root_id, position=position + offset))
+        parent[member.id] = root_id
+    session.flush()
+    return [m.name for m in missing]
+
+
 def start(session: Session, group: Group, text: str, now: datetime, originator: str | None = None,
-          wait_s: int | None = None, by_voice: bool = False) -> Cascade:
+          wait_s: int | None = None, by_voice: bool = False) -> tuple[Cascade, list[str]]:
+    """Start news down the tree. Returns the cascade and warnings for the organiser."""
     text = " ".join((text or "").split())
     if not text:
         raise PhonetreeError("give the news to pass on, e.g. phonetree cascade start Oakfield \"Meeting moved\".")
     if has_hidden(text) is not None:  # it goes to every member's phone as typed
         raise PhonetreeError("the news contains an invisible or control character; type it plainly.")
+    check_news(group, text, by_voice)
     if originator:
         root = get_member(session, group, originator)
     else:
@@ -120,6 +162,11 @@ def start(session: Session, group: Group, text: str, now: datetime, originator: 
         # The tree hangs from someone else: rebuild it from this originator, same shape rules.
         build_tree(session, group, root=root.name)
         parent = tree(session, group)
+    warnings = []
+    newcomers = place_newcomers(session, group, parent, root.id)
+    if newcomers:
+        warnings.append(f"{', '.join(newcomers)} joined after the tree was set, so phonetree sends them the news "
+                        f"itself; to place them, see: phonetree cascade tree {group.name} --help")
     cascade = Cascade(group_id=group.id, originator_id=root.id, text=text, by_voice=by_voice,
                       wait_s=wait_s or int(DEFAULT_WAIT.total_seconds()), state="running", started_at=now)
     session.add(cascade)
@@ -142,7 +189,15 @@ def start(session: Session, group: Group, text: str, now: datetime, originator: 
                   detail=f"{len(parent) - 1} to reach; from {root.name}")
     # The root's people have it from us now: mark them reached and set their own branches going.
     _reached(session, cascade, group, [mid for mid in children.get(root.id, [])], root.id, now)
-    return cascade
+    return cascade, warnings
+
+
+def held_until(group: Group, now: datetime) -> datetime | None:
+    """When news started now actually goes, if quiet hours hold it (None: at once)."""
+    from phonetree.quiet_hours import next_allowed
+
+    goes = next_allowed(now, group.timezone, group.quiet_start, group.quiet_end)
+    return goes if goes > now else None
 
 
 def _reached(session: Session, cascade: Cascade, group: Group, member_ids: list[int], by: int,

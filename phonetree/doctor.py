@@ -78,9 +78,11 @@ def _database(settings: Settings, checks: list[Check]) -> list[str]:
             checks.append(Check(False, "database", f"{shown} doesn't exist and {folder} isn't writable: "
                                 "choose another place with PHONETREE_DATABASE_URL."))
         return []
+    # Looked at before connecting (closing the last connection removes -wal and -shm), shown
+    # after the line that says the database is there.
+    modes: list[Check] = []
     if path is not None:
-        # Before connecting: closing the last connection removes the -wal and -shm files.
-        _file_modes(path, checks)
+        _file_modes(path, modes)
     engine: Engine | None = None
     try:
         engine = make_engine(url)
@@ -90,8 +92,10 @@ def _database(settings: Settings, checks: list[Check]) -> list[str]:
         except Exception as error:  # noqa: BLE001 - reported as one line
             checks.append(Check(False, "database", f"can't reach {shown}: {_first_line(error)}; "
                                 "check PHONETREE_DATABASE_URL and that the server is running."))
+            checks.extend(modes)
             return []
         checks.append(Check(True, "database", f"{shown} is reachable."))
+        checks.extend(modes)
         current, head = _current_revision(engine), _head_revision(url)
         if current is None:
             checks.append(Check(False, "schema", "no phonetree tables yet: run any command (e.g. "

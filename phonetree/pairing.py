@@ -176,13 +176,40 @@ def pairs_round(
         # roster) never moves and would be in every trio.
         joiner = orphans[-1]
         order = list(range(1, len(places))) + [0]
-        host = next((places[i] for i in order if places[i] is not None), None)
+        host = _planned_host(members, slots, round_index, joiner, places)
+        if host is None:
+            host = next((places[i] for i in order if places[i] is not None), None)
         if host is None:
             host = groups[0]  # every circle pair is broken: join the first orphan pair
         host.append(joiner)
 
     result = [tuple(group) for group in groups]
     return _repair(result, rules) if rules else result
+
+
+def _planned_host(members: Sequence[str], slots: Sequence[str | None], round_index: int, joiner: str,
+                  places: list[list[str] | None]) -> list[str] | None:
+    """The pair the member with the bye joins in an odd roster, so that within the first n-1
+    rounds of each cycle everyone meets everyone (see phonetree.trio_hosts); None when the
+    plan doesn't apply this round (an even roster, or absences moved the pairs around)."""
+    from phonetree.trio_hosts import host_pair
+
+    if len(members) % 2 == 0:
+        return None
+    period = len(slots) - 1
+    bye = next((b if a is None else a for a, b in _circle(slots, round_index) if None in (a, b)), None)
+    if joiner != bye:
+        return None
+    planned = host_pair(len(members), round_index % period)
+    if planned is None:
+        return None
+    wanted = members[planned[0]] if isinstance(planned, tuple) else members[planned]
+    host = next((p for p in places if p is not None and wanted in p), None)
+    if host is not None and isinstance(planned, tuple):
+        order = [members[i] for i in planned]
+        if sorted(order) == sorted(host):
+            host[:] = order  # the order says who rings without a history (trio_hosts.orient)
+    return host
 
 
 def _forbidden_in(group: Sequence[str], rules: set[frozenset[str]]) -> list[tuple[str, str]]:

@@ -21,12 +21,21 @@ from phonetree.sms_encoding import SegmentInfo, plain, segment_info
 # Words that would tell someone glancing at the phone what the group is about.
 REVEALING = re.compile(r"drug|addict|recover|support group|carer|grandparent|kinship|substance|alcohol|"
                        r"overdose|rehab|crisis|mental|safeguard", re.I)
-SAMPLE = {"name": "Vera", "contact": "Jo", "member": "Vera", "phone": "07911 100001", "time": "09:00",
-          "day": "Tue 01 Dec", "reason": "number not in use", "when": "this week", "count": "12",
-          "people": "Pat and Dot", "text": "Meeting moved to Thursday", "by": "Margaret",
-          "on_day": "today", "last_day": "Wed 02 Dec"}
-LONGEST = {key: "W" * texts.MAX_NAME if key in ("name", "contact", "member", "by") else value
-           for key, value in SAMPLE.items()}
+# Previews use names nobody has and a number from Ofcom's range for drama (07700 900xxx), so a
+# preview can't be mistaken for a real member with the wrong number. The person written to and
+# the person written about differ, so no preview asks someone to ring themselves.
+NAME_FIELDS = ("name", "contact", "member", "by")
+SAMPLE = {"name": "Sample A", "contact": "Sample B", "member": "Sample C", "phone": "07700 900123",
+          "time": "09:00", "day": "Tue 01 Dec", "reason": "number not in use", "when": "this week",
+          "count": "12", "people": "Sample D and Sample E", "text": "Meeting moved to Thursday",
+          "by": "Sample F", "on_day": "today", "last_day": "Wed 02 Dec"}
+LONGEST = {key: "W" * texts.MAX_NAME if key in NAME_FIELDS else value for key, value in SAMPLE.items()}
+
+
+def _with_names(names: list[str]) -> list[dict[str, str]]:
+    """Values to count segments with: the longest name allowed, and each of the group's real
+    names (one "Zoë" turns a text into UCS-2, which the Ws never would)."""
+    return [LONGEST] + [{**LONGEST, **{field: name for field in NAME_FIELDS}} for name in names]
 
 
 def overrides(group: Group) -> dict[str, str]:
@@ -64,14 +73,17 @@ def preview(group: Group, template: str, channel: str = "sms",
     _check_name(template, channel)
     language = check_language(language)
     wording = text_for(group, template, channel, language)
-    sample = wording.format(**SAMPLE)
-    worst = segment_info(wording.format(**LONGEST))
+    sample = texts.fill(wording, **SAMPLE)
+    names = sorted({m.name for m in group.members})
+    worst = max((segment_info(texts.fill(wording, **values)) for values in _with_names(names)),
+                key=lambda info: (info.segments, info.encoding != "GSM-7"))
     warnings = []
     if channel == "sms" and template not in texts.FREE_TEXT and worst.segments > 1:
         warnings.append(f"with the longest names this is {worst.segments} SMS segments; one is cheaper and clearer.")
     if channel == "sms" and worst.encoding != "GSM-7":
         warnings.append("contains characters outside GSM-7 (" + " ".join(worst.bad_chars)
-                        + "), so each text costs two or three times as much.")
+                        + "), so each text costs two or three times as much"
+                        + (" (they are in members' names)." if segment_info(sample).encoding == "GSM-7" else "."))
     return Preview(template, channel, wording, sample, _key(channel, template, language) in overrides(group),
                    segment_info(sample), worst, warnings)
 

@@ -150,7 +150,7 @@ def wording(template: str, channel: str = "sms", own: dict[str, str] | None = No
 
 def render(template: str, channel: str = "sms", own: dict[str, str] | None = None,
            language: str = DEFAULT_LANGUAGE, **values: str) -> str:
-    return fit(wording(template, channel, own, language).format(**values), channel)
+    return fit(fill(wording(template, channel, own, language), **values), channel)
 
 
 # Twilio refuses an SMS body over 1,600 characters (error 21617), counted in UTF-16 code units
@@ -198,6 +198,27 @@ def fit(body: str, channel: str = "sms") -> str:
     if space > len(cut) - 20 and space > 0:  # end on a word when one ends nearby
         cut = cut[:space]
     return cut.rstrip() + more
+
+
+# Where a new sentence starts: the very beginning, or after a full stop, ? or ! and a space.
+_SENTENCE_END = (".", "?", "!")
+
+
+def fill(text: str, /, **values: str) -> str:
+    """`text.format(**values)`, but a value that begins a sentence begins with a capital
+    ("Hello Vera. {when} please ring" with when="this week" reads "... This week please ring").
+    Only a value's first letter changes; the rest of it, and the wording, stay as written."""
+    out: list[str] = []
+    for literal, field, spec, conversion in Formatter().parse(text):
+        out.append(literal)
+        if field is None:
+            continue
+        value = format(Formatter().convert_field(values[field], conversion), spec or "")
+        before = "".join(out).rstrip(" ")
+        if value and (not before or before.endswith(_SENTENCE_END)) and value[0].islower():
+            value = value[0].upper() + value[1:]
+        out.append(value)
+    return "".join(out)
 
 
 def placeholders(template_text: str) -> set[str]:

@@ -118,3 +118,57 @@ def test_cascade_status_in_text(village, ok):
         ok("cascade", "start", "Vale", "Meeting moved")
         out = ok("cascade", "status", "Vale").stdout
     assert "2 of 14 reached" in out and "+ Ann" in out and "- Cath" in out
+
+
+# ---------------------------------------------------------------- issue 12: what the organiser is told
+
+
+def test_members_added_after_the_tree_are_placed_and_named(village, ok, run_cli, engine):
+    with freeze_time("2026-12-01 09:30:00"):
+        ok("member", "add", "Vale", "Pat", "--phone", "07911 100090")
+        ok("member", "add", "Vale", "Dot", "--phone", "07911 100091")
+        result = run_cli("cascade", "start", "Vale", "Meeting moved to Thursday")
+    assert result.exit_code == 0
+    assert result.stderr == ("Warning: Pat, Dot joined after the tree was set, so phonetree sends them the news "
+                             "itself; to place them, see: phonetree cascade tree Vale --help\n")
+    news_to = {m.to_phone for m in sent(engine, template="news")}
+    assert {"+447911100090", "+447911100091"} <= news_to
+    assert "of 16 reached" in status_line(ok)
+    with freeze_time("2026-12-01 09:40:00"):
+        tree = json.loads(ok("cascade", "tree", "Vale", "--json").stdout)
+    assert tree["Org"] == ["Ann", "Ben", "Pat", "Dot"]
+
+
+def status_line(ok) -> str:
+    with freeze_time("2026-12-01 09:35:00"):
+        return ok("cascade", "status", "Vale").stdout.splitlines()[0]
+
+
+def test_inside_quiet_hours_the_cascade_says_when_it_will_go(village, ok, engine):
+    with freeze_time("2026-12-01 22:00:00"):
+        out = ok("cascade", "start", "Vale", "Meeting moved").stdout
+    assert out.startswith("It is quiet hours in Vale (21:00-08:00), so the news is held until Wed 02 Dec 08:00 GMT;")
+    assert {m.state for m in sent(engine, template="news")} == {"queued"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Meeting moved. " * 40, "Error: as a text the news is 5 SMS segments"),
+    ("The recovery group meets on Thursday", "Error: 'recover' would tell anyone who sees the phone"),
+])
+def test_news_too_long_or_revealing_is_refused(village, run_cli, engine, text, message):
+    from tests.conftest import snapshot
+
+    before = snapshot(engine)
+    with freeze_time("2026-12-01 10:00:00"):
+        result = run_cli("cascade", "start", "Vale", text)
+    assert result.exit_code == 1 and result.stderr.startswith(message), result.stderr
+    assert snapshot(engine) == before
+
+
+def test_long_news_is_refused_with_its_count_but_goes_by_voice(village, ok, run_cli):
+    text = "The meeting has moved to the village hall on Thursday at seven. " * 7
+    with freeze_time("2026-12-01 10:00:00"):
+        result = run_cli("cascade", "start", "Vale", text)
+        assert result.exit_code == 1
+        assert "the news is 4 SMS segments (GSM-7, 476 characters with the greeting); keep it to 3" in result.stderr
+        ok("cascade", "start", "Vale", text, "--voice")

@@ -181,7 +181,7 @@ def test_unknown_sender_changes_nothing_and_learns_nothing(oakfield, ok, engine,
     ticker(utc(*DAY, 9, 0))
     before = snapshot(engine)
     for text in ("OK", "HELP", "STOP", "DONE", "hello who is this"):
-        out = receive(ok, "07911 100099", text, "2026-12-01 09:05:00")
+        out = receive(ok, "07911 100099", text, "2026-12-01 09:05:00")  # a real number, nobody's
         assert "nothing changed" in out
     assert snapshot(engine) == before
 

@@ -137,7 +137,7 @@ def test_bad_input_is_one_error_line_and_changes_nothing(ok, run_cli, engine, ar
 def test_receive_from_unknown_number_is_not_an_error_and_changes_nothing(ok, run_cli, engine):
     setup_group(ok)
     before = snapshot(engine)
-    result = run_cli("receive", "--from", "07911 100099", "OK")
+    result = run_cli("receive", "--from", "07911 100099", "OK")  # a real number, nobody's
     assert result.exit_code == 0 and "belongs to no member" in result.stdout
     assert snapshot(engine) == before
 

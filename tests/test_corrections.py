@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from phonetree.db import session_scope
 from phonetree.models import CheckIn, Group, Member, Message
-from tests.conftest import JO, MARGARET, SAM, VERA, sent, snapshot, utc
+from tests.conftest import JO, SAM, VERA, sent, snapshot, utc
 
 NEW_VERA = "07911 100009"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from freezegun import freeze_time
@@ -78,10 +79,11 @@ def test_a_long_import_shows_progress(ok, run_cli, tmp_path):
 
 def test_template_preview_and_edit_with_segment_checks(oakfield, ok, run_cli, engine, ticker):
     out = ok("template", "show", "Oakfield", "checkin").stdout
-    assert "Preview: Hi Vera, just checking in." in out and "GSM-7" in out and "1 segment" in out
+    # A sample name, not a real member's (issue 12: previews never show real members).
+    assert "Preview: Hi Sample A, just checking in." in out and "GSM-7" in out and "1 segment" in out
     result = run_cli("template", "set", "Oakfield", "checkin", "Morning {name} \u2014 reply \u201cOK\u201d if you\u2019re alright, or CALL for a chat.")
     assert result.exit_code == 0
-    assert "Morning Vera - reply \"OK\" if you're alright" in result.stdout
+    assert "Morning Sample A - reply \"OK\" if you're alright" in result.stdout
     assert "replaced typographic" in result.stderr
     with freeze_time("2026-11-30 12:00:00"):
         ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--escalate-to", "Jo")
@@ -169,7 +171,11 @@ def test_the_tick_blanks_old_text_on_its_own(oakfield, ok, engine, ticker, monke
         assert [i.body for i in session.scalars(select(Inbound).order_by(Inbound.id))] == [None, "thanks"]
 
 
-def test_audit_lists_organiser_changes(oakfield, ok):
+def test_audit_lists_organiser_changes(ok, request):
+    # The group is made inside the frozen clock too: made at the real time (the `oakfield`
+    # fixture), it came after 30 Nov 12:00 whenever the suite ran later, and the order broke.
+    with freeze_time("2026-11-30 11:00:00"):
+        request.getfixturevalue("oakfield")
     with freeze_time("2026-11-30 12:00:00"):
         ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--escalate-to", "Jo")
         ok("group", "set", "Oakfield", "--window", "45m")
@@ -214,9 +220,28 @@ def test_members_get_the_groups_wording_in_their_language(oakfield, ok, engine, 
     assert bodies["+447911100001"] == "Morning Vera, reply OK or CALL."
     # Welsh wording only for what the organiser has written; the rest stays English.
     ok("template", "reset", "Oakfield", "checkin", "--language", "cy")
-    assert "Morning Vera" in ok("template", "show", "Oakfield", "checkin", "--language", "cy").stdout
+    assert "Morning Sample A" in ok("template", "show", "Oakfield", "checkin", "--language", "cy").stdout
     bad = run_cli("member", "add", "Oakfield", "Zed", "--phone", "07911 100008", "--language", "welsh!")
     assert bad.exit_code == 1 and "not a language code" in bad.stderr
     for command in (("list", "Oakfield"), ("show", "Oakfield", "checkin"), ("reset", "Oakfield", "checkin")):
         bad = run_cli("template", *command, "--language", "welsh!")
         assert bad.exit_code == 1 and bad.stderr.startswith("Error:") and "not a language code" in bad.stderr
+
+
+def test_previews_use_sample_names_and_a_sample_number_never_a_member(oakfield, ok):
+    out = ok("template", "show", "Oakfield", "call_prompt", "--channel", "voice").stdout
+    preview = next(line for line in out.splitlines() if line.startswith("Preview: "))
+    assert preview == ("Preview: Hello Sample A. This week please ring Sample C on 07700 900123. "
+                       "Press 1 if you will ring them. Press 2 if you can't.")
+    listing = ok("template", "list", "Oakfield").stdout
+    assert not re.search(r"\b(Vera|Jo|Sam|Margaret)\b|07911", listing)
+
+
+def test_segment_counts_use_the_groups_real_names(oakfield, ok):
+    before = ok("template", "show", "Oakfield", "checkin")
+    assert "with the longest names: 1 segment(s)" in before.stdout and "GSM-7" not in before.stderr
+    ok("member", "add", "Oakfield", "Zoë", "--phone", "07911 100006")
+    after = ok("template", "show", "Oakfield", "checkin")
+    assert "Warning: contains characters outside GSM-7 (ë), so each text costs two or three times as much " \
+           "(they are in members' names)." in after.stderr
+    assert "with the longest names: 2 segment(s)" in after.stdout  # 85 chars of UCS-2 is two segments

@@ -33,7 +33,7 @@ def test_format_fields_are_refused_with_one_error_line(oakfield, run_cli, engine
 
 def test_plain_placeholders_still_work(oakfield, ok):
     out = ok("template", "set", "Oakfield", "checkin", "Morning {name}, reply OK or CALL.").stdout
-    assert "Preview: Morning Vera, reply OK or CALL." in out
+    assert "Preview: Morning Sample A, reply OK or CALL." in out  # previews use sample names (issue 12)
 
 
 def test_a_bad_field_stored_before_the_check_falls_back_to_the_default(oakfield, ok, engine, ticker):

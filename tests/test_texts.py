@@ -56,3 +56,16 @@ def test_every_message_a_voice_member_may_get_is_written_for_speech(key):
 
 def test_voice_falls_back_to_the_sms_wording_for_notices():
     assert texts.render("thanks", "voice", name="Jo") == "Thank you, Jo."
+
+
+def test_a_value_that_starts_a_sentence_is_capitalised_and_nothing_else_changes():
+    from phonetree.texts import fill, render
+
+    spoken = render("call_prompt", "voice", name="Vera", member="Sam", phone="07911 100003", when="this week")
+    assert spoken.startswith("Hello Vera. This week please ring Sam on 07911 100003.")
+    texted = render("call_prompt", "sms", name="Vera", member="Sam", phone="07911 100003", when="this week")
+    assert texted.startswith("Hi Vera, this week please ring Sam")
+    # A member's own words keep their case; only a value's first letter at a sentence start changes.
+    assert render("forward", "sms", member="Vera", phone="07911 100001", text="ok. all fine") == \
+        "Reply from Vera (07911 100001): ok. all fine"
+    assert fill("{a} and {b}! {c}", a="one", b="two", c="three") == "One and two! Three"
