@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from phonetree import events, phones, tasks
 from phonetree.checkins import open_checkin
+from phonetree.escalation import CLOSED, stand_down
 from phonetree.models import Cascade, CheckIn, Event, Group, Inbound, Member, Message, ProviderOutage, Task
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,13 @@ def forget(session: Session, member: Member, now: datetime) -> int:
     checkin = open_checkin(session, member.id)
     while checkin is not None:
         checkin.state, checkin.closed_at, checkin.outcome = "resolved", now, "member forgotten"
+        # Whoever was asked to ring them is told it is dealt with (the words lose the name below);
+        # the notice is let go of the check-in, which goes with them, so it is still sent.
+        stand_down(session, checkin, now, CLOSED)
         session.flush()
+        session.execute(update(Message).where(Message.checkin_id == checkin.id, Message.template == CLOSED,
+                                              Message.state == "queued")
+                        .values(checkin_id=None, task_id=None).execution_options(synchronize_session=False))
         checkin = open_checkin(session, member.id)
     group_id = member.group_id
     scrub = _scrubber(member)
@@ -110,20 +117,20 @@ def remove_group(session: Session, group: Group, now: datetime) -> tuple[int, in
     sent goes with the group. Returns (check-ins closed, people stood down)."""
     from sqlalchemy import delete
 
-    from phonetree.escalation import OPEN_CHECKIN_STATES, stand_down
+    from phonetree.escalation import OPEN_CHECKIN_STATES
     from phonetree.models import CheckIn
 
     closed = told = 0
     for checkin in session.scalars(select(CheckIn).where(
             CheckIn.group_id == group.id, CheckIn.state.in_(OPEN_CHECKIN_STATES))).all():
         checkin.state, checkin.closed_at, checkin.outcome = "resolved", now, "group removed"
-        told += stand_down(session, checkin, now)
+        told += stand_down(session, checkin, now, CLOSED)
         closed += 1
     session.flush()
     # The stand-downs outlive the group: no links to its rows (which are about to go), only
     # the number and the words, so the dispatcher still sends them.
     session.execute(update(Message).where(
-        Message.group_id == group.id, Message.template == "stand_down", Message.state == "queued")
+        Message.group_id == group.id, Message.template == CLOSED, Message.state == "queued")
         .values(group_id=None, member_id=None, checkin_id=None, task_id=None)
         .execution_options(synchronize_session=False))
     group_id = group.id

@@ -259,8 +259,10 @@ def test_group_remove_stands_down_whoever_was_asked_then_erases_everything(vera_
     with freeze_time("2026-12-01 09:35:00"):
         out = ok("group", "remove", "Oakfield", "--yes").stdout
     assert out == "Removed Oakfield. 1 open check-in(s) closed; 1 person(s) told they needn't ring.\n"
-    [stand_down] = sent(engine, template="stand_down")
+    # Told it is dealt with, not that Vera "has been in touch" (she hasn't)
+    [stand_down] = sent(engine, template="stand_down_closed")
     assert (stand_down.to_phone, stand_down.state) == ("+447911100002", "sent")
+    assert stand_down.body == "Hi Jo, an organiser has dealt with Vera now, so no need to ring. Thank you."
     with session_scope(engine) as session:
         for model in (Group, Member, CheckIn):
             assert session.scalar(select(func.count()).select_from(model)) == 0

@@ -242,3 +242,12 @@ def test_a_help_nobody_can_be_asked_about_says_so_honestly(ok, engine):
     assert ack.template == "help_ack_none" and "ring 999" in ack.body
     [item] = open_on_status(engine, at(10, 1))
     assert item["member"] == "Ivy" and item["asked_for_call"] is True  # it stays open on status
+
+
+def test_forgetting_a_member_stands_down_whoever_was_asked_to_ring_them(helped, ok, engine):
+    with freeze_time(at(9, 20)):
+        ok("member", "forget", "Oakfield", "Vera", "--yes")
+    [told] = sent(engine, to_phone=E164[JO], template="stand_down_closed")
+    assert told.body == "Hi Jo, an organiser has dealt with [forgotten] now, so no need to ring. Thank you."
+    with session_scope(engine) as session:
+        assert session.scalars(select(Task).where(Task.state == "asked")).all() == []
