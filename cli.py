@@ -1,7 +1,6 @@
 """phonetree's command line: parse, call one domain function, print. No logic lives here."""
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import date

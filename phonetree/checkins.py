@@ -49,16 +49,7 @@ def add_plan(session: Session, group: Group, member: Member, at: str, days: str,
             f"{at_time} is inside {group.name}'s quiet hours ({group.quiet_start}-{group.quiet_end}); "
             f"choose a time between {group.quiet_end} and {group.quiet_start}."
         )
-    if not contacts:
-        raise PhonetreeError("name at least one person to ring if there's no reply: --escalate-to NAME.")
-    chain: list[Member] = []
-    for name in contacts:
-        contact = get_member(session, group, name)
-        if contact.id == member.id:
-            raise PhonetreeError(f"{member.name} can't be their own escalation contact.")
-        if contact in chain:
-            raise PhonetreeError(f"{contact.name} is named twice in --escalate-to.")
-        chain.append(contact)
+    chain = escalation_chain(session, group, member, contacts)
     use_reminder = group.reminder if reminder is None else reminder
     if reminder_s is not None:
         if reminder_s >= window:
@@ -88,6 +79,21 @@ def add_plan(session: Session, group: Group, member: Member, at: str, days: str,
         if contact.opted_out:
             warnings.append(f"{contact.name} has opted out of texts and will be skipped.")
     return plan, warnings
+
+
+def escalation_chain(session: Session, group: Group, member: Member, names: list[str]) -> list[Member]:
+    """The named contacts for a member's check-in, checked: at least one, not the member, none twice."""
+    if not names:
+        raise PhonetreeError("name at least one person to ring if there's no reply: --escalate-to NAME.")
+    chain: list[Member] = []
+    for name in names:
+        contact = get_member(session, group, name)
+        if contact.id == member.id:
+            raise PhonetreeError(f"{member.name} can't be their own escalation contact.")
+        if contact in chain:
+            raise PhonetreeError(f"{contact.name} is named twice in --escalate-to.")
+        chain.append(contact)
+    return chain
 
 
 # ---------------------------------------------------------------- the day's steps

@@ -15,8 +15,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from phonetree import events
-from phonetree.checkins import add_plan
-from phonetree.directory import check_window, get_member
+from phonetree.checkins import add_plan, escalation_chain
+from phonetree.directory import check_window
 from phonetree.errors import PhonetreeError
 from phonetree.escalation import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
@@ -66,20 +66,6 @@ def add(session: Session, group: Group, member: Member, at: str, days: str, cont
     return add_plan(session, group, member, at_time, days, contacts, **options)
 
 
-def _chain(session: Session, group: Group, member: Member, names: list[str]) -> list[Member]:
-    if not names:
-        raise PhonetreeError("name at least one person to ring if there's no reply: --escalate-to NAME.")
-    chain: list[Member] = []
-    for name in names:
-        contact = get_member(session, group, name)
-        if contact.id == member.id:
-            raise PhonetreeError(f"{member.name} can't be their own escalation contact.")
-        if contact in chain:
-            raise PhonetreeError(f"{contact.name} is named twice in --escalate-to.")
-        chain.append(contact)
-    return chain
-
-
 def change(session: Session, group: Group, member: Member, now: datetime, *, at: str | None = None,
            to: str | None = None, days: str | None = None, window_s: int | None = None,
            contacts: list[str] | None = None, escalation_wait_s: int | None = None,
@@ -118,7 +104,7 @@ def change(session: Session, group: Group, member: Member, now: datetime, *, at:
                        f"{format_duration(escalation_wait_s)}")
         plan.escalation_wait_s = escalation_wait_s
     if contacts is not None:
-        chain = _chain(session, group, member, contacts)
+        chain = escalation_chain(session, group, member, contacts)
         before = [c.member.name for c in plan.contacts]
         if [c.name for c in chain] != before:
             changes.append(f"contacts {', '.join(before)} -> {', '.join(c.name for c in chain)}")

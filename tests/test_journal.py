@@ -241,7 +241,6 @@ def test_a_live_run_on_a_read_only_database_file_loses_no_reply(tmp_path: Path):
     """The database file is chmod 0444 under a live `phonetree run`: 8 signed replies, a HELP
     among them, are answered 200 and journalled; once the file is writable again the ticks apply
     them in order, the HELP reaches a person, and delivering them all again changes nothing."""
-    import subprocess
 
     from click.testing import CliRunner
 

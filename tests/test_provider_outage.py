@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from phonetree import inbound
 from phonetree.db import session_scope
-from phonetree.models import CheckIn, Group, Message, ProviderOutage, Task
+from phonetree.models import CheckIn, Group, ProviderOutage, Task
 from phonetree.status import group_status
 from schedules import dispatcher
 from schedules.engine import tick
