@@ -48,6 +48,12 @@ def test_what_negates_a_request(text: str, intent: Intent) -> None:
     assert parse_reply(text).intent == intent, text
 
 
+def test_ok_spelled_with_stops_is_ok_in_not_ok_too() -> None:
+    # Matching ignores punctuation (INTERFACE.md): "o.k." is "ok", so "not o.k." is "not ok".
+    assert parse_reply("not o.k.").intent == HELP
+    assert parse_reply("im not o. k.").intent == HELP
+
+
 def test_not_ok_is_found_after_another_not() -> None:
     # "not sure" is no "not ok", but it must not hide the "not ok" later in the same clause.
     assert parse_reply("not sure why but im not ok").intent == HELP
