@@ -93,3 +93,27 @@ def test_the_end_with_minutes_in_another_zone() -> None:
 def test_a_same_day_span_waits_until_it_ends_today() -> None:
     # 13:00-14:00 in London, 13:20 GMT: 14:00 the same day.
     assert next_allowed(utc(2026, 12, 1, 13, 20), LONDON, "13:00", "14:00") == utc(2026, 12, 1, 14, 0)
+
+
+@pytest.fixture
+def machine_in_new_york(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The process's own local zone set to New York, as on an organiser's laptop there."""
+    import time as systime
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    systime.tzset()
+    yield
+    monkeypatch.undo()
+    systime.tzset()
+
+
+def test_the_groups_zone_not_the_machines_and_the_answer_in_utc(machine_in_new_york: None) -> None:
+    # Quiet hours are the group's (London) wall clock, whatever zone the machine is set to, and
+    # the moment comes back in UTC as the docstring says (rows hold UTC instants).
+    held = next_allowed(utc(2026, 12, 1, 22, 30), LONDON, "21:00", "08:00")
+    assert held == utc(2026, 12, 2, 8, 0)
+    assert held.utcoffset() is not None and held.utcoffset().total_seconds() == 0
+    # 02:00 UTC is 21:00 in New York but 02:00 in London: quiet in London, held till 08:00 GMT.
+    assert next_allowed(utc(2026, 12, 1, 2, 0), LONDON, "21:00", "08:00") == utc(2026, 12, 1, 8, 0)
+    # 23:30 UTC is 18:30 in New York: London's quiet hours hold it, New York's would not.
+    assert next_allowed(utc(2026, 12, 1, 23, 30), LONDON, "21:00", "08:00") == utc(2026, 12, 2, 8, 0)
