@@ -54,6 +54,12 @@ def test_ok_spelled_with_stops_is_ok_in_not_ok_too() -> None:
     assert parse_reply("im not o. k.").intent == HELP
 
 
+def test_an_emoji_is_one_word_within_the_negation_window() -> None:
+    # 👎 becomes one word: "don't 👎👎 call" still refuses the call (the negator is 3 words
+    # back), and the thumbs-down is a worry, so a person reads it.
+    assert parse_reply("don't \U0001F44E\U0001F44E call").intent == UNKNOWN
+
+
 def test_not_ok_is_found_after_another_not() -> None:
     # "not sure" is no "not ok", but it must not hide the "not ok" later in the same clause.
     assert parse_reply("not sure why but im not ok").intent == HELP
