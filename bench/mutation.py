@@ -62,6 +62,7 @@ COPY = ["phonetree", "schedules", "cli.py", "tests", "pyproject.toml"]
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-p", "bench.mutation_plugin", "-x", "-q",
                "-k", "not postgresql and not test_audit_lists_organiser_changes"]
 
+ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout"}
 
@@ -97,6 +98,13 @@ def prepare(module: str) -> Path:
     return work
 
 
+def tests_run(work: Path) -> list[str]:
+    """The test selection the scratch copy was made with (its setup.cfg)."""
+    lines = (work / "setup.cfg").read_text().splitlines()
+    start = lines.index("pytest_add_cli_args_test_selection =") + 1
+    return [line.strip() for line in lines[start:] if line.startswith("    ")]
+
+
 def results(work: Path) -> dict[str, str]:
     """mutant name -> status, from mutmut's per-file meta data."""
     out: dict[str, str] = {}
@@ -110,28 +118,38 @@ def results(work: Path) -> dict[str, str]:
 def run(module: str, jobs: int) -> dict[str, object]:
     work = prepare(module)
     started = time.monotonic()
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
     log = work / "mutmut.log"
     with log.open("w") as out:
-        proc = subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=env,
+        proc = subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=ENV,
                               stdout=out, stderr=subprocess.STDOUT)
+    return report(module, round(time.monotonic() - started), proc.returncode)
+
+
+def report(module: str, seconds: int | None = None, exit_code: int | None = None) -> dict[str, object]:
+    """The summary of the last run in the module's scratch copy (also written to summary.json)."""
+    work = SCRATCH / module
+    env = ENV
     status = results(work)
     counts = Counter(status.values())
     survivors = sorted(name for name, s in status.items() if s == "survived")
+    # Every survivor's diff from one process (a `mutmut show` each costs a start-up each).
+    show_all = ("import sys\nfrom mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant\n"
+                "for name in sys.argv[1:]:\n"
+                "    print(f'# {name}'); print(get_diff_for_mutant(name, path=find_mutant(name).path))\n")
     with (work / "survivors.diff").open("w") as diff:
-        for name in survivors:
-            shown = subprocess.run([*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True)
-            diff.write(f"# {name}\n{shown.stdout}\n")
+        if survivors:
+            subprocess.run([sys.executable, "-c", show_all, *survivors], cwd=work, env=env, stdout=diff,
+                           stderr=subprocess.DEVNULL)
     killed = counts["killed"] + counts["timeout"]
     total = sum(counts.values())
     summary = {
-        "module": module, "file": MODULES[module][0], "tests": selection(module),
+        "module": module, "file": MODULES[module][0], "tests": tests_run(work),
         "mutants": total, "killed": counts["killed"], "timeout": counts["timeout"],
         "survived": counts["survived"], "other": {k: v for k, v in counts.items()
                                                   if k not in ("killed", "timeout", "survived")},
         "score": round(killed / total, 3) if total else None,
-        "seconds": round(time.monotonic() - started), "mutmut_exit": proc.returncode,
+        "seconds": seconds, "mutmut_exit": exit_code,
         "survivors": survivors,
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -143,6 +161,8 @@ def main() -> None:
     parser.add_argument("--module", action="append", choices=sorted(MODULES), help="repeatable")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument("--report", action="store_true",
+                        help="summarise the last run in .mutation/<module> again, without running")
     args = parser.parse_args()
     if args.list or not args.module:
         for name in MODULES:
@@ -150,7 +170,7 @@ def main() -> None:
         return
     os.nice(19 - os.nice(0))  # a shared machine: take only idle CPU (a no-op under nice -n 19)
     for module in args.module:
-        summary = run(module, args.jobs)
+        summary = report(module) if args.report else run(module, args.jobs)
         print(json.dumps(summary), flush=True)
 
 
