@@ -1,0 +1,65 @@
+"""Tasks people hold (phonetree/tasks.py), at the edges the rest of the suite left open: each
+test kills mutants that survived it (bench/mutation.py --module tasks). The rules held are the
+module's docstrings: `open_tasks_for` gives "the most recent first", and a reply from someone
+holding several tasks means the newest unless it names whom (inbound `_task_meant`)."""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Engine, select
+
+from phonetree import tasks
+from phonetree.db import session_scope
+from phonetree.models import Group, Member, Task
+
+T0 = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
+_keys = itertools.count()
+
+
+def _people(engine: Engine) -> dict[str, Member]:
+    with session_scope(engine) as session:
+        return {m.name: m for m in session.scalars(select(Member))}
+
+
+def _add_tasks(engine: Engine, holder: str, asks: list[tuple[str, datetime]]) -> list[int]:
+    """Open escalation tasks held by `holder`, one per (subject, asked_at), inserted in order."""
+    people = _people(engine)
+    with session_scope(engine) as session:
+        group_id = session.scalar(select(Group.id))
+        rows = [Task(kind="escalation", group_id=group_id, assignee_id=people[holder].id,
+                     subject_id=people[subject].id, dedupe_key=f"test:{next(_keys)}", state="asked",
+                     asked_at=asked_at) for subject, asked_at in asks]
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
+
+
+def _open_for(engine: Engine, holder: str) -> list[int]:
+    people = _people(engine)
+    with session_scope(engine) as session:
+        return [t.id for t in tasks.open_tasks_for(session, [people[holder].id])]
+
+
+def test_most_recently_asked_first_whatever_the_row_order(oakfield: str, engine: Engine) -> None:
+    # The clock can be set back between two asks (issue 11: clock jumps): the task asked later
+    # in time comes first even though its row is older.
+    first, second = _add_tasks(engine, "Jo", [("Vera", T0 + timedelta(minutes=10)), ("Sam", T0)])
+    assert _open_for(engine, "Jo") == [first, second]
+
+
+def test_asked_at_the_same_moment_the_newer_row_first(oakfield: str, engine: Engine) -> None:
+    # One tick asks Jo about two people at once: "the newest" is the one written last.
+    ids = _add_tasks(engine, "Jo", [("Vera", T0), ("Sam", T0), ("Margaret", T0)])
+    assert _open_for(engine, "Jo") == list(reversed(ids))
+
+
+def test_only_open_tasks_of_the_members_asked_about(oakfield: str, engine: Engine) -> None:
+    mine = _add_tasks(engine, "Jo", [("Vera", T0)])
+    _add_tasks(engine, "Sam", [("Vera", T0 + timedelta(minutes=1))])
+    [closed] = _add_tasks(engine, "Jo", [("Sam", T0 + timedelta(minutes=2))])
+    with session_scope(engine) as session:
+        task = session.get(Task, closed)
+        assert task is not None
+        task.state = "done"
+    assert _open_for(engine, "Jo") == mine
