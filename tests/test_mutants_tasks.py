@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
+from click.testing import Result
+from freezegun import freeze_time
 from sqlalchemy import Engine, select
 
 from phonetree import tasks
 from phonetree.db import session_scope
-from phonetree.models import Group, Member, Task
+from phonetree.models import Event, Group, Member, Task
 
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
 _keys = itertools.count()
@@ -63,3 +66,31 @@ def test_only_open_tasks_of_the_members_asked_about(oakfield: str, engine: Engin
         assert task is not None
         task.state = "done"
     assert _open_for(engine, "Jo") == mine
+
+
+def _two_peer_rota(ok: Callable[..., Result]) -> None:
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("group", "add", "Dales", "--timezone", "Europe/London")
+        ok("member", "add", "Dales", "Org", "--phone", "07911 200099", "--role", "organiser")
+        ok("member", "add", "Dales", "Ann", "--phone", "07911 200001")
+        ok("member", "add", "Dales", "Ben", "--phone", "07911 200002")
+        ok("rota", "add", "Dales", "weekly", "--kind", "pairs", "--on", "tue", "--at", "18:00",
+           "--members", "Ann,Ben")
+
+
+def test_a_rota_callers_done_is_recorded_as_the_call_made(ok: Callable[..., Result], engine: Engine,
+                                                          ticker: Callable[[datetime], object]) -> None:
+    # `tasks.done` routes a call prompt's DONE to the rota (rotas.call_done): the task is done
+    # and the call is recorded, who rang whom (a recorded transition, ARCHITECTURE "state
+    # changes are rows"), not treated as an escalation's DONE.
+    _two_peer_rota(ok)
+    ticker(datetime(2026, 12, 1, 18, 0, tzinfo=timezone.utc))
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.kind == "call_prompt")).all()
+        caller, callee = task.assignee.name, task.subject.name  # type: ignore[union-attr]
+    with freeze_time("2026-12-01 19:00:00"):
+        ok("receive", "--from", {"Ann": "07911 200001", "Ben": "07911 200002"}[caller], "done")
+    with session_scope(engine) as session:
+        assert session.get(Task, task.id).state == "done"  # type: ignore[union-attr]
+        made = session.scalars(select(Event).where(Event.kind == "call_done")).all()
+        assert [(e.member_id, e.detail) for e in made] == [(task.subject_id, f"{caller} rang {callee}")]
