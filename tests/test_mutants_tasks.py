@@ -1,13 +1,15 @@
 """Tasks people hold (phonetree/tasks.py), at the edges the rest of the suite left open: each
 test kills mutants that survived it (bench/mutation.py --module tasks). The rules held are the
-module's docstrings: `open_tasks_for` gives "the most recent first", and a reply from someone
-holding several tasks means the newest unless it names whom (inbound `_task_meant`)."""
+module's docstrings: `open_tasks_for` gives "the most recent first" (inbound `_task_meant`: a
+reply from someone holding several means the newest unless it names whom); each kind of task
+moves on in its owner's way; an ask that never reached its contact is not their CANT."""
 from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+import pytest
 from click.testing import Result
 from freezegun import freeze_time
 from sqlalchemy import Engine, select
@@ -94,3 +96,59 @@ def test_a_rota_callers_done_is_recorded_as_the_call_made(ok: Callable[..., Resu
         assert session.get(Task, task.id).state == "done"  # type: ignore[union-attr]
         made = session.scalars(select(Event).where(Event.kind == "call_done")).all()
         assert [(e.member_id, e.detail) for e in made] == [(task.subject_id, f"{caller} rang {callee}")]
+
+
+def _jo_asked_about_vera(ok: Callable[..., Result], ticker: Callable[[datetime], object]) -> None:
+    """Vera's 09:00 check-in goes unanswered; at 09:30 Jo, first of Jo then Sam, is asked."""
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m",
+           "--escalate-to", "Jo,Sam", "--escalation-wait", "20m")
+    ticker(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))
+    ticker(datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc))
+
+
+def _holders(engine: Engine) -> list[tuple[str, str]]:
+    with session_scope(engine) as session:
+        return [(t.assignee.name, t.state) for t in session.scalars(
+            select(Task).where(Task.kind == "escalation").order_by(Task.id))]
+
+
+def _events(engine: Engine, *kinds: str) -> list[tuple[str, str | None]]:
+    with session_scope(engine) as session:
+        return [(e.kind, e.detail) for e in session.scalars(
+            select(Event).where(Event.kind.in_(kinds)).order_by(Event.id))]
+
+
+@pytest.mark.parametrize(("why", "said"), [("unreachable", "unreachable"), ("no_answer", "no answer")])
+def test_an_ask_that_never_reached_the_contact_passes_on_and_is_not_cant(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Callable[[datetime], object],
+        why: str, said: str) -> None:
+    # tasks.unreachable: "Not their answer, so never recorded as CANT; the task moves on at once."
+    _jo_asked_about_vera(ok, ticker)
+    assert _holders(engine) == [("Jo", "asked")]
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.kind == "escalation")).all()
+        tasks.unreachable(session, task, T0 + timedelta(minutes=3), why)
+    assert _holders(engine) == [("Jo", why), ("Sam", "asked")]
+    assert _events(engine, "contact_cant") == []
+    assert _events(engine, "contact_unreachable") == [("contact_unreachable", f"Jo ({said})")]
+
+
+def test_unreachable_is_the_default_reason(oakfield: str, ok: Callable[..., Result], engine: Engine,
+                                           ticker: Callable[[datetime], object]) -> None:
+    _jo_asked_about_vera(ok, ticker)
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.kind == "escalation")).all()
+        tasks.unreachable(session, task, T0 + timedelta(minutes=3))
+    assert _holders(engine) == [("Jo", "unreachable"), ("Sam", "asked")]
+
+
+def test_cant_is_the_contacts_own_word_and_passes_on(oakfield: str, ok: Callable[..., Result], engine: Engine,
+                                                     ticker: Callable[[datetime], object]) -> None:
+    _jo_asked_about_vera(ok, ticker)
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.kind == "escalation")).all()
+        tasks.cant(session, task, T0 + timedelta(minutes=3))
+    assert _holders(engine) == [("Jo", "cant"), ("Sam", "asked")]
+    assert _events(engine, "contact_cant") == [("contact_cant", "Jo")]
+    assert _events(engine, "contact_unreachable") == []
