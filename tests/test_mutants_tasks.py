@@ -91,7 +91,7 @@ def test_a_rota_callers_done_is_recorded_as_the_call_made(ok: Callable[..., Resu
         [task] = session.scalars(select(Task).where(Task.kind == "call_prompt")).all()
         caller, callee = task.assignee.name, task.subject.name  # type: ignore[union-attr]
     with freeze_time("2026-12-01 19:00:00"):
-        ok("receive", "--from", {"Ann": "07911 200001", "Ben": "07911 200002"}[caller], "done")
+        ok("receive", "--from", {"Ann": "07911 100402", "Ben": "07911 100403"}[caller], "done")
     with session_scope(engine) as session:
         assert session.get(Task, task.id).state == "done"  # type: ignore[union-attr]
         made = session.scalars(select(Event).where(Event.kind == "call_done")).all()
@@ -152,3 +152,28 @@ def test_cant_is_the_contacts_own_word_and_passes_on(oakfield: str, ok: Callable
     assert _holders(engine) == [("Jo", "cant"), ("Sam", "asked")]
     assert _events(engine, "contact_cant") == [("contact_cant", "Jo")]
     assert _events(engine, "contact_unreachable") == []
+
+
+def test_a_cascade_branch_cant_is_recorded_as_cant_and_its_people_passed_up(
+        ok: Callable[..., Result], engine: Engine) -> None:
+    # `tasks.cant` routes a cascade branch's CANT to cascades.branch_failed with the reason:
+    # the task is "cant" (not "expired") and the repair says the branch couldn't.
+    phones = {"Org": "07911 100401", "Ann": "07911 100402", "Ben": "07911 100403",
+              "Cath": "07911 100404", "Dev": "07911 100405"}
+    with freeze_time("2026-12-01 09:00:00"):
+        ok("group", "add", "Vale", "--timezone", "Europe/London")
+        for name, phone in phones.items():
+            ok("member", "add", "Vale", name, "--phone", phone, *(("--role", "organiser") if name == "Org" else ()))
+        ok("cascade", "tree", "Vale", "--branching", "2")
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("cascade", "start", "Vale", "Thursday's meeting has moved to Friday")
+    with session_scope(engine) as session:
+        branch = session.scalars(select(Task).where(Task.kind == "cascade").order_by(Task.id)).first()
+        assert branch is not None
+        holder = branch.assignee.name
+    with freeze_time("2026-12-01 10:20:00"):
+        ok("receive", "--from", phones[holder], "cant today")
+    with session_scope(engine) as session:
+        assert session.get(Task, branch.id).state == "cant"  # type: ignore[union-attr]
+        repaired = session.scalars(select(Event.detail).where(Event.kind == "cascade_repaired")).all()
+    assert len(repaired) == 1 and repaired[0].endswith("passed up from a branch that couldn't")
