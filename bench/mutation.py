@@ -77,8 +77,12 @@ def selection(module: str) -> list[str]:
     return [t for t in [*tests, f"tests/test_mutants_{module}.py"] if (ROOT / t).exists()]
 
 
-def prepare(module: str, deselect: list[str]) -> Path:
-    work = SCRATCH / module
+def scratch(module: str, tag: str | None) -> Path:
+    return SCRATCH / (f"{module}-{tag}" if tag else module)
+
+
+def prepare(module: str, deselect: list[str], tag: str | None) -> Path:
+    work = scratch(module, tag)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -120,20 +124,21 @@ def results(work: Path) -> dict[str, str]:
     return out
 
 
-def run(module: str, jobs: int, deselect: list[str]) -> dict[str, object]:
-    work = prepare(module, deselect)
+def run(module: str, jobs: int, deselect: list[str], tag: str | None) -> dict[str, object]:
+    work = prepare(module, deselect, tag)
     started = time.monotonic()
     mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
     log = work / "mutmut.log"
     with log.open("w") as out:
         proc = subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=ENV,
                               stdout=out, stderr=subprocess.STDOUT)
-    return report(module, round(time.monotonic() - started), proc.returncode)
+    return report(module, tag, round(time.monotonic() - started), proc.returncode)
 
 
-def report(module: str, seconds: int | None = None, exit_code: int | None = None) -> dict[str, object]:
+def report(module: str, tag: str | None = None, seconds: int | None = None,
+           exit_code: int | None = None) -> dict[str, object]:
     """The summary of the last run in the module's scratch copy (also written to summary.json)."""
-    work = SCRATCH / module
+    work = scratch(module, tag)
     env = ENV
     status = results(work)
     counts = Counter(status.values())
@@ -168,6 +173,7 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
     parser.add_argument("--deselect", action="append", default=[], metavar="TEST",
                         help="leave out tests whose name holds TEST (red on the clean code); repeatable")
+    parser.add_argument("--tag", help="scratch copy .mutation/<module>-TAG, so two runs of a module can coexist")
     parser.add_argument("--report", action="store_true",
                         help="summarise the last run in .mutation/<module> again, without running")
     args = parser.parse_args()
@@ -177,7 +183,8 @@ def main() -> None:
         return
     os.nice(19 - os.nice(0))  # a shared machine: take only idle CPU (a no-op under nice -n 19)
     for module in args.module:
-        summary = report(module) if args.report else run(module, args.jobs, args.deselect)
+        summary = (report(module, args.tag) if args.report
+                   else run(module, args.jobs, args.deselect, args.tag))
         print(json.dumps(summary), flush=True)
 
 
