@@ -70,12 +70,15 @@ def test_only_open_tasks_of_the_members_asked_about(oakfield: str, engine: Engin
     assert _open_for(engine, "Jo") == mine
 
 
+ROTA_PHONES = {"Ann": "07911 200001", "Ben": "07911 200002"}
+
+
 def _two_peer_rota(ok: Callable[..., Result]) -> None:
     with freeze_time("2026-11-30 12:00:00"):
         ok("group", "add", "Dales", "--timezone", "Europe/London")
         ok("member", "add", "Dales", "Org", "--phone", "07911 200099", "--role", "organiser")
-        ok("member", "add", "Dales", "Ann", "--phone", "07911 200001")
-        ok("member", "add", "Dales", "Ben", "--phone", "07911 200002")
+        for name, phone in ROTA_PHONES.items():
+            ok("member", "add", "Dales", name, "--phone", phone)
         ok("rota", "add", "Dales", "weekly", "--kind", "pairs", "--on", "tue", "--at", "18:00",
            "--members", "Ann,Ben")
 
@@ -91,7 +94,7 @@ def test_a_rota_callers_done_is_recorded_as_the_call_made(ok: Callable[..., Resu
         [task] = session.scalars(select(Task).where(Task.kind == "call_prompt")).all()
         caller, callee = task.assignee.name, task.subject.name  # type: ignore[union-attr]
     with freeze_time("2026-12-01 19:00:00"):
-        ok("receive", "--from", {"Ann": "07911 100402", "Ben": "07911 100403"}[caller], "done")
+        ok("receive", "--from", ROTA_PHONES[caller], "done")
     with session_scope(engine) as session:
         assert session.get(Task, task.id).state == "done"  # type: ignore[union-attr]
         made = session.scalars(select(Event).where(Event.kind == "call_done")).all()
