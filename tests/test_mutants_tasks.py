@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 
 from phonetree import tasks
 from phonetree.db import session_scope
-from phonetree.models import Event, Group, Member, Task
+from phonetree.models import Event, Group, Member, Message, Task
 
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
 _keys = itertools.count()
@@ -180,3 +180,33 @@ def test_a_cascade_branch_cant_is_recorded_as_cant_and_its_people_passed_up(
         assert session.get(Task, branch.id).state == "cant"  # type: ignore[union-attr]
         repaired = session.scalars(select(Event.detail).where(Event.kind == "cascade_repaired")).all()
     assert len(repaired) == 1 and repaired[0].endswith("passed up from a branch that couldn't")
+
+
+def _ask_state(engine: Engine, state: str) -> None:
+    """Put Jo's ask message in `state`, as a provider outage or a slow send would leave it."""
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.kind == "escalation")).all()
+        [ask] = session.scalars(select(Message).where(Message.task_id == task.id)).all()
+        assert ask.dedupe_key.endswith(":ask")
+        ask.state = state
+
+
+def _expire(engine: Engine, at: datetime) -> int:
+    with session_scope(engine) as session:
+        return tasks.expire_overdue(session, at)
+
+
+def test_an_ask_not_yet_sent_does_not_run_out_of_time(oakfield: str, ok: Callable[..., Result], engine: Engine,
+                                                      ticker: Callable[[datetime], object]) -> None:
+    # expire_overdue: "An ask still waiting to go out hasn't started its clock." Jo's 20 minutes
+    # are up at 09:50, but while the ask is queued or being sent, Jo's task stays with Jo.
+    _jo_asked_about_vera(ok, ticker)
+    up = T0 + timedelta(minutes=20)
+    for state in ("queued", "sending"):
+        _ask_state(engine, state)
+        assert _expire(engine, up) == 0
+        assert _holders(engine) == [("Jo", "asked")]
+    _ask_state(engine, "sent")  # it left: the wait counts now
+    assert _expire(engine, up - timedelta(seconds=1)) == 0
+    assert _expire(engine, up) == 1
+    assert _holders(engine) == [("Jo", "expired"), ("Sam", "asked")]
