@@ -424,7 +424,8 @@ def _pause_days(rest: list[str]) -> tuple[bool, int | None]:
     if first in UNREADABLE_UNITS:
         return False, None
     if first.isdecimal():
-        count = int(first) if len(first) <= 6 else MAX_PAUSE_DAYS  # int() refuses huge strings
+        digits = first.lstrip("0") or "0"  # "0000003" is 3 days, not a 7-digit number
+        count = int(digits) if len(digits) <= 6 else MAX_PAUSE_DAYS  # int() refuses huge strings
     elif first in NUMBER_WORDS:
         count = NUMBER_WORDS[first]
     else:
