@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
@@ -289,7 +290,7 @@ def _opt(session: Session, now: datetime, sender: _Sender, reply: Reply, text: s
 
 
 def _tell_organisers(session: Session, now: datetime, member: Member, template: str, key: str,
-                     values: dict[str, str]) -> list[dict]:  # type: ignore[type-arg]
+                     values: dict[str, str]) -> list[dict[str, Any]]:
     """Notices to the organisers of the member's own group (never another's) about the member."""
     group = _group(session, member.group_id)
     return [message_row(
