@@ -241,22 +241,10 @@ def test_a_live_run_on_a_read_only_database_file_loses_no_reply(tmp_path: Path):
     """The database file is chmod 0444 under a live `phonetree run`: 8 signed replies, a HELP
     among them, are answered 200 and journalled; once the file is writable again the ticks apply
     them in order, the HELP reaches a person, and delivering them all again changes nothing."""
-
-    from click.testing import CliRunner
-
-    from cli import cli
-    from phonetree.db import dispose_all
     from tests.test_webhook_attacks import ACCOUNT as LIVE_ACCOUNT, TOKEN as LIVE_TOKEN, Live, captured, settled
-    from tests.test_webhook_attacks import sign as live_sign
+    from tests.test_webhook_attacks import seed_oakfield, sign as live_sign
 
-    url = f"sqlite:///{tmp_path / 'phonetree.db'}"
-    for args in (["group", "add", "Oakfield", "--timezone", "Europe/London"],
-                 ["member", "add", "Oakfield", "Vera", "--phone", "07911 100001"],
-                 ["member", "add", "Oakfield", "Jo", "--phone", "07911 100002"],
-                 ["member", "add", "Oakfield", "Sam", "--phone", "07911 100003"],
-                 ["member", "add", "Oakfield", "Margaret", "--phone", "07911 100004", "--role", "organiser"]):
-        assert CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False).exit_code == 0
-    dispose_all()
+    url = seed_oakfield(tmp_path)
     files = [tmp_path / name for name in ("phonetree.db", "phonetree.db-wal", "phonetree.db-shm")]
     assert LIVE_ACCOUNT and LIVE_TOKEN
     from sqlalchemy import create_engine
@@ -289,9 +277,9 @@ def test_a_live_run_on_a_read_only_database_file_loses_no_reply(tmp_path: Path):
             with session_scope(engine) as session:
                 return session.scalar(select(func.count()).select_from(Inbound)) == 8 and not journal.exists()
 
-        from tests.test_webhook_attacks import wait_for
+        from tests.test_twilio_e2e import wait_for
 
-        wait_for(applied, "the journal to be applied")
+        wait_for(applied, "the journal to be applied", timeout=30.0)
         assert inbound_sids(engine) == [f"SM{d * 32}" for d, _, _ in replies]
         after = settled(engine)
         assert len(after["messages"]) > len(before["messages"])  # Vera's HELP: someone asked, her ack

@@ -25,6 +25,7 @@ from twilio.request_validator import RequestValidator
 from cli import cli
 from phonetree.models import Inbound, Message
 from tests.conftest import snapshot
+from tests.test_twilio_e2e import wait_for
 from tests.test_webhook_params import resplits
 
 PUBLIC = "https://tree.example.org"
@@ -32,16 +33,6 @@ TOKEN = "attack-test-auth-token-0123456789"
 ACCOUNT = "AC" + "5a" * 16
 VERA, SAM = "+447911100001", "+447911100003"
 IDLE = 500
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Live:
@@ -56,7 +47,7 @@ class Live:
                                         stdout=self.log.open("w"), stderr=subprocess.STDOUT,
                                         cwd=Path(__file__).parent.parent, preexec_fn=preexec_fn)
         found = wait_for(lambda: re.search(r"webhooks on http://127\.0\.0\.1:(\d+)", self.log.read_text()),
-                         "phonetree run to listen")
+                         "phonetree run to listen", timeout=30.0)
         self.port = int(found.group(1))  # type: ignore[union-attr]
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -118,8 +109,11 @@ def captured(sid_digit: str, phone: str, text: str) -> list[tuple[str, str]]:
             ("ApiVersion", "2010-04-01")]
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[tuple[Live, Engine]]:
+def seed_oakfield(tmp_path: Path) -> str:
+    """A SQLite database in `tmp_path` with Oakfield (Vera, Jo, Sam; Margaret organises), made
+    through the CLI as an organiser would, its engines closed for another process. Its URL."""
+    from phonetree.db import dispose_all
+
     url = f"sqlite:///{tmp_path / 'phonetree.db'}"
     for args in (["group", "add", "Oakfield", "--timezone", "Europe/London"],
                  ["member", "add", "Oakfield", "Vera", "--phone", "07911 100001"],
@@ -128,9 +122,13 @@ def live(tmp_path: Path) -> Iterator[tuple[Live, Engine]]:
                  ["member", "add", "Oakfield", "Margaret", "--phone", "07911 100004", "--role", "organiser"]):
         result = CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
-    from phonetree.db import dispose_all
-
     dispose_all()
+    return url
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Live, Engine]]:
+    url = seed_oakfield(tmp_path)
     server = Live(url, tmp_path)
     engine = create_engine(url)
     try:
@@ -155,7 +153,7 @@ def settled(engine: Engine) -> dict[str, list[tuple]]:
 
 def test_the_attack_list_against_a_live_phonetree_run(live):
     server, engine = live
-    assert wait_for(lambda: server.request("GET", "/health")[0] == 200, "/health to say ok")
+    assert wait_for(lambda: server.request("GET", "/health")[0] == 200, "/health to say ok", timeout=30.0)
     # A genuine HELP from Vera, as Twilio sent it: it acts (a person is asked), once.
     help_ = captured("c", VERA, "HELP")
     help_signature = sign("/twilio/sms", help_)
