@@ -16,7 +16,8 @@ Final API
     Round-robin by the circle method over the whole ordered roster ``members``. With an even
     roster, rounds 0..n-2 pair everyone with everyone exactly once and round r + (n-1) repeats
     round r; with an odd roster the cycle is n rounds long and the member who would have a bye
-    joins a pair as a trio instead. ``absent`` members are dropped from their slot and the partners
+    joins a pair as a trio instead (five members: a 20-round plan of its own, see
+    phonetree.trio_hosts.five_round, so that every four rounds everyone meets everyone). ``absent`` members are dropped from their slot and the partners
     they leave behind are paired with each other (an odd one out makes the trio), so everybody
     else keeps their place in the schedule. ``avoid`` pairs (do-not-pair) are repaired by swapping
     partners with other groups of the same round; :class:`PairingError` (a ``ValueError``) if no
@@ -64,6 +65,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import combinations, product
 
 from phonetree.errors import PhonetreeError
+from phonetree.trio_hosts import five_round
 
 Group = tuple[str, ...]
 Call = tuple[str, str]
@@ -152,6 +154,12 @@ def pairs_round(
     if len(members) - len(away & set(members)) < 2:
         return []  # nobody to talk to
 
+    if len(members) == 5:
+        pair, trio = five_round(round_index)
+        planned = [[members[i] for i in pair], [members[i] for i in trio]]
+        result = _without(planned, away)
+        return _repair(result, rules) if rules else result
+
     # With an odd roster a phantom sits in the fixed slot, so every real member turns through
     # every place: each is the bye exactly once and in the trio's host pair twice per n rounds.
     slots: list[str | None] = [None, *members] if len(members) % 2 else list(members)
@@ -185,6 +193,24 @@ def pairs_round(
 
     result = [tuple(group) for group in groups]
     return _repair(result, rules) if rules else result
+
+
+def _without(planned: list[list[str]], away: set[str]) -> list[Group]:
+    """A planned round with the absent taken out: groups that keep two or more stay as they are,
+    and whoever is left alone pairs with another left alone, or joins a pair, or takes the last
+    of a trio (so there is never more than one trio)."""
+    groups = [[name for name in group if name not in away] for group in planned]
+    kept = [group for group in groups if len(group) >= 2]
+    alone = [group[0] for group in groups if len(group) == 1]
+    kept.extend(alone[i : i + 2] for i in range(0, len(alone) - 1, 2))
+    if len(alone) % 2:
+        joiner = alone[-1]
+        trio = next((group for group in kept if len(group) == 3), None)
+        if trio is not None:
+            kept.append([trio.pop(), joiner])
+        else:
+            kept[0].append(joiner)
+    return [tuple(group) for group in kept]
 
 
 def _planned_host(members: Sequence[str], slots: Sequence[str | None], round_index: int, joiner: str,

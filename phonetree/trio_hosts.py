@@ -13,10 +13,17 @@ property tests check the meetings).
 `HOSTS[n][r]` is, for round r of a cycle, the roster indexes of the pair the bye joins, in the
 order the trio lists them (which decides who rings whom without a call history). The table was
 made by `search` below, a depth-first search taking seconds for most sizes and minutes for some,
-so it is kept rather than run at each round; the tests check every entry. Sizes not in it (5, whose
-constraints can't all be met, and above 45) use `direct`: each bye joins the pair holding
-their partner of the cycle's last round, which gives the same meetings with trio counts off
-by one for three members.
+so it is kept rather than run at each round; the tests check every entry. Sizes above 45 use
+`direct`: each bye joins the pair holding their partner of the cycle's last round, which gives
+the same meetings with trio counts off by one for three members.
+
+Five is different (`five_round`): with the circle no plan meets everyone in four rounds, and an
+exhaustive look at every grouping shows that doing it with each member in the same number of
+trios puts one pair together in all four rounds. So five runs in blocks of four rounds: in a
+block one member is in the pair every round, ringing each of the other four once, while those
+four meet each other twice in the trios; the next block hands that place to the next member.
+Every four rounds everyone meets everyone (no pair more than twice), and over the 20-round
+cycle everyone has the pair place for one block and is in the trio twelve times.
 """
 from __future__ import annotations
 
@@ -66,11 +73,23 @@ def direct(n: int) -> tuple[int | None, ...]:
     return tuple(plan)
 
 
+FIVE_BLOCK = 4  # rounds in which one member of five keeps the pair place
+FIVE_CYCLE = 5 * FIVE_BLOCK
+
+
+def five_round(round_index: int) -> tuple[tuple[int, int], tuple[int, int, int]]:
+    """Roster indexes of the pair and the trio in round `round_index` of a five-member rota."""
+    block, step = divmod(round_index % FIVE_CYCLE, FIVE_BLOCK)
+    partner = (block + 1 + step) % 5
+    trio = [(block + k) % 5 for k in range(1, 5) if (block + k) % 5 != partner]
+    return (block, partner), (trio[0], trio[1], trio[2])
+
+
 def host_pair(n: int, round_in_cycle: int) -> tuple[int, int] | int | None:
     """The roster indexes of the pair the bye joins, in order (from HOSTS); or for a size not
     in it the index of one member of that pair (`direct`); or None for the default place."""
     if n % 2 == 0 or n < 7:
-        return None  # even: no trio; 3: one trio of all; 5: see the module docstring
+        return None  # even: no trio; 3: one trio of all; 5: five_round, see the module docstring
     if n in HOSTS:
         return HOSTS[n][round_in_cycle]
     return direct(n)[round_in_cycle]

@@ -16,6 +16,7 @@ from phonetree.pairing import (
     pairs_round,
     ring_round,
 )
+from phonetree.trio_hosts import FIVE_CYCLE
 
 SIZES = range(2, 13)
 
@@ -25,7 +26,10 @@ def roster(n: int) -> list[str]:
 
 
 def cycle_length(n: int) -> int:
-    """Rounds in one full round-robin: n - 1 with an even roster, n with an odd one."""
+    """Rounds until the rota repeats: n - 1 with an even roster, n with an odd one, 20 for five
+    (five blocks of four rounds, phonetree.trio_hosts.five_round)."""
+    if n == 5:
+        return FIVE_CYCLE
     return n - 1 if n % 2 == 0 else n
 
 
@@ -73,7 +77,26 @@ def test_rounds_repeat_after_a_full_cycle(n: int) -> None:
         assert len({tuple(pairs_round(members, r)) for r in range(length)}) == length
 
 
-@pytest.mark.parametrize("n", [5, 7, 9, 11])
+def test_five_the_trio_rotates_fairly_over_its_cycle() -> None:
+    # Five can't have everyone in three trios of five rounds and meet everyone in four (see
+    # phonetree.trio_hosts): over its 20-round cycle everyone is in the trio twelve times, is
+    # in the pair for one block of four rounds, and the trio never stays the same three.
+    members = roster(5)
+    rounds = [pairs_round(members, r) for r in range(FIVE_CYCLE)]
+    trios = [next(g for g in groups if len(g) == 3) for groups in rounds]
+    pairs = [next(g for g in groups if len(g) == 2) for groups in rounds]
+    assert Counter(m for trio in trios for m in trio) == {m: 12 for m in members}
+    assert Counter(m for pair in pairs for m in pair) == {m: 8 for m in members}
+    for position in range(3):
+        assert Counter(trio[position] for trio in trios) == {m: 4 for m in members}
+    for this, following in zip(trios, trios[1:] + trios[:1]):
+        assert set(this) != set(following)
+    for block in range(0, FIVE_CYCLE, 4):
+        met = Counter(p for groups in rounds[block : block + 4] for p in meetings(groups))
+        assert len(met) == 10 and max(met.values()) == 2
+
+
+@pytest.mark.parametrize("n", [7, 9, 11])
 def test_the_trio_rotates_fairly(n: int) -> None:
     members = roster(n)
     trios = [next(g for g in pairs_round(members, r) if len(g) == 3) for r in range(n)]
