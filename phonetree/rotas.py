@@ -21,7 +21,7 @@ from phonetree.directory import get_member, organisers
 from phonetree.errors import PhonetreeError
 from phonetree.escalation import reachable
 from phonetree.messages import message_row, queue
-from phonetree.models import Group, Member, Rota, RotaAvoid, RotaMember, RotaRound, Task
+from phonetree.models import Group, Member, Message, Rota, RotaAvoid, RotaMember, RotaRound, Task
 from phonetree.pairing import Call, calls_for_groups, pairs_round, ring_round
 from phonetree.phones import display
 from phonetree.quiet_hours import in_quiet_hours
@@ -373,11 +373,21 @@ def list_rotas(session: Session, group: Group, now: datetime) -> list[dict[str, 
 
 def remove_rota(session: Session, group: Group, rota: Rota, now: datetime) -> int:
     """Erase a rota: no more rounds or prompts. Calls people were asked to make and haven't
-    confirmed are closed, and any prompt not yet sent goes with the rota. Returns how many
-    open calls were closed."""
+    confirmed are closed, and any prompt not yet sent goes with the rota; whoever already has a
+    prompt is told, once, that they needn't ring (the text is not tied to the rota's rows, so it
+    outlives them). Returns how many open calls were closed."""
     open_calls = list(session.scalars(
         select(Task).join(RotaRound, RotaRound.id == Task.round_id)
         .where(RotaRound.rota_id == rota.id, Task.state == "asked")))
+    prompted = set(session.scalars(
+        select(Message.task_id).where(Message.task_id.in_([t.id for t in open_calls]),
+                                      Message.sent_at.is_not(None)))) if open_calls else set()
+    queue(session, [message_row(
+        now, group, task.assignee, kind="info", template="call_cancelled",
+        values={"name": task.assignee.name, "member": task.subject.name if task.subject else "",
+                "when": PERIOD_WORDS[rota.cadence]},
+        dedupe_key=f"rota:{rota.id}:cancelled:{task.id}",
+    ) for task in open_calls if task.id in prompted])
     name, rota_id = rota.name, rota.id
     session.flush()
     # Rounds, members, their tasks and unsent prompts go by ON DELETE CASCADE, in the database.

@@ -51,6 +51,8 @@ SMS: dict[str, str] = {
     "you've spoken, or CANT if you can't.",
     "call_unmade": "Hi {name}, {member}'s call {when} hasn't been made. Please ring them on "
     "{phone}, then reply DONE.",
+    "call_cancelled": "Hi {name}, that call rota has ended, so no need to ring {member} {when}. "
+    "Thank you.",
     "news": "Hi {name}, news for the group: {text}",
     "pass_on": "Hi {name}, please ring {people} with the group's news, then reply DONE (or CANT).",
     "cascade_done": "Hi {name}, the news has reached all {count} people.",
@@ -85,6 +87,8 @@ VOICE: dict[str, str] = {
     "ring. Thank you.",
     "stand_down_closed": "Hello {contact}. An organiser has dealt with {member} now, so there is no "
     "need to ring. Thank you.",
+    "call_cancelled": "Hello {name}. That call rota has ended, so there is no need to ring {member} "
+    "{when}. Thank you. Goodbye.",
     "news": "Hello {name}. Here is news for the group. {text}. Again: {text}. Goodbye.",
     "help_ack": "Hello {name}. We have asked {contact} to ring you. Goodbye.",
     "help_ack_nobody": "Hello {name}. We have asked someone to ring you. Goodbye.",

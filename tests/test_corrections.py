@@ -250,6 +250,41 @@ def test_rota_list_and_remove(oakfield, ok, engine, ticker):
     assert "rota_removed" in audit_kinds(ok)
 
 
+def test_rota_remove_tells_whoever_already_has_a_prompt_and_nobody_else(oakfield, ok, engine, ticker):
+    with freeze_time("2026-11-30 12:00:00"):  # a Monday
+        ok("rota", "add", "Oakfield", "tuesday-calls", "--kind", "pairs", "--on", "tue", "--at", "18:00",
+           "--members", "Jo,Sam,Vera,Margaret")
+    ticker(utc(2026, 12, 1, 18, 0))  # round 0: two call prompts leave
+    with session_scope(engine) as session:
+        prompts = session.scalars(select(Message).where(Message.kind == "call_prompt")).all()
+        callers = sorted(m.to_phone for m in prompts)
+        # One caller has already rung and said so: they are not told anything more.
+        done_by = callers[0]
+    with freeze_time("2026-12-01 18:30:00"):
+        ok("receive", "--from", done_by, "DONE")
+    with freeze_time("2026-12-01 19:00:00"):
+        assert "1 call(s) not yet confirmed were closed." in ok("rota", "remove", "Oakfield", "tuesday-calls").stdout
+    ticker(utc(2026, 12, 1, 19, 1))
+    told = sent(engine, template="call_cancelled")
+    assert [m.to_phone for m in told] == [callers[1]]
+    assert "no need to ring" in told[0].body and "this week" in told[0].body
+    ticker(utc(2026, 12, 1, 19, 30))  # once only
+    assert len(sent(engine, template="call_cancelled")) == 1
+
+
+def test_rota_remove_before_the_prompt_leaves_sends_nothing(oakfield, ok, engine, ticker):
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("rota", "add", "Oakfield", "tuesday-calls", "--kind", "pairs", "--on", "tue", "--at", "18:00",
+           "--members", "Jo,Sam,Vera,Margaret")
+        ok("group", "set", "Oakfield", "--quiet", "17:00-20:00")  # the prompts wait in the outbox
+    ticker(utc(2026, 12, 1, 18, 0))
+    assert sent(engine, kind="call_prompt", state="sent") == []
+    with freeze_time("2026-12-01 18:30:00"):
+        ok("rota", "remove", "Oakfield", "tuesday-calls")
+    ticker(utc(2026, 12, 1, 20, 0))
+    assert sent(engine, kind="call_prompt") == [] and sent(engine, template="call_cancelled") == []
+
+
 # ---------------------------------------------------------------- group remove
 
 
