@@ -7,7 +7,7 @@ from difflib import get_close_matches
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from phonetree import clock, events
+from phonetree import clock, events, texts
 from phonetree.display_text import has_hidden, safe
 from phonetree.errors import PhonetreeError
 from phonetree.models import Group, Member
@@ -185,6 +185,7 @@ def update_member(session: Session, group: Group, member: Member, *, phone: str 
     changes: list[str] = []
     notes: list[str] = []
     now = clock.now()
+    old_name = member.name
     if name is not None:
         new_name = clean_name(name)
         if new_name != member.name:
@@ -236,10 +237,38 @@ def update_member(session: Session, group: Group, member: Member, *, phone: str 
         for message in session.scalars(select(Message).where(
                 Message.group_id == group.id, Message.state.in_(waiting), Message.body.contains(old_shown))):
             message.body = (message.body or "").replace(old_shown, new_shown)
+    if old_name != member.name:
+        _rename_in_waiting(session, group, old_name, member.name)
     events.record(session, now, "member_changed", group_id=group.id, member_id=member.id,
                   detail="; ".join(changes))
     session.flush()
     return changes, notes
+
+
+def _rename_in_waiting(session: Session, group: Group, old: str, new: str) -> None:
+    """Texts still waiting to go that name the member (greeting them, or asking someone to ring
+    them) carry the new name. Whole words and exact case only, so "Jo" never touches "Joan";
+    where a template carries someone's own words ({text}: a forwarded reply, news) only the
+    template's part before them changes: the words stay as they were written."""
+    import re
+
+    from phonetree.messages import own_wording
+    from phonetree.models import Message
+
+    name = re.compile(rf"(?<!\w){re.escape(old)}(?!\w)")
+    for message in session.scalars(select(Message).where(
+            Message.group_id == group.id, Message.state == "queued", Message.body.contains(old))):
+        body = message.body or ""
+        words = texts.wording(message.template, message.channel, own_wording(group))
+        end = len(body)
+        if "{text}" in words:
+            # The template's words before {text}, with each placeholder matching anything.
+            literal = re.split(r"\{[a-z_]+\}", words.split("{text}")[0])
+            found = re.match("(.*?)".join(map(re.escape, literal)), body, re.S)
+            if found is None:
+                continue
+            end = found.end()
+        message.body = name.sub(lambda _: new, body[:end]) + body[end:]
 
 
 def list_members(session: Session, group: Group) -> list[Member]:

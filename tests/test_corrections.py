@@ -55,6 +55,28 @@ def test_a_new_number_readdresses_what_is_queued_and_leaves_history(vera_at_nine
     assert "member_changed" in audit_kinds(ok)
 
 
+def test_a_new_name_is_in_every_text_still_waiting_but_not_in_a_members_own_words(vera_at_nine, ok, engine, ticker):
+    ticker(utc(2026, 12, 1, 9, 0))
+    ticker(utc(2026, 12, 1, 9, 30))  # no reply: Jo is asked to ring Vera
+    with freeze_time("2026-12-01 09:32:00"):
+        ok("receive", "--from", JO, "Vera said Vera's fine but Veranda door stuck")  # forwarded
+    with session_scope(engine) as session:
+        for message in session.scalars(select(Message).where(Message.kind != "checkin")):
+            message.state = "queued"  # held in the outbox, as if the provider were slow
+        waiting = {m.id: m.body for m in session.scalars(select(Message).where(Message.state == "queued"))}
+    assert any("Vera" in body for body in waiting.values())
+    with freeze_time("2026-12-01 09:33:00"):
+        assert ok("member", "set", "Oakfield", "Vera", "--name", "Verity").stdout == "Verity: name Vera -> Verity.\n"
+    with session_scope(engine) as session:
+        after = {m.id: (m.template, m.body) for m in session.scalars(select(Message).where(Message.id.in_(waiting)))}
+        [first] = session.scalars(select(Message).where(Message.kind == "checkin")).all()
+        assert "Vera" in first.body  # what was sent stays as it was
+    [ask] = [body for template, body in after.values() if template == "escalation"]
+    assert "Verity" in ask and "Vera" not in ask
+    forwards = [body for template, body in after.values() if template == "forward"]
+    assert forwards and all(body.endswith("Vera said Vera's fine but Veranda door stuck") for body in forwards)
+
+
 def test_a_prompt_held_by_quiet_hours_goes_to_the_new_number(vera_at_nine, ok, engine, ticker):
     with freeze_time("2026-12-01 08:00:00"):
         ok("group", "set", "Oakfield", "--quiet", "21:00-09:30")
