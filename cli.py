@@ -21,7 +21,7 @@ from phonetree.errors import PhonetreeError
 from phonetree.gateways import get_gateway
 from phonetree.phones import mask, mask_numbers_in
 from phonetree.presets import PRESETS
-from schedules.recurrence import format_duration, parse_duration
+from phonetree.durations import format_duration, parse_duration
 
 
 class App:
@@ -1180,7 +1180,7 @@ def demo(demo_db: str) -> None:
     Example:
       phonetree demo
     """
-    from phonetree.demo import play
+    from schedules.demo import play
 
     play(Path(demo_db), click.echo)
 

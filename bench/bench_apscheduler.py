@@ -51,7 +51,7 @@ def naive(plans_db: str, n: int) -> dict[str, Any]:
 
     from phonetree.db import dispose_all, get_engine, session_scope
     from phonetree.models import CheckInPlan, Group
-    from schedules.recurrence import local_date
+    from phonetree.local_times import local_date
 
     jobs_path = scratch(f"aps_jobs_{n}.db")
     scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=sqlite_url(jobs_path))},

@@ -63,7 +63,7 @@ def _build(n: int, t0: datetime) -> str:
     from phonetree.models import CheckIn
 
     from bench.common import ZONES, build_population, insert_rows
-    from schedules.recurrence import local_date
+    from phonetree.local_times import local_date
 
     path = scratch("burst.db")
     url = sqlite_url(path)

@@ -25,7 +25,10 @@ from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
 from phonetree.prepared import Prepared, Transaction, one_of
 from phonetree.quiet_hours import in_quiet_hours, next_allowed
 from phonetree.texts import GATHER
-from schedules.recurrence import format_duration, local_date, local_instant, parse_days, parse_time
+from phonetree.days import parse_days
+from phonetree.durations import format_duration
+from phonetree.local_times import local_date, local_instant
+from phonetree.times_of_day import parse_time
 
 # Check-ins prompted per transaction: at about 0.3 ms each (25k took 7.2 s in one transaction),
 # about 0.15 s, so a webhook's write never waits long behind the morning slot.

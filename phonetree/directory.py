@@ -14,7 +14,7 @@ from phonetree.models import Group, Member
 from phonetree.phones import is_landline, parse_phone
 from phonetree.presets import PRESETS
 from phonetree.texts import MAX_NAME
-from schedules.recurrence import parse_timezone
+from phonetree.zones import parse_timezone
 
 ROLES = ("peer", "carer", "organiser")
 # A reply window longer than this would run into the next day's check-in.
@@ -291,7 +291,7 @@ def pause_member(session: Session, member: Member, until: date | None) -> None:
 def check_window(seconds: int | None) -> int | None:
     """A reply window a check-in can live with: at most a day."""
     if seconds is not None and seconds > MAX_WINDOW_S:
-        from schedules.recurrence import format_duration
+        from phonetree.durations import format_duration
 
         raise PhonetreeError(f"a reply window of {format_duration(seconds)} is longer than a day; "
                              "give at most 1d (e.g. 1h).")
@@ -302,9 +302,9 @@ def update_group(session: Session, group: Group, *, quiet: str | None = None, wi
                  escalation_wait_s: int | None = None, reminder: bool | None = None,
                  channel: str | None = None) -> list[str]:
     """Override a group's preset defaults. Returns what changed, for the organiser and the record."""
-    from schedules.recurrence import parse_time
+    from phonetree.times_of_day import parse_time
 
-    from schedules.recurrence import format_duration
+    from phonetree.durations import format_duration
 
     changes = []
     if quiet is not None:

@@ -14,7 +14,7 @@ from phonetree.directory import organisers
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, Task
 from phonetree.phones import display
-from schedules.recurrence import local_date
+from phonetree.local_times import local_date
 
 OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
 # An alert nobody closes is repeated this often, this many times, then left open on `status`.

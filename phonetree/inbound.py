@@ -25,7 +25,7 @@ from phonetree.phones import display, parse_phone
 from phonetree.prepared import Prepared, transaction
 from phonetree.errors import PhonetreeError
 from phonetree.replies import Intent, Reply, parse_reply
-from schedules.recurrence import local_date
+from phonetree.local_times import local_date
 
 DEFAULT_PAUSE_DAYS = 7
 

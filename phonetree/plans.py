@@ -21,7 +21,11 @@ from phonetree.errors import PhonetreeError
 from phonetree.escalation import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
 from phonetree.quiet_hours import in_quiet_hours
-from schedules.recurrence import format_duration, local_date, local_instant, occurrences, parse_days, parse_time
+from phonetree.days import parse_days
+from phonetree.durations import format_duration
+from phonetree.local_times import local_date, local_instant
+from phonetree.recurrence import occurrences
+from phonetree.times_of_day import parse_time
 
 # How far ahead `checkin list` looks for a plan's next check-in (a weekly rule fires within 7 days).
 LOOK_AHEAD = timedelta(days=8)

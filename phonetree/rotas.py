@@ -25,7 +25,9 @@ from phonetree.models import Group, Member, Message, Rota, RotaAvoid, RotaMember
 from phonetree.pairing import Call, calls_for_groups, pairs_round, ring_round
 from phonetree.phones import display
 from phonetree.quiet_hours import in_quiet_hours
-from schedules.recurrence import DAY_NAMES, local_date, local_instant, parse_time
+from phonetree.days import DAY_NAMES
+from phonetree.local_times import local_date, local_instant
+from phonetree.times_of_day import parse_time
 
 KINDS = ("pairs", "ring")
 CADENCES = {"weekly": 7, "fortnightly": 14, "daily": 1}

@@ -32,7 +32,8 @@ from sqlalchemy.schema import CreateTable
 
 from phonetree.db import connection_scope
 from phonetree.models import CheckIn, CheckInPlan, Group, UTCDateTime
-from schedules.recurrence import local_date, occurrences
+from phonetree.local_times import local_date
+from phonetree.recurrence import occurrences
 
 HORIZON = timedelta(hours=36)
 # After a long outage, look back at most this far: each missed day is reported, not flooded.

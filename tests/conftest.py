@@ -21,7 +21,7 @@ from phonetree.models import Message
 from schedules.engine import TickReport, tick
 from tests.pg import PostgresServer
 
-# freezegun's datetimes lose `fold`: an APScheduler trigger handed them (schedules/recurrence.py)
+# freezegun's datetimes lose `fold`: an APScheduler trigger handed them (phonetree/recurrence.py)
 # loops for ever over the hour the clocks go back (25 October 2026 in London), whenever a frozen
 # test's window holds that hour. Our code hands the triggers the time explicitly, so they lose
 # nothing by keeping the real clock: every test's freeze_time leaves APScheduler alone. Set at

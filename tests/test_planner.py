@@ -15,7 +15,8 @@ from phonetree.db import connection_scope, normalise_url, session_scope
 from phonetree.models import CheckIn, CheckInPlan, Member
 from schedules import planner
 from schedules.planner import HORIZON, LOOKBACK, low_water_mark, plan_checkins
-from schedules.recurrence import local_date, occurrences
+from phonetree.local_times import local_date
+from phonetree.recurrence import occurrences
 from tests.conftest import JO, VERA, sent, utc
 
 

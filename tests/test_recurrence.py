@@ -1,4 +1,6 @@
-"""Tests for schedules.recurrence: the parsers, and occurrences() across daylight-saving changes.
+"""Tests for the rule parsers (phonetree.days, times_of_day, durations, zones), local_date and
+local_instant (phonetree.local_times), and occurrences() (phonetree.recurrence) across
+daylight-saving changes.
 
 Reference dates (2026): Europe/London goes forward 03-29 01:00 GMT -> 02:00 BST and back
 10-25 02:00 BST -> 01:00 GMT; America/New_York goes forward 03-08 02:00 EST -> 03:00 EDT and
@@ -16,16 +18,13 @@ from freezegun import freeze_time
 from freezegun.api import FakeDatetime
 
 from phonetree.errors import PhonetreeError
-from schedules import recurrence
-from schedules.recurrence import (
-    format_duration,
-    local_date,
-    occurrences,
-    parse_days,
-    parse_duration,
-    parse_time,
-    parse_timezone,
-)
+from phonetree import recurrence
+from phonetree.days import parse_days
+from phonetree.durations import format_duration, parse_duration
+from phonetree.local_times import local_date, local_instant
+from phonetree.recurrence import occurrences
+from phonetree.times_of_day import parse_time
+from phonetree.zones import parse_timezone
 
 UTC = timezone.utc
 LONDON = "Europe/London"
@@ -626,8 +625,8 @@ def test_local_instant_agrees_with_occurrences(tz: str, at: str, day: date) -> N
     start = datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)) - timedelta(hours=3)
     (fire,) = [f for f in occurrences("daily", at, tz, start, start + timedelta(days=2))
                if local_date(f, tz) == day]
-    assert recurrence.local_instant(day, at, tz) == fire
+    assert local_instant(day, at, tz) == fire
 
 
 def test_local_instant_on_a_skipped_date_is_the_start_of_the_next() -> None:
-    assert recurrence.local_instant(date(2011, 12, 30), "09:00", "Pacific/Apia") == utc(2011, 12, 30, 10)
+    assert local_instant(date(2011, 12, 30), "09:00", "Pacific/Apia") == utc(2011, 12, 30, 10)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from phonetree import clock
 from phonetree.db import dispose_all, get_engine, session_scope
 from phonetree.models import CheckIn, CheckInPlan, Group
-from schedules.recurrence import local_date
+from phonetree.local_times import local_date
 from tests.conftest import JO, LANDLINE, MARGARET, VERA
 from tests.twilio_standin import TwilioStandIn
 
