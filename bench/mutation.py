@@ -58,7 +58,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
 }
 
 # What a scratch copy needs: the code, the tests, and the config pytest reads.
-COPY = ["phonetree", "schedules", "cli.py", "tests", "pyproject.toml"]
+COPY = ["phonetree", "schedules", "cli", "tests", "pyproject.toml"]
 # bench/mutation_plugin.py copies new SQLite files from one migrated database (10x quicker).
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:randomly", "-p", "bench.mutation_plugin", "-x", "-q"]
 # mutmut needs the selection green on the clean code: `--deselect NAME` leaves out a test that is
@@ -98,7 +98,7 @@ def prepare(module: str, deselect: list[str], tag: str | None) -> Path:
         shutil.copy2(ROOT / "bench" / name, work / "bench" / name)
     target, _ = MODULES[module]
     # One line per argument: mutmut's setup.cfg reader splits lists on newlines.
-    lines = ["[mutmut]", "source_paths =", "    phonetree", "    schedules", "    cli.py",
+    lines = ["[mutmut]", "source_paths =", "    phonetree", "    schedules", "    cli",
              f"only_mutate = {target}", "also_copy =", "    bench", "pytest_add_cli_args ="]
     keyword = " and ".join([SQLITE_ONLY, *(f"not {name}" for name in deselect)])
     lines += [f"    {arg}" for arg in [*PYTEST_ARGS, "-k", keyword]]

@@ -1,0 +1,4 @@
+"""`python -m cli`: the same as the `phonetree` command."""
+from cli import main
+
+main()
