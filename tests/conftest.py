@@ -15,11 +15,15 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, MetaData, create_engine, select, text
 
 from cli import cli
+from phonetree.config import Settings
 from phonetree.db import dispose_all, get_engine, session_scope
+from phonetree.gateways.base import Gateway
 from phonetree.gateways.outbox import OutboxGateway
+from phonetree.gateways.twilio import TwilioGateway
 from phonetree.models import Message
 from schedules.engine import TickReport, tick
 from tests.pg import PostgresServer
+from tests.twilio_standin import TwilioStandIn
 
 # freezegun's datetimes lose `fold`: an APScheduler trigger handed them (phonetree/recurrence.py)
 # loops for ever over the hour the clocks go back (25 October 2026 in London), whenever a frozen
@@ -167,8 +171,38 @@ def ok(run_cli: Callable[..., Result]) -> Callable[..., Result]:
 
 
 @pytest.fixture
-def ticker(engine: Engine) -> Callable[[datetime], TickReport]:
-    gateway = OutboxGateway()
+def standin(request: pytest.FixtureRequest) -> Iterator[TwilioStandIn]:
+    """The local Twilio stand-in (tests/twilio_standin.py), for the real twilio client. It signs
+    its callbacks for the test module's `PUBLIC` URL when the module has one."""
+    public = getattr(request.module, "PUBLIC", STANDIN_PUBLIC)
+    with TwilioStandIn(public_url=public) as twilio:
+        yield twilio
+
+
+STANDIN_PUBLIC = "https://tree.example.org"
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    """What `ticker` sends through: the outbox, unless a module asks for `either_gateway`."""
+    return OutboxGateway()
+
+
+@pytest.fixture(params=["outbox", "standin"])
+def either_gateway(request: pytest.FixtureRequest) -> Gateway:
+    """The outbox gateway, then the real twilio client against the stand-in: a module whose
+    flows must hold over both overrides `gateway` with this (contract tests over backends)."""
+    if request.param == "outbox":
+        return OutboxGateway()
+    twilio: TwilioStandIn = request.getfixturevalue("standin")
+    return TwilioGateway.from_settings(Settings(
+        gateway="twilio", public_url=twilio.public_url, twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token, twilio_from_number="+441522000000",
+        twilio_api_base_url=twilio.base_url))
+
+
+@pytest.fixture
+def ticker(engine: Engine, gateway: Gateway) -> Callable[[datetime], TickReport]:
     return lambda now: tick(engine, gateway, now)
 
 

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
 from phonetree.db import session_scope
+from phonetree.gateways.base import Gateway
 from phonetree.models import CheckIn, Task
 from tests.conftest import JO, MARGARET, SAM, VERA, sent, utc
 
 # Tuesday 1 December 2026, GMT: local time == UTC.
 DAY = (2026, 12, 1)
+
+
+@pytest.fixture
+def gateway(either_gateway: Gateway) -> Gateway:
+    """Every flow here runs twice: through the outbox gateway, and through the real twilio
+    client against the Twilio stand-in (tests/twilio_standin.py)."""
+    return either_gateway
 
 
 def add_vera_checkin(ok, *extra: str) -> None:

@@ -18,12 +18,6 @@ PUBLIC = "https://tree.example.org"
 
 
 @pytest.fixture
-def standin() -> Iterator[TwilioStandIn]:
-    with TwilioStandIn(public_url=PUBLIC) as twilio:
-        yield twilio
-
-
-@pytest.fixture
 def database(tmp_path: Path) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'tree.db'}"
     get_engine(url)

@@ -15,7 +15,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -281,12 +281,6 @@ def test_kill_9_mid_send_fifty_times_loses_nothing_and_duplicates_at_most_one_pe
 
 TIMEOUT = 0.5  # the client's HTTP timeout in these tests (HTTP_TIMEOUT is 10 s in production)
 T0 = utc(2026, 12, 1, 9, 0)
-
-
-@pytest.fixture
-def standin() -> Iterator[TwilioStandIn]:
-    with TwilioStandIn(public_url=PUBLIC) as twilio:
-        yield twilio
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from phonetree.status import group_status
 from schedules import dispatcher
 from schedules.engine import tick
 from tests.conftest import JO, MARGARET, SAM, VERA, sent, utc
-from tests.test_faults import standin, twilio_gateway  # noqa: F401 - fixtures
+from tests.test_faults import twilio_gateway  # noqa: F401 - a fixture (standin is conftest's)
 
 E164 = {VERA: "+447911100001", JO: "+447911100002", SAM: "+447911100003", MARGARET: "+447911100004"}
 DAY = (2026, 12, 1)

@@ -56,12 +56,6 @@ def voice(message_id: int = 43, gather: bool = True, body: str = SPOKEN) -> Outg
 
 
 @pytest.fixture
-def standin() -> Iterator[TwilioStandIn]:
-    with TwilioStandIn(public_url=PUBLIC) as twilio:
-        yield twilio
-
-
-@pytest.fixture
 def settings_for(standin: TwilioStandIn) -> Callable[..., Settings]:
     def make(**changes: Any) -> Settings:
         values: dict[str, Any] = dict(
