@@ -236,7 +236,8 @@ def _ask_branch(session: Session, cascade: Cascade, group: Group, caller_id: int
     queue(session, [message_row(now, group, caller, kind="cascade", template="pass_on",
                                 channel="sms" if caller.channel == "sms" else "voice",
                                 values={"name": caller.name, "people": names},
-                                dedupe_key=f"task:{task.id}:ask", task_id=task.id)])
+                                dedupe_key=f"task:{task.id}:ask", task_id=task.id,
+                                purpose="ask")])
 
 
 def _names(names: list[str]) -> str:

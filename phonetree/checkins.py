@@ -398,7 +398,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
             for task in open_tasks:
                 ask(session, now, group, checkin, task.assignee, task.kind,
                      "help" if task.kind == "escalation" else "help_alert",
-                     f"{task.dedupe_key}:help", task.expires_at)
+                     f"{task.dedupe_key}:help", task.expires_at, repetition=task.repetition)
                 task.state, task.closed_at = "stood_down", now
             return checkin, ", ".join(t.assignee.name for t in open_tasks)
         return checkin, ask_next(session, checkin, now, f"asked for a call ({source})")

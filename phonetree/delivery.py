@@ -109,7 +109,7 @@ def left(session: Session, now: datetime, message: Message) -> None:
         window = checkins.prompt_windows(session, [message.checkin_id]).get(message.checkin_id)
         if window is not None:
             checkins.prompt_sent(session.connection(), window, now)
-    if message.task_id and message.dedupe_key.endswith(":ask"):
+    if message.task_id and message.purpose == "ask":
         tasks.wait_from(session, message.task_id, now)
     log.info("message %s: a receipt arrived before its send was recorded; marked sent", message.id)
 
@@ -131,7 +131,7 @@ def message_status(session: Session, now: datetime, message: Message, status: st
         return True
     message.state = "failed"
     message.error = f"{error_code}: delivery failed" if error_code else "delivery failed"
-    if failure_action == base.RETRY_LATER and not message.dedupe_key.endswith(":later"):
+    if failure_action == base.RETRY_LATER and message.purpose != "later":
         # The phone was off or out of signal: one more try in a while, then a person.
         queue(session, [resend_row(message, now, "later", now + RETRY_LATER)])
         return True
@@ -155,7 +155,7 @@ def call_status(session: Session, now: datetime, message: Message, status: str, 
     if message.template in ("checkin", "reminder") and message.checkin_id:
         checkin = session.get(checkins.CheckIn, message.checkin_id)
         if (checkin is not None and checkin.state in ("prompting", "sent") and not machine
-                and not message.dedupe_key.endswith(":redial")):
+                and message.purpose != "redial"):
             redial = resend_row(message, now, "redial", now + RETRY_CALL_AFTER)
             queue(session, [redial])
         events.record(session, now, "call_unanswered", group_id=message.group_id, member_id=message.member_id,

@@ -51,18 +51,18 @@ def chain_for(session: Session, checkin: CheckIn) -> list[Member]:
 
 
 def ask(session: Session, now: datetime, group: Group, checkin: CheckIn, contact: Member,
-         kind: str, template: str, key: str, expires_at: datetime | None) -> None:
+         kind: str, template: str, key: str, expires_at: datetime | None, repetition: int = 0) -> None:
     insert_ignoring_duplicates(session, Task, [{
         "kind": kind, "group_id": group.id, "assignee_id": contact.id,
         "subject_id": checkin.member_id, "checkin_id": checkin.id, "dedupe_key": key,
-        "state": "asked", "asked_at": now, "expires_at": expires_at,
+        "repetition": repetition, "state": "asked", "asked_at": now, "expires_at": expires_at,
     }])
     task = session.scalar(select(Task).where(Task.dedupe_key == key))
     assert task is not None
     subject = checkin.member
     queue(session, [message_row(
         now, group, contact, kind="alert" if kind == "alert" else "escalation",
-        template=template, dedupe_key=f"task:{task.id}:ask",
+        template=template, dedupe_key=f"task:{task.id}:ask", purpose="ask",
         values={"contact": contact.name, "member": subject.name, "phone": display(subject.phone),
                 "on_day": on_day(checkin, group, now)},
         checkin_id=checkin.id, task_id=task.id, urgent=checkin.urgent,
@@ -167,13 +167,13 @@ def task_expired(session: Session, task: Task, now: datetime) -> None:
     if checkin.state == "escalating" and task.kind == "escalation":
         ask_next(session, checkin, now, f"{task.assignee.name} didn't reply in time")
     elif checkin.state == "alerted" and task.kind == "alert":
-        repeat = task.dedupe_key.count(":again")
+        repeat = task.repetition
         if repeat < MAX_REALERTS:
             group = session.get(Group, checkin.group_id)
             assert group is not None
             ask(session, now, group, checkin, task.assignee, "alert",
                 "help_alert" if checkin.urgent else "alert", f"{task.dedupe_key}:again",
-                now + REALERT_AFTER if repeat + 1 < MAX_REALERTS else None)
+                now + REALERT_AFTER if repeat + 1 < MAX_REALERTS else None, repetition=repeat + 1)
             events.record(session, now, "realerted", group_id=group.id, member_id=checkin.member_id,
                           checkin_id=checkin.id, detail=f"{task.assignee.name}, reminder {repeat + 1}")
 

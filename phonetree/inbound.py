@@ -254,7 +254,7 @@ def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text:
                                     {"day": until.strftime("%a %d %b")})
     queue(session, [message_row(now, group, first, kind="confirmation", template="pause_ok",
                                 values={"name": first.name, "day": until.strftime("%a %d %b")},
-                                dedupe_key=f"member:{first.id}:pause:{now.isoformat()}",
+                                dedupe_key=f"member:{first.id}:pause:{now.isoformat()}", about=first,
                                 channel=_answer_channel(sender, first))] + notices)
     outcome.actions.append(f"paused until {until.isoformat()}; organisers told")
 
@@ -267,7 +267,7 @@ def _back(session: Session, now: datetime, sender: _Sender, reply: Reply, text: 
         events.record(session, now, "resumed", group_id=member.group_id, member_id=member.id)
     queue(session, [message_row(now, group, first, kind="confirmation", template="back_ok",
                                 values={"name": first.name},
-                                dedupe_key=f"member:{first.id}:back:{now.isoformat()}",
+                                dedupe_key=f"member:{first.id}:back:{now.isoformat()}", about=first,
                                 channel=_answer_channel(sender, first))])
     outcome.actions.append("check-ins resumed")
 
@@ -296,7 +296,7 @@ def _tell_organisers(session: Session, now: datetime, member: Member, template: 
     return [message_row(
         now, group, organiser, kind="info", template=template,
         values={"contact": organiser.name, "member": member.name, "phone": display(member.phone), **values},
-        dedupe_key=f"member:{member.id}:{key}:{organiser.id}",
+        dedupe_key=f"member:{member.id}:{key}:{organiser.id}", about=member,
     ) for organiser in organisers(session, member.group_id) if organiser.phone != member.phone]
 
 
@@ -321,7 +321,8 @@ def _unknown(session: Session, now: datetime, sender: _Sender, reply: Reply, tex
         queue(session, [message_row(now, group, reader, kind="info", template="forward", channel="sms",
                                     values={"member": member.name, "phone": display(member.phone),
                                             "text": text.strip()},
-                                    dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}")
+                                    dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}",
+                                    about=member)
                         for reader in readers if reader.channel == "sms" and not reader.opted_out])
         events.record(session, now, "reply_forwarded", group_id=group_id, member_id=member.id,
                       checkin_id=items[0].id if items else None,

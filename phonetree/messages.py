@@ -36,8 +36,10 @@ ROUTINE = {"checkin", "reminder", "call_prompt", "cascade"}
 def message_row(now: datetime, group: Group, member: Member, *, kind: str, template: str,
                 values: dict[str, str], dedupe_key: str, checkin_id: int | None = None,
                 task_id: int | None = None, urgent: bool = False, channel: str | None = None,
-                validity: timedelta | None = None, deadline: datetime | None = None) -> dict[str, Any]:
-    """The row for one message to `member`, rendered for their channel."""
+                validity: timedelta | None = None, deadline: datetime | None = None,
+                purpose: str | None = None, about: Member | None = None) -> dict[str, Any]:
+    """The row for one message to `member`, rendered for their channel. `purpose` and `about`
+    are the columns of the same names (models.Message): what it is for, whom it concerns."""
     channel = channel or member.channel
     not_before = now
     if kind in ROUTINE and not urgent:
@@ -54,6 +56,8 @@ def message_row(now: datetime, group: Group, member: Member, *, kind: str, templ
         "priority": URGENT_PRIORITY if urgent else PRIORITY[kind],
         "body": texts.render(template, channel, own_wording(group), member.language, **values),
         "dedupe_key": dedupe_key,
+        "purpose": purpose,
+        "about_member_id": about.id if about is not None else None,
         "state": "queued",
         "created_at": now,
         "not_before": not_before,
@@ -88,14 +92,15 @@ def queue_one(session: Session, now: datetime, group: Group, member: Member, **k
     return queue(session, [message_row(now, group, member, **kwargs)])
 
 
-def resend_row(message: Message, now: datetime, suffix: str, not_before: datetime) -> dict[str, Any]:
-    """The same message again, as a new row (a new try after the phone was off, or a redial):
-    same words, same recipient, its own dedupe key so it happens once."""
+def resend_row(message: Message, now: datetime, purpose: str, not_before: datetime) -> dict[str, Any]:
+    """The same message again, as a new row (a new try after the phone was off, "later", or a
+    redial, "redial"): same words, same recipient, its own dedupe key so it happens once."""
     return {
         "group_id": message.group_id, "member_id": message.member_id, "checkin_id": message.checkin_id,
         "task_id": message.task_id, "to_phone": message.to_phone, "channel": message.channel,
         "kind": message.kind, "template": message.template, "priority": message.priority,
-        "body": message.body, "dedupe_key": f"{message.dedupe_key}:{suffix}", "state": "queued",
+        "body": message.body, "dedupe_key": f"{message.dedupe_key}:{purpose}",
+        "purpose": purpose, "about_member_id": message.about_member_id, "state": "queued",
         "created_at": now, "not_before": not_before,
         "expires_at": message.expires_at, "validity_s": message.validity_s,
         "attempts": 0,

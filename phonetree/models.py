@@ -219,6 +219,11 @@ class Task(Base):
         ForeignKey("cascades.id", ondelete="CASCADE"), nullable=True, index=True
     )
     dedupe_key: Mapped[str] = mapped_column(String(120))
+    # An organiser's alert sent again because nobody closed it: how many times before this one.
+    repetition: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A rota call's place in its round: "paired" (the round's own call), "backup" (passed on by
+    # a peer who couldn't) or "organiser" (nobody free was left); None for other kinds.
+    call_role: Mapped[str | None] = mapped_column(String(10), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="asked")  # asked|done|cant|unreachable|no_answer|expired|stood_down
     asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -227,6 +232,11 @@ class Task(Base):
     assignee: Mapped[Member] = relationship(foreign_keys=[assignee_id])
     subject: Mapped[Member | None] = relationship(foreign_keys=[subject_id])
     checkin: Mapped[CheckIn | None] = relationship(back_populates="tasks")
+
+
+# The partial index's condition; a query that is to use it must repeat it word for word (SQLite
+# does not match a bound parameter against it).
+ASK_ONLY = "purpose = 'ask'"
 
 
 class Message(Base):
@@ -244,6 +254,8 @@ class Message(Base):
         # The retention purge's: only rows whose text is still kept (migration 0009).
         Index("ix_messages_unpurged", "created_at", sqlite_where=text("body IS NOT NULL"),
               postgresql_where=text("body IS NOT NULL")),
+        # Whether a task's ask is still waiting to go (tasks.expire_overdue): only asks (migration 0010).
+        Index("ix_messages_task_ask", "task_id", sqlite_where=text(ASK_ONLY), postgresql_where=text(ASK_ONLY)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -260,6 +272,13 @@ class Message(Base):
     priority: Mapped[int] = mapped_column(Integer)  # lower goes first
     body: Mapped[str | None] = mapped_column(Text, nullable=True)  # purged after retention
     dedupe_key: Mapped[str] = mapped_column(String(160))
+    # What it is for, where something reads that: "ask" (asks someone to do a task; their wait
+    # starts when it leaves), "later" (a second try after the phone was off), "redial" (a call
+    # tried again); None for any other message.
+    purpose: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # The member it is about, if it carries their words or news of them to someone else (a
+    # forwarded reply, a notice to the organisers): forgetting them removes it.
+    about_member_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     state: Mapped[str] = mapped_column(String(12), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -81,7 +81,7 @@ def forget(session: Session, member: Member, now: datetime) -> int:
     # number, whoever it was filed under, goes.
     session.execute(Message.__table__.delete().where(
         ((Message.to_phone == member.phone) & Message.member_id.is_(None)) | ((Message.group_id == group_id) & (
-            Message.dedupe_key.like(f"inbound:{member.id}:%") | Message.dedupe_key.like(f"member:{member.id}:%")))))
+            Message.about_member_id == member.id))))
     for message in session.scalars(select(Message).where(Message.group_id == group_id)):
         if message.body and scrub(message.body) != message.body:
             # One still waiting to go keeps its sense without them; one sent is only a record.

@@ -286,7 +286,7 @@ def _ask_call(session: Session, now: datetime, group: Group, rota: Rota, rnd: Ro
         now, group, caller, kind="call_prompt", template=template, channel="sms" if caller.channel == "sms" else "voice",
         values={"name": caller.name, "member": callee.name, "phone": display(callee.phone),
                 "when": PERIOD_WORDS[rota.cadence]},
-        dedupe_key=f"task:{task.id}:ask", task_id=task.id,
+        dedupe_key=f"task:{task.id}:ask", task_id=task.id, purpose="ask",
     )])
 
 

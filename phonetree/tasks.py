@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import cascades, escalation, rotas
@@ -64,7 +64,8 @@ def expire_overdue(session: Session, now: datetime) -> int:
     """Every task whose time is up moves on: to the next contact, a backup peer, or up the tree."""
     # An ask still waiting to go out hasn't started its clock: it gets its full wait from the
     # moment it leaves (the dispatcher moves expires_at on when it sends it).
-    unsent = exists().where(Message.task_id == Task.id, Message.dedupe_key.like("%:ask"),
+    # (The purpose as a literal, not a parameter: SQLite uses ix_messages_task_ask only then.)
+    unsent = exists().where(Message.task_id == Task.id, Message.purpose == literal_column("'ask'"),
                             Message.state.in_(("queued", "sending")))
     due = list(session.scalars(
         select(Task.id).where(Task.state == "asked", Task.expires_at.is_not(None), Task.expires_at <= now,

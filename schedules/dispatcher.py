@@ -235,7 +235,7 @@ def _is_prompt(message: Message) -> bool:
 
 
 def _is_task_ask(message: Message) -> bool:
-    return bool(message.task_id) and message.dedupe_key.endswith(":ask")
+    return bool(message.task_id) and message.purpose == "ask"
 
 
 def _mark(engine: Engine, when: datetime, provider: _Provider,
