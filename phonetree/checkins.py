@@ -12,6 +12,8 @@ from typing import Any, Iterable
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from phonetree import clock, events
 from zoneinfo import ZoneInfo
@@ -297,13 +299,30 @@ def prompt_failed(session: Session, checkin_id: int, now: datetime, reason: str)
 
 
 # A member's check-ins still awaiting an answer or a person: every reply looks them up, through
-# the ORM or, on the quick OK path, as a prepared row. Built once.
+# the ORM or, on an OK, as prepared rows. Built once.
 _OPEN_FOR_MEMBER = (CheckIn.member_id == bindparam("member_id"), one_of(CheckIn.state, OPEN_CHECKIN_STATES))
 _NEWEST_FIRST = (CheckIn.due_at.desc(), CheckIn.id.desc())
 _OPEN_CHECKIN = select(CheckIn).where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST).limit(1)
-# Two rows at most: the quick path only wants to know whether there is exactly one.
-_OPEN_CHECKIN_ROWS = Prepared(select(CheckIn.id, CheckIn.state, CheckIn.occurrence, CheckIn.group_id)
-                              .where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST).limit(2))
+_OPEN_CHECKIN_ROWS = Prepared(select(CheckIn.id, CheckIn.state, CheckIn.occurrence, CheckIn.group_id,
+                                     CheckIn.member_id, CheckIn.due_at)
+                              .where(*_OPEN_FOR_MEMBER).order_by(*_NEWEST_FIRST))
+
+
+@dataclass(frozen=True)
+class OpenCheckIn:
+    """An open check-in as a reply reads it: what answering it needs, without an ORM object."""
+
+    id: int
+    state: str
+    occurrence: str
+    group_id: int
+    member_id: int
+    due: Any  # due_at as the driver gives it: only compared with another row's
+
+    @classmethod
+    def of(cls, checkin: CheckIn) -> "OpenCheckIn":
+        return cls(checkin.id, checkin.state, checkin.occurrence, checkin.group_id, checkin.member_id,
+                   checkin.due_at)
 
 
 def open_checkin(session: Session, member_id: int) -> CheckIn | None:
@@ -320,29 +339,14 @@ def open_checkins(session: Session, member_ids: list[int]) -> list[CheckIn]:
         .order_by(*_NEWEST_FIRST)))
 
 
-def only_open_checkin_row(connection: Transaction, member_id: int) -> tuple[int, str, str, int] | None:
-    """The member's one open check-in as (id, state, occurrence, group_id), for a
-    prepared-statement transaction; None when there is none, or more than one (an answer must
-    close them all, which the whole path does)."""
-    rows = _OPEN_CHECKIN_ROWS.rows(connection, {"member_id": member_id})
-    return tuple(rows[0]) if len(rows) == 1 else None  # type: ignore[return-value]
-
-
-def answer(session: Session, checkin: CheckIn, now: datetime, how: str) -> int:
-    """The member has been in touch. Closes the check-in; if anyone had been asked to ring,
-    they are stood down, told plainly whether the member says they are OK after asking for a
-    call, or has simply been in touch. Returns how many people were told.
-
-    Callers must not pass a check-in with a HELP in force unless the member said OK: only the
-    member's own all-clear, a DONE or an organiser closes a call that was asked for."""
-    was = checkin.state
-    checkin.state, checkin.answered_at, checkin.closed_at = "answered", now, now
-    checkin.outcome = how
-    why = SAYS_OK if checkin.help_requested_at is not None else IN_TOUCH
-    told = stand_down(session, checkin, now, why) if was in ("escalating", "alerted") else 0
-    events.record(session, now, "answered", group_id=checkin.group_id, member_id=checkin.member_id,
-                  checkin_id=checkin.id, detail=how + (f" (late; {told} stood down)" if told else ""))
-    return told
+def open_checkin_rows(session: Session, member_ids: list[int]) -> list[OpenCheckIn]:
+    """`open_checkins` as prepared rows (one statement per member), newest first."""
+    connection = session.connection()
+    rows = [OpenCheckIn(*row) for member_id in member_ids
+            for row in _OPEN_CHECKIN_ROWS.rows(connection, {"member_id": member_id})]
+    if len(member_ids) > 1:
+        rows.sort(key=lambda row: (row.due, row.id), reverse=True)
+    return rows
 
 
 # The states in which an answer has no one to stand down: nobody has been asked yet.
@@ -355,16 +359,39 @@ _ANSWER_UNESCALATED = Prepared(
     .values(state="answered", answered_at=_now, closed_at=_now, outcome=bindparam("how")))
 
 
-def answer_unescalated(connection: Transaction, checkin_id: int, was: str, group_id: int, member_id: int,
-                       now: datetime, how: str) -> bool:
-    """`answer` for the common case, as prepared statements: the check-in is still `was`
-    (prompting or sent), so closing it tells no one. False, changing nothing, if it has moved on
-    meanwhile."""
-    if not _ANSWER_UNESCALATED.rowcount(connection, {"cid": checkin_id, "was": was, "now": now, "how": how}):
-        return False
-    events.record_quickly(connection, now, "answered", group_id=group_id, member_id=member_id,
-                          checkin_id=checkin_id, detail=how)
-    return True
+def answer(session: Session, item: OpenCheckIn, now: datetime, how: str) -> int:
+    """The member has been in touch. Closes the check-in; if anyone had been asked to ring,
+    they are stood down, told plainly whether the member says they are OK after asking for a
+    call, or has simply been in touch. Returns how many people were told.
+
+    Callers must not pass a check-in with a HELP in force unless the member said OK: only the
+    member's own all-clear, a DONE or an organiser closes a call that was asked for."""
+    # The common case, nobody asked yet, so nobody to tell: a conditional UPDATE and the event,
+    # as prepared statements. It changes nothing if the check-in has moved on meanwhile.
+    if item.state in UNESCALATED and _ANSWER_UNESCALATED.rowcount(
+            session.connection(), {"cid": item.id, "was": item.state, "now": now, "how": how}):
+        loaded = session.identity_map.get(identity_key(CheckIn, item.id))
+        if loaded is not None:  # keep a CheckIn this session holds true to its row
+            for name, value in (("state", "answered"), ("answered_at", now), ("closed_at", now), ("outcome", how)):
+                set_committed_value(loaded, name, value)
+        events.record(session, now, "answered", group_id=item.group_id, member_id=item.member_id,
+                      checkin_id=item.id, detail=how)
+        return 0
+    checkin = session.get(CheckIn, item.id)
+    if checkin is None:
+        return 0
+    if item.state in UNESCALATED:
+        session.refresh(checkin)  # it moved on between reading and writing (another worker)
+    if checkin.state not in OPEN_CHECKIN_STATES:
+        return 0
+    was = checkin.state
+    checkin.state, checkin.answered_at, checkin.closed_at = "answered", now, now
+    checkin.outcome = how
+    why = SAYS_OK if checkin.help_requested_at is not None else IN_TOUCH
+    told = stand_down(session, checkin, now, why) if was in ("escalating", "alerted") else 0
+    events.record(session, now, "answered", group_id=checkin.group_id, member_id=checkin.member_id,
+                  checkin_id=checkin.id, detail=how + (f" (late; {told} stood down)" if told else ""))
+    return told
 
 
 def request_help(session: Session, member: Member, now: datetime, source: str) -> tuple[CheckIn, str]:

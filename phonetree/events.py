@@ -4,32 +4,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from phonetree.models import Event
 from phonetree.prepared import Prepared, Transaction
 
 
-_INSERT = insert(Event.__table__)
 _COLUMNS = ("at", "kind", "group_id", "member_id", "checkin_id", "detail")
-_INSERT_QUICKLY = Prepared(_INSERT, columns=_COLUMNS)
+# A prepared INSERT, not session.add: nothing reads the row back, and this is on every reply.
+_INSERT = Prepared(insert(Event.__table__), columns=_COLUMNS)
 
 
-def record(session: Session, at: datetime, kind: str, *, group_id: int | None = None,
+def record(where: Session | Connection | Transaction, at: datetime, kind: str, *, group_id: int | None = None,
            member_id: int | None = None, checkin_id: int | None = None,
            detail: str | None = None) -> None:
-    # A plain INSERT, not session.add: nothing reads the row back, and this is on every reply.
-    session.execute(_INSERT, {"at": at, "kind": kind, "group_id": group_id, "member_id": member_id,
-                              "checkin_id": checkin_id, "detail": detail})
-
-
-def record_quickly(connection: Transaction, at: datetime, kind: str, *, group_id: int | None = None,
-                   member_id: int | None = None, checkin_id: int | None = None,
-                   detail: str | None = None) -> None:
-    """`record`, as a prepared statement, for the hottest paths (see phonetree.prepared)."""
-    _INSERT_QUICKLY.rowcount(connection, {"at": at, "kind": kind, "group_id": group_id, "member_id": member_id,
-                                          "checkin_id": checkin_id, "detail": detail})
+    """One event, in the transaction of `where` (a session, or a connection running prepared
+    statements). Like any Core statement run by a session, it doesn't flush the session first."""
+    connection = where.connection() if isinstance(where, Session) else where
+    _INSERT.rowcount(connection, {"at": at, "kind": kind, "group_id": group_id, "member_id": member_id,
+                                  "checkin_id": checkin_id, "detail": detail})
 
 
 def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:

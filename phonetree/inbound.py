@@ -8,21 +8,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
-from phonetree.checkins import (UNESCALATED, answer, answer_unescalated, only_open_checkin_row, open_checkins,
-                                request_help)
-from phonetree.db import insert_for, insert_ignoring_duplicates
+from phonetree.checkins import OpenCheckIn, answer, open_checkin_rows, open_checkins, request_help
+from phonetree.db import insert_for
 from phonetree.directory import organisers
 from phonetree.escalation import chain_for
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
 from phonetree.phones import display, parse_phone
-from phonetree.prepared import Prepared, transaction
+from phonetree.prepared import Prepared
 from phonetree.errors import PhonetreeError
 from phonetree.replies import Intent, Reply, parse_reply
 from phonetree.local_times import local_date
@@ -48,59 +48,30 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
 _BY_PHONE = select(Member).where(Member.phone == bindparam("phone")).order_by(Member.id)  # built once
 
 
-def members_for_phone(session: Session, phone: str) -> list[Member]:
+def e164_of(phone: str) -> str | None:
+    """The number as stored (validated E.164), or None if it is no phone number."""
     if _E164.fullmatch(phone):
-        e164 = phone  # stored numbers are validated E.164, so an exact match is enough
-    else:
-        try:
-            e164 = parse_phone(phone)
-        except PhonetreeError:
-            return []
-    return list(session.scalars(_BY_PHONE, {"phone": e164}))
+        return phone  # stored numbers are validated E.164, so an exact match is enough
+    try:
+        return parse_phone(phone)
+    except PhonetreeError:
+        return None
 
 
-# The commonest reply by far is an OK to a check-in no one has been asked about yet. `answer_ok`
-# does that in five prepared statements (phonetree.prepared), so the webhook keeps up with a morning's
-# replies; anything else (another word, a phone shared by two members, someone to stand down,
-# nothing open) comes back None and goes the whole way through `handle`. Both leave the same rows.
+def members_for_phone(session: Session, phone: str) -> list[Member]:
+    e164 = e164_of(phone)
+    return [] if e164 is None else list(session.scalars(_BY_PHONE, {"phone": e164}))
+
+
+# Every reply starts with two prepared statements (phonetree.prepared), run on the session's own
+# connection: who has this number, and the reply recorded. The commonest reply by far, an OK to
+# a check-in no one has been asked about yet, then takes three more (checkins.answer), so the
+# webhook keeps up with a morning's replies; the rest loads what it needs through the ORM.
 _members, _inbound = Member.__table__, Inbound.__table__
-_MEMBER_BY_PHONE = Prepared(select(_members.c.id, _members.c.name)
-                            .where(_members.c.phone == bindparam("phone")).limit(2))
+_MEMBERS_BY_PHONE = Prepared(select(_members.c.id, _members.c.name, _members.c.group_id)
+                             .where(_members.c.phone == bindparam("phone")).order_by(_members.c.id))
 _RECORD = Prepared(lambda dialect: insert_for(dialect)(_inbound).on_conflict_do_nothing().returning(_inbound.c.id),
                    columns=("provider_sid", "member_id", "channel", "body", "intent", "received_at"))
-
-
-class _MovedOn(Exception):
-    """The check-in changed between reading and writing it (another worker): start again."""
-
-
-def answer_ok(engine: Engine, now: datetime, from_phone: str, text: str, sid: str | None) -> Outcome | None:
-    """An SMS that is a plain OK to an unescalated check-in, answered in its own transaction;
-    None (and nothing written) when it is anything else."""
-    if sid is None or not _E164.fullmatch(from_phone):
-        return None
-    reply = parse_reply(text)
-    if reply.intent is not Intent.OK:
-        return None
-    try:
-        with transaction(engine) as connection:
-            found = _MEMBER_BY_PHONE.rows(connection, {"phone": from_phone})
-            if len(found) != 1:
-                return None
-            member_id, name = found[0]
-            latest = only_open_checkin_row(connection, member_id)
-            if latest is None or latest[1] not in UNESCALATED:
-                return None
-            checkin_id, state, occurrence, group_id = latest
-            if not _RECORD.rows(connection, {"provider_sid": sid, "member_id": member_id, "channel": "sms",
-                                             "body": text, "intent": reply.intent.value, "received_at": now}):
-                return Outcome(known=True, intent=reply.intent.value, member=name, duplicate=True)
-            if not answer_unescalated(connection, checkin_id, state, group_id, member_id, now, "replied OK"):
-                raise _MovedOn()  # rolls the Inbound row back with it
-    except _MovedOn:
-        return None
-    return Outcome(known=True, intent=reply.intent.value, member=name,
-                   actions=[f"check-in answered ({occurrence})"])
 
 
 def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: str | None = None,
@@ -108,28 +79,25 @@ def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: 
     """Act on one inbound message. `reply` overrides parsing (a keypress); `member_id` pins the
     sender when the gateway knows it (the person a call was placed to): then the reply is theirs
     in each group they are in (the same number and name), not a housemate's on a shared line."""
-    members = members_for_phone(session, from_phone)
+    e164 = e164_of(from_phone)
+    connection = session.connection()
+    found: list[_Found] = [] if e164 is None else [
+        _Found(*row) for row in _MEMBERS_BY_PHONE.rows(connection, {"phone": e164})]
     if member_id is not None:
-        pinned = next((m for m in members if m.id == member_id), None)
+        pinned = next((m for m in found if m.id == member_id), None)
         if pinned is not None:
-            members = [m for m in members if m.id == pinned.id
-                       or (m.group_id != pinned.group_id and m.name.casefold() == pinned.name.casefold())]
-    if not members:
+            found = [m for m in found if m.id == pinned.id
+                     or (m.group_id != pinned.group_id and m.name.casefold() == pinned.name.casefold())]
+    if not found:
         return Outcome(known=False)
     reply = reply or parse_reply(text)
-    # Record first, keyed on the provider's id: a repeated delivery stops here.
-    if sid is not None:
-        inserted = insert_ignoring_duplicates(session, Inbound, [{
-            "provider_sid": sid, "member_id": members[0].id, "channel": channel, "body": text,
-            "intent": reply.intent.value, "received_at": now,
-        }])
-        if inserted == 0:
-            return Outcome(known=True, intent=reply.intent.value, member=members[0].name, duplicate=True)
-    else:
-        session.add(Inbound(provider_sid=None, member_id=members[0].id, channel=channel, body=text,
-                            intent=reply.intent.value, received_at=now))
-    outcome = Outcome(known=True, intent=reply.intent.value, member=members[0].name)
-    ROUTES[reply.intent](session, now, _Sender(members, channel), reply, text, outcome)
+    # Record first, keyed on the provider's id: a repeated delivery stops here. (Without an id,
+    # from the command line, there is nothing to conflict with: it is always recorded.)
+    if not _RECORD.rows(connection, {"provider_sid": sid, "member_id": found[0].id, "channel": channel,
+                                     "body": text, "intent": reply.intent.value, "received_at": now}):
+        return Outcome(known=True, intent=reply.intent.value, member=found[0].name, duplicate=True)
+    outcome = Outcome(known=True, intent=reply.intent.value, member=found[0].name)
+    ROUTES[reply.intent](session, now, _Sender(session, found, channel), reply, text, outcome)
     session.flush()
     return outcome
 
@@ -137,17 +105,36 @@ def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: 
 # ---------------------------------------------------------------- one function per intent
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A member with the sender's number, as the prepared lookup reads it."""
+
+    id: int
+    name: str
+    group_id: int
+
+
 @dataclass
 class _Sender:
     """Whoever sent it: every member with that number (one person in two groups, or a couple on
-    one landline, is one phone), and the channel it came by, which is the channel we answer in."""
+    one landline, is one phone), and the channel it came by, which is the channel we answer in.
+    The members themselves are loaded only by a route that needs more than their ids."""
 
-    members: list[Member]
+    session: Session
+    found: list[_Found]
     channel: str
 
     @property
     def ids(self) -> list[int]:
-        return [m.id for m in self.members]
+        return [m.id for m in self.found]
+
+    def name_of(self, member_id: int) -> str:
+        return next(m.name for m in self.found if m.id == member_id)
+
+    @cached_property
+    def members(self) -> list[Member]:
+        by_id = {m.id: m for m in self.session.scalars(select(Member).where(Member.id.in_(self.ids)))}
+        return [by_id[i] for i in self.ids]
 
     def in_group(self, group_id: int) -> Member:
         return next(m for m in self.members if m.group_id == group_id)
@@ -156,11 +143,11 @@ class _Sender:
 def _ok(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
     """All well: every open check-in of this number is answered, and whoever was asked is told
     (a HELP included: the member's own OK is the one word that stands a call request down)."""
-    open_items = open_checkins(session, sender.ids)
+    open_items = open_checkin_rows(session, sender.ids)
     if not open_items:
         outcome.actions.append("nothing open; no change")
         return
-    outcome.member = open_items[0].member.name
+    outcome.member = sender.name_of(open_items[0].member_id)
     for checkin in open_items:
         told = answer(session, checkin, now, "replied OK")
         outcome.actions.append(f"check-in answered ({checkin.occurrence})"
@@ -308,7 +295,7 @@ def _unknown(session: Session, now: datetime, sender: _Sender, reply: Reply, tex
     open_items = open_checkins(session, sender.ids)
     for checkin in open_items:
         if checkin.help_requested_at is None:
-            answer(session, checkin, now, "replied (unrecognised text, passed to a person)")
+            answer(session, OpenCheckIn.of(checkin), now, "replied (unrecognised text, passed to a person)")
             outcome.actions.append("counted as contact: check-in answered")
         else:
             outcome.actions.append("a call was asked for: it stays asked for")

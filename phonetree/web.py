@@ -232,12 +232,10 @@ class WebhookApp:
     def inbound_sms(self, request: Request) -> Response:
         params = request.params
         sender, body, sid = clean(params.get("From")), clean(params.get("Body")), sid_of(params.get("MessageSid"))
-        now, queued = clock.now(), False
-        outcome = inbound.answer_ok(self.engine, now, sender, body, sid)  # the commonest reply, quickly
-        if outcome is None:
-            with session_scope(self.engine) as session:
-                outcome = inbound.handle(session, now, sender, body, sid=sid, channel="sms")
-            queued = bool(session.info.get("queued"))
+        now = clock.now()
+        with session_scope(self.engine) as session:
+            outcome = inbound.handle(session, now, sender, body, sid=sid, channel="sms")
+        queued = bool(session.info.get("queued"))
         if not outcome.known:
             log.info("inbound SMS from an unknown number %s: ignored", mask(sender))
         else:

@@ -30,7 +30,7 @@ def test_rows_are_stored_exactly_as_the_orm_stores_them(engine: Engine, unit: Un
     with session_scope(engine) as session:
         events.record(session, AT, "answered", detail="by the ORM's path")
     with unit(engine) as connection:
-        events.record_quickly(connection, AT, "answered", detail="prepared")
+        events.record(connection, AT, "answered", detail="prepared")
     with session_scope(engine) as session:
         stored = session.scalars(select(Event).order_by(Event.id)).all()
         raw = session.execute(text("SELECT at FROM events ORDER BY id")).scalars().all()
@@ -45,7 +45,7 @@ def test_constants_in_the_statement_and_returned_rows(engine: Engine, unit: Unit
                          .order_by(_events.c.id).limit(5))
     with unit(engine) as connection:
         for kind in ("answered", "missed", "help"):
-            events.record_quickly(connection, AT, kind)
+            events.record(connection, AT, kind)
         assert [kind for _id, kind in statement.rows(connection, {"since": AT})] == ["answered", "help"]
         assert statement.rows(connection, {"since": datetime(2027, 1, 1, tzinfo=timezone.utc)}) == []
     rename = Prepared(update(_events).where(_events.c.kind == bindparam("was")).values(kind="missed_day"))
@@ -57,7 +57,7 @@ def test_constants_in_the_statement_and_returned_rows(engine: Engine, unit: Unit
 def test_it_runs_inside_the_callers_transaction(engine: Engine, unit: Unit) -> None:
     with pytest.raises(RuntimeError):
         with unit(engine) as connection:
-            events.record_quickly(connection, AT, "answered")
+            events.record(connection, AT, "answered")
             raise RuntimeError("something later in the same unit of work failed")
     with session_scope(engine) as session:
         assert session.scalars(select(Event)).all() == []
@@ -66,8 +66,8 @@ def test_it_runs_inside_the_callers_transaction(engine: Engine, unit: Unit) -> N
 def test_driver_errors_are_sqlalchemys_and_roll_back(engine: Engine, unit: Unit) -> None:
     with pytest.raises(IntegrityError):
         with unit(engine) as connection:
-            events.record_quickly(connection, AT, "answered")
-            events.record_quickly(connection, AT, "answered", group_id=999)  # no such group
+            events.record(connection, AT, "answered")
+            events.record(connection, AT, "answered", group_id=999)  # no such group
     with session_scope(engine) as session:
         assert session.scalars(select(Event)).all() == []
         assert session.scalars(select(Group)).all() == []
@@ -98,6 +98,6 @@ def test_a_transaction_holds_the_sqlite_write_lock_from_its_start(tmp_path) -> N
             other.execute("BEGIN IMMEDIATE")
         other.close()
     with transaction(engine) as connection:
-        events.record_quickly(connection, AT, "answered")
+        events.record(connection, AT, "answered")
     with session_scope(engine) as session:
         assert len(session.scalars(select(Event)).all()) == 1

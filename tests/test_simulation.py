@@ -133,8 +133,7 @@ def test_the_invariants_see_an_engine_that_never_escalates(tmp_path: Path, monke
 def test_the_invariants_see_an_ok_that_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import phonetree.inbound
 
-    monkeypatch.setattr(phonetree.inbound, "answer_ok", lambda *args: None)  # the quick path declines...
-    monkeypatch.setitem(phonetree.inbound.ROUTES, phonetree.inbound.Intent.OK, lambda *args: None)  # ...and so does handle
+    monkeypatch.setitem(phonetree.inbound.ROUTES, phonetree.inbound.Intent.OK, lambda *args: None)  # handle's OK branch
     result = run_scenario(oakfield(("vera", "ok"), ("jo", "nothing")), sqlite(tmp_path))
     assert result.violation is not None and result.violation.code.startswith("ii"), result.story
 

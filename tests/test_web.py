@@ -186,8 +186,8 @@ def answer_rows(engine, name: str) -> dict[str, list[tuple]]:
 
 
 def test_a_quick_ok_leaves_exactly_what_the_whole_way_leaves(engine, oakfield, ok):
-    """Vera's OK comes by webhook (the quick Core path); Sam's identical OK goes through
-    `inbound.handle` (the ORM path). Apart from the name, the rows they leave are the same."""
+    """Vera's OK comes by webhook; Sam's identical OK is handed to `inbound.handle` directly (as
+    the CLI's `receive` does). Apart from the name, the rows they leave are the same."""
     from freezegun import freeze_time
 
     from phonetree import inbound
@@ -207,12 +207,15 @@ def test_a_quick_ok_leaves_exactly_what_the_whole_way_leaves(engine, oakfield, o
 
 
 def test_the_quick_ok_is_idempotent_and_never_replaces_the_whole_way(engine, oakfield, ok):
-    """The same OK twice changes nothing more; an OK while Jo has already been asked goes the
-    whole way, stands Jo down and wakes the sender; words other than OK go the whole way too."""
+    """The same OK twice changes nothing more; an OK while Jo has already been asked stands Jo
+    down and wakes the sender; words other than OK are not an OK, and a number written the
+    local way is the same sender."""
     from freezegun import freeze_time
 
     from phonetree import inbound
+    from phonetree.db import session_scope
     from phonetree.gateways.outbox import OutboxGateway
+    from phonetree.replies import Intent, parse_reply
     from schedules.engine import tick
     from tests.conftest import sent, utc
 
@@ -222,19 +225,22 @@ def test_the_quick_ok_is_idempotent_and_never_replaces_the_whole_way(engine, oak
     url = PUBLIC + "/twilio/sms"
     vera = dict(INBOUND, MessageSid="SM" + "7" * 32, From="+447911100001", Body="OK")
     with freeze_time("2026-12-01 09:05:00"):
-        assert inbound.answer_ok(engine, utc_now(), "+447911100001", "OK", vera["MessageSid"]) is not None
+        with session_scope(engine) as session:
+            outcome = inbound.handle(session, utc_now(), "+447911100001", "OK", sid=vera["MessageSid"])
+        assert outcome.actions == ["check-in answered (2026-12-01)"]
         before = snapshot(engine)
         assert call(app, "/twilio/sms", vera, signature=sign(url, vera))[0].startswith("200")
         assert snapshot(engine) == before  # a repeat delivery: nothing more
-        assert inbound.answer_ok(engine, utc_now(), "+447911100003", "not ok", "SM" + "8" * 32) is None
-        assert inbound.answer_ok(engine, utc_now(), "07911 100003", "OK", "SM" + "8" * 32) is None
+        assert parse_reply("not ok").intent is not Intent.OK
+        with session_scope(engine) as session:
+            assert [m.name for m in inbound.members_for_phone(session, "07911 100003")] == ["Sam"]
     assert woken == []
     # Sam says nothing; at 09:30 his window closes and Jo is asked.
     tick(engine, OutboxGateway(), utc(2026, 12, 1, 9, 30))
     asked = len(sent(engine, to_phone="+447911100002"))
     assert asked == 1
     with freeze_time("2026-12-01 09:40:00"):
-        assert inbound.answer_ok(engine, utc_now(), "+447911100003", "OK", "SM" + "9" * 32) is None
+        assert answer_rows(engine, "Sam")["checkins"][0][0] == "escalating"  # Jo has been asked
         sam = dict(INBOUND, MessageSid="SM" + "9" * 32, From="+447911100003", Body="OK")
         assert call(app, "/twilio/sms", sam, signature=sign(url, sam))[0].startswith("200")
     assert woken == [1]  # Jo is to be stood down
