@@ -33,6 +33,9 @@ KINDS = ("pairs", "ring")
 CADENCES = {"weekly": 7, "fortnightly": 14, "daily": 1}
 DEFAULT_CONFIRM = {"weekly": timedelta(days=3), "fortnightly": timedelta(days=5), "daily": timedelta(hours=6)}
 PERIOD_WORDS = {"weekly": "this week", "fortnightly": "this fortnight", "daily": "today"}
+# A call's place in its round (Task.call_role): one of the round's own pairs, a backup for a
+# peer who couldn't, or an organiser asked when nobody was free.
+PAIRED, BACKUP, ORGANISER = "paired", "backup", "organiser"
 HORIZON = timedelta(hours=36)
 
 
@@ -153,7 +156,7 @@ def call_history(session: Session, rota: Rota) -> dict[str, int]:
     rows = session.execute(
         select(Member.name, func.count(Task.id)).join(Task, Task.assignee_id == Member.id)
         .join(RotaRound, RotaRound.id == Task.round_id)
-        .where(RotaRound.rota_id == rota.id, Task.kind == "call_prompt", Task.dedupe_key.like("rota:%:call:%"))
+        .where(RotaRound.rota_id == rota.id, Task.kind == "call_prompt", Task.call_role == PAIRED)
         .group_by(Member.name)
     ).all()
     return {name: count for name, count in rows}
@@ -192,7 +195,7 @@ def _original_calls(session: Session, round_ids: list[int]) -> dict[int, list[Ca
     rows = session.execute(
         select(Task.round_id, assignee.c.name, subject.c.name)
         .join(assignee, assignee.c.id == Task.assignee_id).join(subject, subject.c.id == Task.subject_id)
-        .where(Task.round_id.in_(round_ids), Task.dedupe_key.like("rota:%:call:%")).order_by(Task.id)
+        .where(Task.round_id.in_(round_ids), Task.call_role == PAIRED).order_by(Task.id)
     ).all()
     result: dict[int, list[Call]] = {}
     for round_id, caller, callee in rows:
@@ -266,7 +269,7 @@ def prompt_due_rounds(session: Session, now: datetime) -> int:
         calls = compute_calls(rota, team, rnd.number, call_history(session, rota))
         for caller, callee in calls:
             _ask_call(session, now, group, rota, rnd, team.by_name[caller], team.by_name[callee],
-                      f"rota:{rnd.id}:call:{team.by_name[caller].id}:{team.by_name[callee].id}")
+                      f"rota:{rnd.id}:call:{team.by_name[caller].id}:{team.by_name[callee].id}", PAIRED)
         events.record(session, now, "round_prompted", group_id=group.id,
                       detail=f"{rota.name} {rnd.local_date}: {len(calls)} call(s)")
         prompted += len(calls)
@@ -274,10 +277,10 @@ def prompt_due_rounds(session: Session, now: datetime) -> int:
 
 
 def _ask_call(session: Session, now: datetime, group: Group, rota: Rota, rnd: RotaRound,
-              caller: Member, callee: Member, key: str, template: str = "call_prompt") -> None:
+              caller: Member, callee: Member, key: str, role: str, template: str = "call_prompt") -> None:
     insert_ignoring_duplicates(session, Task, [{
         "kind": "call_prompt", "group_id": group.id, "assignee_id": caller.id, "subject_id": callee.id,
-        "round_id": rnd.id, "dedupe_key": key, "state": "asked", "asked_at": now,
+        "round_id": rnd.id, "dedupe_key": key, "call_role": role, "state": "asked", "asked_at": now,
         "expires_at": now + timedelta(seconds=rota.confirm_s),
     }])
     task = session.scalar(select(Task).where(Task.dedupe_key == key))
@@ -322,12 +325,13 @@ def call_not_made(session: Session, task: Task, now: datetime, why: str) -> str:
     period_over = now >= rnd.due_at + timedelta(days=CADENCES[rota.cadence])
     if free and not period_over:
         backup = free[0]
-        _ask_call(session, now, group, rota, rnd, backup, callee, f"rota:{rnd.id}:backup:{backup.id}:{callee.id}")
+        _ask_call(session, now, group, rota, rnd, backup, callee, f"rota:{rnd.id}:backup:{backup.id}:{callee.id}",
+                  BACKUP)
         return backup.name
     people = [m for m in organisers(session, group.id) if m.id != callee.id and m.id not in tried]
     for organiser in people:
         _ask_call(session, now, group, rota, rnd, organiser, callee,
-                  f"rota:{rnd.id}:organiser:{organiser.id}:{callee.id}", template="call_unmade")
+                  f"rota:{rnd.id}:organiser:{organiser.id}:{callee.id}", ORGANISER, template="call_unmade")
     return ", ".join(m.name for m in people) or "nobody (no organiser)"
 
 
