@@ -22,6 +22,7 @@ from phonetree.display_text import has_hidden
 from phonetree.errors import PhonetreeError
 from phonetree.messages import message_row, queue
 from phonetree.models import Cascade, CascadeReach, Group, Task, TreeLink
+from phonetree.task_kinds import owns
 
 DEFAULT_BRANCHING = 3
 DEFAULT_WAIT = timedelta(hours=2)
@@ -244,7 +245,8 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def branch_done(session: Session, task: Task, now: datetime) -> None:
+def on_done(session: Session, task: Task, now: datetime) -> None:
+    """A caller has passed the news on to everyone they were given."""
     task.state, task.closed_at = "done", now
     cascade = session.get(Cascade, task.cascade_id)
     if cascade is None or cascade.state != "running":
@@ -257,7 +259,7 @@ def branch_done(session: Session, task: Task, now: datetime) -> None:
     _reached(session, cascade, group, people, task.assignee_id, now)
 
 
-def branch_failed(session: Session, task: Task, now: datetime, why: str) -> None:
+def on_not_done(session: Session, task: Task, now: datetime, why: str) -> None:
     """Repair a broken link: the people this caller held pass to the nearest person above who
     has confirmed (the originator at the top)."""
     if task.state == "asked":
@@ -335,3 +337,7 @@ def status(session: Session, group: Group, cascade: Cascade) -> dict:
     return {"state": cascade.state, "started_at": cascade.started_at.isoformat(),
             "from": members[cascade.originator_id].name if cascade.originator_id in members else None,
             "reached": sum(p["reached"] for p in people), "total": len(people), "people": people}
+
+
+# Its kind in the task table (task_kinds): DONE, CANT and time-up on a branch come here.
+owns("cascade", on_done, on_not_done)

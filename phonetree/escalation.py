@@ -14,6 +14,7 @@ from phonetree.directory import organisers
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, Task
 from phonetree.phones import display
+from phonetree.task_kinds import owns
 from phonetree.local_times import local_date
 
 OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
@@ -157,7 +158,16 @@ def stand_down(session: Session, checkin: CheckIn, now: datetime, why: str = IN_
     return len(rows)
 
 
-def task_expired(session: Session, task: Task, now: datetime) -> None:
+def on_not_done(session: Session, task: Task, now: datetime, why: str) -> None:
+    """A contact's or organiser's task not done: time ran out ("expired"), or they said CANT or
+    couldn't be reached."""
+    if why == "expired":
+        _expired(session, task, now)
+    else:
+        _cant(session, task, now, why)
+
+
+def _expired(session: Session, task: Task, now: datetime) -> None:
     """An ask nobody answered within the wait passes to the next contact. An organiser's
     alert nobody has closed is sent again, a few hours apart, a few times: the check-in
     stays open on `status` all the while, but a text read by nobody is no safety net."""
@@ -178,7 +188,7 @@ def task_expired(session: Session, task: Task, now: datetime) -> None:
                           checkin_id=checkin.id, detail=f"{task.assignee.name}, reminder {repeat + 1}")
 
 
-def task_done(session: Session, task: Task, now: datetime) -> None:
+def on_done(session: Session, task: Task, now: datetime) -> None:
     """A contact or organiser reports they've spoken to the member: the check-in is resolved."""
     task.state, task.closed_at = "done", now
     checkin = task.checkin
@@ -190,7 +200,7 @@ def task_done(session: Session, task: Task, now: datetime) -> None:
                       checkin_id=checkin.id, detail=f"by {task.assignee.name}")
 
 
-def task_cant(session: Session, task: Task, now: datetime, state: str = "cant") -> None:
+def _cant(session: Session, task: Task, now: datetime, state: str) -> None:
     """The contact can't ring (`state` "cant", their own word), or the ask never reached them
     ("unreachable": a number that can't take it; "no_answer": a call nobody picked up). Either
     way the next one is asked at once; only the first is ever shown as CANT. An organiser's
@@ -207,3 +217,8 @@ def task_cant(session: Session, task: Task, now: datetime, state: str = "cant") 
     if task.kind == "escalation" and checkin.state == "escalating":
         ask_next(session, checkin, now, f"{task.assignee.name} couldn't ring" if said
                  else f"{task.assignee.name} couldn't be reached")
+
+
+# Its kinds in the task table (task_kinds): DONE, CANT and time-up on an ask or an alert come here.
+owns("escalation", on_done, on_not_done)
+owns("alert", on_done, on_not_done)

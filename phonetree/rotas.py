@@ -25,6 +25,7 @@ from phonetree.models import Group, Member, Message, Rota, RotaAvoid, RotaMember
 from phonetree.pairing import Call, calls_for_groups, pairs_round, ring_round
 from phonetree.phones import display
 from phonetree.quiet_hours import in_quiet_hours
+from phonetree.task_kinds import owns
 from phonetree.days import DAY_NAMES
 from phonetree.local_times import local_date, local_instant
 from phonetree.times_of_day import parse_time
@@ -293,13 +294,14 @@ def _ask_call(session: Session, now: datetime, group: Group, rota: Rota, rnd: Ro
     )])
 
 
-def call_done(session: Session, task: Task, now: datetime) -> None:
+def on_done(session: Session, task: Task, now: datetime) -> None:
+    """A rota call made."""
     task.state, task.closed_at = "done", now
     events.record(session, now, "call_done", group_id=task.group_id, member_id=task.subject_id,
                   detail=f"{task.assignee.name} rang {task.subject.name if task.subject else '?'}")
 
 
-def call_not_made(session: Session, task: Task, now: datetime, why: str) -> str:
+def on_not_done(session: Session, task: Task, now: datetime, why: str) -> str:
     """CANT, or no DONE in time: the call passes at once to a backup peer who is free this
     round; with nobody free, the organisers are asked. Returns who has it now."""
     task.state, task.closed_at = ("cant" if why == "cant" else "expired"), now
@@ -403,3 +405,7 @@ def remove_rota(session: Session, group: Group, rota: Rota, now: datetime) -> in
     events.record(session, now, "rota_removed", group_id=group.id,
                   detail=f"{name}" + (f"; {len(open_calls)} open call(s) closed" if open_calls else ""))
     return len(open_calls)
+
+
+# Its kind in the task table (task_kinds): DONE, CANT and time-up on a rota call come here.
+owns("call_prompt", on_done, on_not_done)

@@ -1,5 +1,5 @@
 """Tasks people hold (ring a member, make a rota call, pass news on): DONE, CANT and running
-out of time, routed to the module that owns each kind."""
+out of time, routed to the module that owns each kind by the table in `task_kinds`."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,8 +7,10 @@ from datetime import datetime
 from sqlalchemy import exists, literal_column, select, update
 from sqlalchemy.orm import Session
 
-from phonetree import cascades, escalation, rotas
+# Imported for what they do on import: each fills in task_kinds.OWNERS with its own kinds.
+from phonetree import cascades, escalation, rotas  # noqa: F401
 from phonetree.models import Message, Task
+from phonetree.task_kinds import OWNERS
 
 
 def open_tasks_for(session: Session, member_ids: list[int]) -> list[Task]:
@@ -20,12 +22,7 @@ def open_tasks_for(session: Session, member_ids: list[int]) -> list[Task]:
 
 
 def done(session: Session, task: Task, now: datetime) -> None:
-    if task.kind == "call_prompt":
-        rotas.call_done(session, task, now)
-    elif task.kind == "cascade":
-        cascades.branch_done(session, task, now)
-    else:
-        escalation.task_done(session, task, now)
+    OWNERS[task.kind].on_done(session, task, now)
 
 
 def cant(session: Session, task: Task, now: datetime) -> None:
@@ -42,14 +39,7 @@ def unreachable(session: Session, task: Task, now: datetime, why: str = "unreach
 
 def _not_done(session: Session, task: Task, now: datetime, why: str) -> None:
     """CANT, unreachable or time up: the task moves on, each kind in its own way."""
-    if task.kind == "call_prompt":
-        rotas.call_not_made(session, task, now, why)
-    elif task.kind == "cascade":
-        cascades.branch_failed(session, task, now, why)
-    elif why == "expired":
-        escalation.task_expired(session, task, now)
-    else:
-        escalation.task_cant(session, task, now, why)
+    OWNERS[task.kind].on_not_done(session, task, now, why)
 
 
 def wait_from(session: Session, task_id: int, sent_at: datetime) -> None:
