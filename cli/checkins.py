@@ -88,7 +88,7 @@ def checkin_list(app: App, group_name: str, as_json: bool) -> None:
     Example:
       phonetree checkin list Oakfield
     """
-    from phonetree.checkins import plans_for_group
+    from phonetree.plans import plans_for_group
 
     now = clock.now()
     with app.session() as session:

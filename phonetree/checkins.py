@@ -1,4 +1,5 @@
-"""The check-in: its plan (the rule) and its life (one day's item), as ARCHITECTURE.md draws it.
+"""The check-in's life (one day's item), as ARCHITECTURE.md draws it; its rule, the plan, is
+phonetree/plans.py's.
 
 Each step function takes `now`, does one thing for every row that is due, and is safe to run
 twice or from two workers at once: rows are claimed with a conditional UPDATE before anything
@@ -15,90 +16,23 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from phonetree import clock, events
+from phonetree import events
 from zoneinfo import ZoneInfo
 
-from phonetree.directory import get_member, organisers
+from phonetree.directory import organisers
 from phonetree.errors import PhonetreeError
-from phonetree.escalation import (CLOSED, IN_TOUCH, OPEN_CHECKIN_STATES, SAYS_OK, ask, ask_next, chain_for,
-                                  stand_down)
+from phonetree.escalation import CLOSED, IN_TOUCH, SAYS_OK, ask, ask_next, chain_for, stand_down
 from phonetree.messages import message_row, queue
-from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
+from phonetree.models import CheckIn, CheckInPlan, Group, Member
 from phonetree.prepared import Prepared, Transaction, one_of
-from phonetree.quiet_hours import in_quiet_hours, next_allowed
-from phonetree.texts import GATHER
-from phonetree.days import parse_days
-from phonetree.durations import format_duration
+from phonetree.quiet_hours import next_allowed
 from phonetree.local_times import local_date, local_instant
-from phonetree.times_of_day import parse_time
 
+# A check-in in these states still awaits an answer or a person (see models.CheckIn's life).
+OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
 # Check-ins prompted per transaction: at about 0.3 ms each (25k took 7.2 s in one transaction),
 # about 0.15 s, so a webhook's write never waits long behind the morning slot.
 BATCH = 500
-
-
-# ---------------------------------------------------------------- plans
-
-
-def add_plan(session: Session, group: Group, member: Member, at: str, days: str,
-             contacts: list[str], window_s: int | None = None,
-             escalation_wait_s: int | None = None, reminder_s: int | None = None,
-             reminder: bool | None = None) -> tuple[CheckInPlan, list[str]]:
-    """Create a check-in plan. Returns it and any warnings for the organiser."""
-    at_time = parse_time(at)
-    day_rule = parse_days(days)
-    window = window_s or group.window_s
-    wait = escalation_wait_s or group.escalation_wait_s
-    if in_quiet_hours(datetime.strptime(at_time, "%H:%M").time(), group.quiet_start, group.quiet_end):
-        raise PhonetreeError(
-            f"{at_time} is inside {group.name}'s quiet hours ({group.quiet_start}-{group.quiet_end}); "
-            f"choose a time between {group.quiet_end} and {group.quiet_start}."
-        )
-    chain = escalation_chain(session, group, member, contacts)
-    use_reminder = group.reminder if reminder is None else reminder
-    if reminder_s is not None:
-        if reminder_s >= window:
-            raise PhonetreeError(
-                f"the reminder ({format_duration(reminder_s)}) must come before the window closes "
-                f"({format_duration(window)})."
-            )
-    elif use_reminder and window >= 10 * 60:
-        reminder_s = window // 2  # half-way through the window by default
-    now = clock.now()
-    plan = CheckInPlan(
-        group_id=group.id, member_id=member.id, at_time=at_time, days=day_rule, window_s=window,
-        escalation_wait_s=wait, reminder_s=reminder_s, active=True, created_at=now,
-        planned_until=now,
-    )
-    plan.contacts = [PlanContact(position=i, member_id=c.id) for i, c in enumerate(chain)]
-    session.add(plan)
-    session.flush()
-    events.record(session, now, "plan_added", group_id=group.id, member_id=member.id,
-                  detail=f"{day_rule} at {at_time}")
-    warnings = []
-    if not any("organiser" in m.role_list for m in group.members):
-        warnings.append(f"{group.name} has no organiser yet, so if nobody on the list answers "
-                        "the check-in stays open on `phonetree status` with no one alerted. "
-                        f"Add one: phonetree member add {group.name} NAME --phone ... --role organiser")
-    for contact in chain:
-        if contact.opted_out:
-            warnings.append(f"{contact.name} has opted out of texts and will be skipped.")
-    return plan, warnings
-
-
-def escalation_chain(session: Session, group: Group, member: Member, names: list[str]) -> list[Member]:
-    """The named contacts for a member's check-in, checked: at least one, not the member, none twice."""
-    if not names:
-        raise PhonetreeError("name at least one person to ring if there's no reply: --escalate-to NAME.")
-    chain: list[Member] = []
-    for name in names:
-        contact = get_member(session, group, name)
-        if contact.id == member.id:
-            raise PhonetreeError(f"{member.name} can't be their own escalation contact.")
-        if contact in chain:
-            raise PhonetreeError(f"{contact.name} is named twice in --escalate-to.")
-        chain.append(contact)
-    return chain
 
 
 # ---------------------------------------------------------------- the day's steps
@@ -436,17 +370,6 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
     events.record(session, now, "help", group_id=checkin.group_id, member_id=member.id,
                   checkin_id=checkin.id, detail=source)
     return checkin, ask_next(session, checkin, now, f"asked for a call ({source})")
-
-
-def voice_gathers(template: str) -> bool:
-    return template in GATHER
-
-
-def plans_for_group(session: Session, group: Group) -> list[CheckInPlan]:
-    return list(session.scalars(
-        select(CheckInPlan).where(CheckInPlan.group_id == group.id, CheckInPlan.active.is_(True))
-        .order_by(CheckInPlan.at_time, CheckInPlan.id)
-    ))
 
 
 def resolve_by_organiser(session: Session, member: Member, now: datetime, note: str) -> int:

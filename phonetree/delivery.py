@@ -1,5 +1,6 @@
-"""What happens after a message leaves: delivery receipts, call outcomes, keypresses, and the
-rule that a message which will never arrive still reaches a person by another way."""
+"""What happens after a message leaves: delivery receipts, call outcomes, and the rule that a
+message which will never arrive still reaches a person by another way. (A key pressed on one of
+our calls is a reply: inbound.keypress.)"""
 from __future__ import annotations
 
 import logging
@@ -7,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from phonetree import checkins, events, inbound
+from phonetree import checkins, events
 from phonetree.db import insert_ignoring_duplicates
 from phonetree.directory import organisers
 from phonetree import tasks
@@ -15,7 +16,6 @@ from phonetree.gateways import base
 from phonetree.messages import message_row, queue, resend_row
 from phonetree.models import Group, Member, Message, Task, WebhookReceipt
 from phonetree.phones import display
-from phonetree.replies import Intent, parse_keypress
 
 log = logging.getLogger(__name__)
 
@@ -166,31 +166,3 @@ def call_status(session: Session, now: datetime, message: Message, status: str, 
         if task is not None and task.state == "asked" and task.kind == "escalation":
             tasks.unreachable(session, task, now, "no_answer")
     return True
-
-
-def keypress(session: Session, now: datetime, message: Message, digits: str, call_sid: str) -> str:
-    """A key pressed on one of our calls. On a check-in call, 1 is OK and 2 wants a call; on a
-    call asking someone to ring a member, 1 means they will (the task is done: a person has it)
-    and 2 that they can't. Returns the words to say back."""
-    reply = parse_keypress(digits)
-    member = session.get(Member, message.member_id) if message.member_id else None
-    if member is None:
-        return "Thank you. Goodbye."
-    if message.template in ("checkin", "reminder"):
-        if reply.intent is Intent.UNKNOWN:
-            return "Sorry, we didn't catch that. Someone may ring you later. Goodbye."
-        inbound.handle(session, now, member.phone, digits, sid=f"{call_sid[-48:]}:{digits[:8]}", channel="voice",
-                       reply=reply, member_id=member.id)
-        if reply.intent is Intent.OK:
-            return "Thank you. Glad you're OK. Goodbye."
-        return "Thank you. We're asking someone to ring you now. Goodbye."
-    task = session.get(Task, message.task_id) if message.task_id else None
-    if task is None or task.state != "asked":
-        return "Thank you. This has been sorted already. Goodbye."
-    if reply.intent is Intent.OK:
-        tasks.done(session, task, now)
-        return "Thank you. Please ring them now. Goodbye."
-    if reply.intent is Intent.HELP:
-        tasks.cant(session, task, now)
-        return "That's fine, we'll ask someone else. Goodbye."
-    return "Sorry, we didn't catch that. Goodbye."

@@ -1,7 +1,7 @@
 """Groups and members: adding, finding, pausing. Names are first or chosen names only."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from difflib import get_close_matches
 
 from sqlalchemy import func, select
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from phonetree import clock, events, texts
 from phonetree.display_text import has_hidden, safe
+from phonetree.local_times import local_date
 from phonetree.errors import PhonetreeError
 from phonetree.models import Group, Member
 from phonetree.phones import is_landline, parse_phone
@@ -280,12 +281,23 @@ def organisers(session: Session, group_id: int) -> list[Member]:
     return [m for m in members if "organiser" in m.role_list]
 
 
-def pause_member(session: Session, member: Member, until: date | None) -> None:
-    """Pause check-ins up to and including `until` (local date); None resumes them."""
-    now = clock.now()
+def pause_member(session: Session, member: Member, until: date | None, now: datetime | None = None,
+                 how: str | None = None) -> None:
+    """Pause check-ins up to and including `until` (local date); None resumes them. `how` says
+    who did it ("by reply"), for the record."""
+    now = now or clock.now()
     member.paused_until = until
+    detail = (f"{how}, until {until.isoformat()}" if how else until.isoformat()) if until else None
     events.record(session, now, "paused" if until else "resumed", group_id=member.group_id,
-                  member_id=member.id, detail=until.isoformat() if until else None)
+                  member_id=member.id, detail=detail)
+
+
+def reachable(member: Member, group: Group, now: datetime) -> bool:
+    """Whether asking this person can do any good today: not opted out, no known problem with
+    their phone, not paused."""
+    if member.opted_out or member.phone_problem:
+        return False
+    return not member.is_paused(local_date(now, group.timezone))
 
 
 def check_window(seconds: int | None) -> int | None:

@@ -10,24 +10,16 @@ from sqlalchemy.orm import Session
 
 from phonetree import events
 from phonetree.db import insert_ignoring_duplicates
-from phonetree.directory import organisers
+from phonetree.directory import organisers, reachable
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, Task
 from phonetree.phones import display
 from phonetree.task_kinds import owns
 from phonetree.local_times import local_date
 
-OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
 # An alert nobody closes is repeated this often, this many times, then left open on `status`.
 REALERT_AFTER = timedelta(hours=3)
 MAX_REALERTS = 2
-
-
-def reachable(member: Member, group: Group, now: datetime) -> bool:
-    """Whether asking this person can do any good today."""
-    if member.opted_out or member.phone_problem:
-        return False
-    return not member.is_paused(local_date(now, group.timezone))
 
 
 def on_day(checkin: CheckIn, group: Group, now: datetime) -> str:

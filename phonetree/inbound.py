@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session
 from phonetree import events, tasks
 from phonetree.checkins import OpenCheckIn, answer, open_checkin_rows, open_checkins, request_help
 from phonetree.db import insert_for
-from phonetree.directory import organisers
+from phonetree.directory import organisers, pause_member
 from phonetree.escalation import chain_for
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
 from phonetree.phones import display, parse_phone
 from phonetree.prepared import Prepared
 from phonetree.errors import PhonetreeError
-from phonetree.replies import Intent, Reply, parse_reply
+from phonetree.replies import Intent, Reply, parse_keypress, parse_reply
 from phonetree.local_times import local_date
 
 DEFAULT_PAUSE_DAYS = 7
@@ -234,9 +234,7 @@ def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text:
     until = local_date(now, group.timezone) + timedelta(days=days - 1)
     notices = []
     for member in sender.members:
-        member.paused_until = until
-        events.record(session, now, "paused", group_id=member.group_id, member_id=member.id,
-                      detail=f"by reply, until {until.isoformat()}")
+        pause_member(session, member, until, now, how="by reply")
         notices += _tell_organisers(session, now, member, "paused_notice", f"pause:{now.isoformat()}",
                                     {"day": until.strftime("%a %d %b")})
     queue(session, [message_row(now, group, first, kind="confirmation", template="pause_ok",
@@ -250,8 +248,7 @@ def _back(session: Session, now: datetime, sender: _Sender, reply: Reply, text: 
     first = sender.members[0]
     group = _group(session, first.group_id)
     for member in sender.members:
-        member.paused_until = None
-        events.record(session, now, "resumed", group_id=member.group_id, member_id=member.id)
+        pause_member(session, member, None, now)
     queue(session, [message_row(now, group, first, kind="confirmation", template="back_ok",
                                 values={"name": first.name},
                                 dedupe_key=f"member:{first.id}:back:{now.isoformat()}", about=first,
@@ -341,6 +338,34 @@ def _readers(session: Session, member: Member, items: list[CheckIn]) -> list[Mem
     if not people and items:
         people = chain_for(session, items[0])[:1]
     return list({p.id: p for p in people if p.phone != member.phone}.values())
+
+
+def keypress(session: Session, now: datetime, message: Message, digits: str, call_sid: str) -> str:
+    """A key pressed on one of our calls. On a check-in call, 1 is OK and 2 wants a call; on a
+    call asking someone to ring a member, 1 means they will (the task is done: a person has it)
+    and 2 that they can't. Returns the words to say back."""
+    reply = parse_keypress(digits)
+    member = session.get(Member, message.member_id) if message.member_id else None
+    if member is None:
+        return "Thank you. Goodbye."
+    if message.template in ("checkin", "reminder"):
+        if reply.intent is Intent.UNKNOWN:
+            return "Sorry, we didn't catch that. Someone may ring you later. Goodbye."
+        handle(session, now, member.phone, digits, sid=f"{call_sid[-48:]}:{digits[:8]}", channel="voice",
+                       reply=reply, member_id=member.id)
+        if reply.intent is Intent.OK:
+            return "Thank you. Glad you're OK. Goodbye."
+        return "Thank you. We're asking someone to ring you now. Goodbye."
+    task = session.get(Task, message.task_id) if message.task_id else None
+    if task is None or task.state != "asked":
+        return "Thank you. This has been sorted already. Goodbye."
+    if reply.intent is Intent.OK:
+        tasks.done(session, task, now)
+        return "Thank you. Please ring them now. Goodbye."
+    if reply.intent is Intent.HELP:
+        tasks.cant(session, task, now)
+        return "That's fine, we'll ask someone else. Goodbye."
+    return "Sorry, we didn't catch that. Goodbye."
 
 
 def _group(session: Session, group_id: int) -> Group:

@@ -88,10 +88,6 @@ def queue(session: Session, rows: list[dict[str, Any]]) -> int:
     return added
 
 
-def queue_one(session: Session, now: datetime, group: Group, member: Member, **kwargs: Any) -> int:
-    return queue(session, [message_row(now, group, member, **kwargs)])
-
-
 def resend_row(message: Message, now: datetime, purpose: str, not_before: datetime) -> dict[str, Any]:
     """The same message again, as a new row (a new try after the phone was off, "later", or a
     redial, "redial"): same words, same recipient, its own dedupe key so it happens once."""

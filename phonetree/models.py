@@ -374,7 +374,7 @@ class Rota(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # When the first round not yet made falls due; NULL until the planner has worked it out.
-    # Indexed: every tick asks whether any rota's comes within the horizon (rotas.plan_rounds).
+    # Indexed: every tick asks whether any rota's comes within the horizon (schedules/planner.plan_rounds).
     # Anything that changes when a rota's rounds fall (its time, day, cadence, start, the
     # group's zone) must reset it to NULL, or the next round may be made too late.
     next_round_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)

@@ -15,12 +15,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from phonetree import events
-from phonetree.checkins import add_plan, escalation_chain
-from phonetree.directory import check_window
+from phonetree import clock
+from phonetree.checkins import OPEN_CHECKIN_STATES
+from phonetree.directory import check_window, get_member
 from phonetree.errors import PhonetreeError
-from phonetree.escalation import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, PlanContact
-from phonetree.quiet_hours import in_quiet_hours
+from phonetree.quiet_hours import refuse_quiet_time
 from phonetree.days import parse_days
 from phonetree.durations import format_duration
 from phonetree.local_times import local_date, local_instant
@@ -57,9 +57,73 @@ def find_plan(session: Session, member: Member, at: str | None) -> CheckInPlan:
     return plans[0]
 
 
+def add_plan(session: Session, group: Group, member: Member, at: str, days: str,
+             contacts: list[str], window_s: int | None = None,
+             escalation_wait_s: int | None = None, reminder_s: int | None = None,
+             reminder: bool | None = None) -> tuple[CheckInPlan, list[str]]:
+    """Create a check-in plan. Returns it and any warnings for the organiser."""
+    at_time = parse_time(at)
+    day_rule = parse_days(days)
+    window = window_s or group.window_s
+    wait = escalation_wait_s or group.escalation_wait_s
+    refuse_quiet_time(at_time, group)
+    chain = escalation_chain(session, group, member, contacts)
+    use_reminder = group.reminder if reminder is None else reminder
+    if reminder_s is not None:
+        if reminder_s >= window:
+            raise PhonetreeError(
+                f"the reminder ({format_duration(reminder_s)}) must come before the window closes "
+                f"({format_duration(window)})."
+            )
+    elif use_reminder and window >= 10 * 60:
+        reminder_s = window // 2  # half-way through the window by default
+    now = clock.now()
+    plan = CheckInPlan(
+        group_id=group.id, member_id=member.id, at_time=at_time, days=day_rule, window_s=window,
+        escalation_wait_s=wait, reminder_s=reminder_s, active=True, created_at=now,
+        planned_until=now,
+    )
+    plan.contacts = [PlanContact(position=i, member_id=c.id) for i, c in enumerate(chain)]
+    session.add(plan)
+    session.flush()
+    events.record(session, now, "plan_added", group_id=group.id, member_id=member.id,
+                  detail=f"{day_rule} at {at_time}")
+    warnings = []
+    if not any("organiser" in m.role_list for m in group.members):
+        warnings.append(f"{group.name} has no organiser yet, so if nobody on the list answers "
+                        "the check-in stays open on `phonetree status` with no one alerted. "
+                        f"Add one: phonetree member add {group.name} NAME --phone ... --role organiser")
+    for contact in chain:
+        if contact.opted_out:
+            warnings.append(f"{contact.name} has opted out of texts and will be skipped.")
+    return plan, warnings
+
+
+def escalation_chain(session: Session, group: Group, member: Member, names: list[str]) -> list[Member]:
+    """The named contacts for a member's check-in, checked: at least one, not the member, none twice."""
+    if not names:
+        raise PhonetreeError("name at least one person to ring if there's no reply: --escalate-to NAME.")
+    chain: list[Member] = []
+    for name in names:
+        contact = get_member(session, group, name)
+        if contact.id == member.id:
+            raise PhonetreeError(f"{member.name} can't be their own escalation contact.")
+        if contact in chain:
+            raise PhonetreeError(f"{contact.name} is named twice in --escalate-to.")
+        chain.append(contact)
+    return chain
+
+
+def plans_for_group(session: Session, group: Group) -> list[CheckInPlan]:
+    return list(session.scalars(
+        select(CheckInPlan).where(CheckInPlan.group_id == group.id, CheckInPlan.active.is_(True))
+        .order_by(CheckInPlan.at_time, CheckInPlan.id)
+    ))
+
+
 def add(session: Session, group: Group, member: Member, at: str, days: str, contacts: list[str],
         **options: Any) -> tuple[CheckInPlan, list[str]]:
-    """`checkins.add_plan`, refusing a second plan for the same member at the same time."""
+    """`add_plan`, refusing a second plan for the same member at the same time."""
     at_time = parse_time(at)
     check_window(options.get("window_s"))
     for plan in active_plans(session, member):
@@ -85,10 +149,7 @@ def change(session: Session, group: Group, member: Member, now: datetime, *, at:
     new_time = parse_time(to) if to is not None else plan.at_time
     new_days = parse_days(days) if days is not None else plan.days
     if new_time != plan.at_time:
-        if in_quiet_hours(datetime.strptime(new_time, "%H:%M").time(), group.quiet_start, group.quiet_end):
-            raise PhonetreeError(
-                f"{new_time} is inside {group.name}'s quiet hours ({group.quiet_start}-{group.quiet_end}); "
-                f"choose a time between {group.quiet_end} and {group.quiet_start}.")
+        refuse_quiet_time(new_time, group)
         if any(p.at_time == new_time for p in plans if p.id != plan.id):
             raise PhonetreeError(f"{member.name} already has a check-in at {new_time}; remove one with: "
                                  f"phonetree checkin remove {group.name} {member.name} --at {new_time}")

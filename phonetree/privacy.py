@@ -117,7 +117,7 @@ def remove_group(session: Session, group: Group, now: datetime) -> tuple[int, in
     sent goes with the group. Returns (check-ins closed, people stood down)."""
     from sqlalchemy import delete
 
-    from phonetree.escalation import OPEN_CHECKIN_STATES
+    from phonetree.checkins import OPEN_CHECKIN_STATES
     from phonetree.models import CheckIn
 
     closed = told = 0

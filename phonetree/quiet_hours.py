@@ -4,6 +4,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from phonetree.errors import PhonetreeError
+from phonetree.models import Group
+
 
 def _hm(text: str) -> time:
     hour, minute = text.split(":")
@@ -18,6 +21,15 @@ def in_quiet_hours(at_local: time, start: str, end: str) -> bool:
     if begin < finish:
         return begin <= at_local < finish
     return at_local >= begin or at_local < finish
+
+
+def refuse_quiet_time(at_time: str, group: Group) -> None:
+    """A rule's time ("HH:MM", local) must fall outside the group's quiet hours, or every prompt
+    it makes would wait until they end: check-in plans and rotas alike."""
+    if in_quiet_hours(datetime.strptime(at_time, "%H:%M").time(), group.quiet_start, group.quiet_end):
+        raise PhonetreeError(
+            f"{at_time} is inside {group.name}'s quiet hours ({group.quiet_start}-{group.quiet_end}); "
+            f"choose a time between {group.quiet_end} and {group.quiet_start}.")
 
 
 def next_allowed(instant: datetime, tz: str, start: str, end: str) -> datetime:

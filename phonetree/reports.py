@@ -37,7 +37,7 @@ from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
 from phonetree.errors import PhonetreeError
-from phonetree.escalation import OPEN_CHECKIN_STATES
+from phonetree.checkins import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, Group, RotaRound, Task
 
 MAX_WEEKS = 260  # five years: further back than any steering group asks, and the chart still reads

@@ -12,19 +12,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
 from phonetree.db import insert_ignoring_duplicates
-from phonetree.directory import get_member, organisers
+from phonetree.directory import get_member, organisers, reachable
 from phonetree.errors import PhonetreeError
-from phonetree.escalation import reachable
 from phonetree.messages import message_row, queue
 from phonetree.models import Group, Member, Message, Rota, RotaAvoid, RotaMember, RotaRound, Task
 from phonetree.pairing import Call, calls_for_groups, pairs_round, ring_round
 from phonetree.phones import display
-from phonetree.quiet_hours import in_quiet_hours
+from phonetree.quiet_hours import refuse_quiet_time
 from phonetree.task_kinds import owns
 from phonetree.days import DAY_NAMES
 from phonetree.local_times import local_date, local_instant
@@ -37,7 +36,6 @@ PERIOD_WORDS = {"weekly": "this week", "fortnightly": "this fortnight", "daily":
 # A call's place in its round (Task.call_role): one of the round's own pairs, a backup for a
 # peer who couldn't, or an organiser asked when nobody was free.
 PAIRED, BACKUP, ORGANISER = "paired", "backup", "organiser"
-HORIZON = timedelta(hours=36)
 
 
 # ---------------------------------------------------------------- setting up
@@ -57,9 +55,7 @@ def add_rota(session: Session, group: Group, name: str, kind: str, on_day: str, 
     if day not in DAY_NAMES:
         raise PhonetreeError(f"{on_day!r} is not a day; write it like mon, tue or wednesday.")
     at_time = parse_time(at)
-    if in_quiet_hours(datetime.strptime(at_time, "%H:%M").time(), group.quiet_start, group.quiet_end):
-        raise PhonetreeError(f"{at_time} is inside {group.name}'s quiet hours ({group.quiet_start}-"
-                             f"{group.quiet_end}); choose a time between {group.quiet_end} and {group.quiet_start}.")
+    refuse_quiet_time(at_time, group)
     if session.scalar(select(Rota).where(Rota.group_id == group.id, Rota.name == name)) is not None:
         raise PhonetreeError(f"{group.name} already has a rota called {name!r}.")
     if members:
@@ -207,43 +203,6 @@ def _original_calls(session: Session, round_ids: list[int]) -> dict[int, list[Ca
 # ---------------------------------------------------------------- the engine's steps
 
 
-def plan_rounds(session: Session, now: datetime) -> int:
-    """Materialise rota rounds due up to now + horizon (idempotent by rota and round number).
-    Only rotas whose next round (`next_round_at`, NULL if not yet known) falls by then are
-    read; on an ordinary tick none does and the index alone says so."""
-    until = now + HORIZON
-    active = Rota.active.is_(True)
-    # Two EXISTS of one term each, so SQLite answers both from ix_rotas_next_round_at (for their
-    # OR it may scan the table), as the check-in planner does.
-    if not session.scalar(select(exists().where(active, Rota.next_round_at <= until)
-                                 | exists().where(active, Rota.next_round_at.is_(None)))):
-        return 0
-    # Each rota's latest round by a probe of uq_rota_rounds_number, not a scan of every round.
-    latest = (select(func.max(RotaRound.number)).where(RotaRound.rota_id == Rota.id)
-              .correlate(Rota).scalar_subquery())
-    rows = session.execute(
-        select(Rota.id, Rota.start_date, Rota.cadence, Rota.at_time, Group.timezone, latest)
-        .join(Group, Group.id == Rota.group_id)
-        .where(active, or_(Rota.next_round_at.is_(None), Rota.next_round_at <= until))).all()
-    new, bookmarks = [], []
-    for rota_id, start, cadence, at_time, tz, last in rows:
-        number = (last if last is not None else -1) + 1
-        while True:
-            day = nth_round_date(start, cadence, number)
-            due = local_instant(day, at_time, tz)
-            if due > until:
-                bookmarks.append({"rota": rota_id, "next": due})
-                break
-            new.append({"rota_id": rota_id, "number": number, "local_date": day, "due_at": due,
-                        "state": "scheduled"})
-            number += 1
-    created = insert_ignoring_duplicates(session, RotaRound, new)
-    if bookmarks:  # one statement for all of them (executemany), with their rounds
-        session.execute(update(Rota.__table__).where(Rota.__table__.c.id == bindparam("rota"))
-                        .values(next_round_at=bindparam("next")), bookmarks)
-    return created
-
-
 def prompt_due_rounds(session: Session, now: datetime) -> int:
     """Send the call prompts of every round now due. A round the service missed entirely (its
     confirmation time has gone by) is recorded as missed, not sent a week late."""
@@ -287,7 +246,7 @@ def _ask_call(session: Session, now: datetime, group: Group, rota: Rota, rnd: Ro
     task = session.scalar(select(Task).where(Task.dedupe_key == key))
     assert task is not None
     queue(session, [message_row(
-        now, group, caller, kind="call_prompt", template=template, channel="sms" if caller.channel == "sms" else "voice",
+        now, group, caller, kind="call_prompt", template=template,
         values={"name": caller.name, "member": callee.name, "phone": display(callee.phone),
                 "when": PERIOD_WORDS[rota.cadence]},
         dedupe_key=f"task:{task.id}:ask", task_id=task.id, purpose="ask",

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from phonetree import outages
-from phonetree.escalation import OPEN_CHECKIN_STATES
+from phonetree.checkins import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, Group, Inbound, Member, Message
 
 RECENT_REPLIES = timedelta(days=2)

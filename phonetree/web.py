@@ -292,7 +292,7 @@ class WebhookApp:
             if not delivery.first_time(session, clock.now(), call_sid or f"m{message.id}", f"gather:{digits}"):
                 words = "Thank you. Goodbye."
             else:
-                words = delivery.keypress(session, clock.now(), message, digits, call_sid)
+                words = inbound.keypress(session, clock.now(), message, digits, call_sid)
         if session.info.get("queued"):
             self.on_change()
         return Response.twiml(gather_reply_twiml(words))

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from phonetree import clock, directory, inbound
-from phonetree.checkins import add_plan
+from phonetree.plans import add_plan
 from phonetree.db import dispose_all, get_engine, session_scope
 from phonetree.gateways.outbox import OutboxGateway
 from phonetree.models import Member, Message

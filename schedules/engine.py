@@ -44,7 +44,7 @@ def step(engine: Engine, now: datetime) -> TickReport:
     # The planner commits chunk by chunk and stops after its budget; the rest waits a tick.
     report.planned = planner.plan_checkins(engine, now, budget=planner.BUDGET)
     with session_scope(engine) as session:
-        report.planned += rotas.plan_rounds(session, now)
+        report.planned += planner.plan_rounds(session, now)
     while True:  # a chunk per transaction (see checkins.BATCH)
         with session_scope(engine) as session:
             counts = checkins.start_due(session, now)

@@ -27,12 +27,15 @@ from typing import Any, Callable
 
 from sqlalchemy import (ARRAY, Column, Connection, Engine, Insert, Integer, MetaData, Select,
                         String, Table, Update, and_, any_, bindparam, delete, exists, false, func,
-                        insert, literal, select, update)
+                        insert, literal, or_, select, update)
 from sqlalchemy.schema import CreateTable
 
-from phonetree.db import connection_scope
-from phonetree.models import CheckIn, CheckInPlan, Group, UTCDateTime
-from phonetree.local_times import local_date
+from sqlalchemy.orm import Session
+
+from phonetree.db import connection_scope, insert_ignoring_duplicates
+from phonetree.models import CheckIn, CheckInPlan, Group, Rota, RotaRound, UTCDateTime
+from phonetree.local_times import local_date, local_instant
+from phonetree.rotas import nth_round_date
 from phonetree.recurrence import occurrences
 
 HORIZON = timedelta(hours=36)
@@ -236,3 +239,44 @@ def _statements(dialect: str) -> _Statements:
     )
     bookmark = update(_PLANS).where(in_chunk).values(planned_until=bindparam("until", type_=UTCDateTime()))
     return _Statements(anything_to_plan, unbookmarked, below_mark, rules, insert_checkins, bookmark, pack)
+
+
+# ---------------------------------------------------------------- rota rounds
+
+
+def plan_rounds(session: Session, now: datetime) -> int:
+    """Materialise rota rounds due up to now + HORIZON (idempotent by rota and round number),
+    as plan_checkins does check-ins.
+    Only rotas whose next round (`next_round_at`, NULL if not yet known) falls by then are
+    read; on an ordinary tick none does and the index alone says so."""
+    until = now + HORIZON
+    active = Rota.active.is_(True)
+    # Two EXISTS of one term each, so SQLite answers both from ix_rotas_next_round_at (for their
+    # OR it may scan the table), as the check-in planner does.
+    if not session.scalar(select(exists().where(active, Rota.next_round_at <= until)
+                                 | exists().where(active, Rota.next_round_at.is_(None)))):
+        return 0
+    # Each rota's latest round by a probe of uq_rota_rounds_number, not a scan of every round.
+    latest = (select(func.max(RotaRound.number)).where(RotaRound.rota_id == Rota.id)
+              .correlate(Rota).scalar_subquery())
+    rows = session.execute(
+        select(Rota.id, Rota.start_date, Rota.cadence, Rota.at_time, Group.timezone, latest)
+        .join(Group, Group.id == Rota.group_id)
+        .where(active, or_(Rota.next_round_at.is_(None), Rota.next_round_at <= until))).all()
+    new, bookmarks = [], []
+    for rota_id, start, cadence, at_time, tz, last in rows:
+        number = (last if last is not None else -1) + 1
+        while True:
+            day = nth_round_date(start, cadence, number)
+            due = local_instant(day, at_time, tz)
+            if due > until:
+                bookmarks.append({"rota": rota_id, "next": due})
+                break
+            new.append({"rota_id": rota_id, "number": number, "local_date": day, "due_at": due,
+                        "state": "scheduled"})
+            number += 1
+    created = insert_ignoring_duplicates(session, RotaRound, new)
+    if bookmarks:  # one statement for all of them (executemany), with their rounds
+        session.execute(update(Rota.__table__).where(Rota.__table__.c.id == bindparam("rota"))
+                        .values(next_round_at=bindparam("next")), bookmarks)
+    return created

@@ -10,7 +10,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from phonetree import delivery
+from phonetree import delivery, inbound
 from phonetree.db import session_scope
 from phonetree.models import CheckIn, Group, Member, Message, Task
 from phonetree.replies import Intent, parse_reply
@@ -172,7 +172,7 @@ def test_a_keypress_for_help_is_answered_by_the_call_not_by_another_call(oakfiel
     ticker(at(9))
     with session_scope(engine) as session:
         [prompt] = session.scalars(select(Message).where(Message.kind == "checkin"))
-        words = delivery.keypress(session, at(9, 1), prompt, "2", "CA" + "0" * 32)
+        words = inbound.keypress(session, at(9, 1), prompt, "2", "CA" + "0" * 32)
     assert "asking someone to ring you" in words
     assert not sent(engine, template="help_ack") and not sent(engine, template="help_ack_nobody")
     assert templates_to(engine, JO) == ["help"]

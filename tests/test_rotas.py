@@ -12,6 +12,7 @@ from icalendar import Calendar
 from sqlalchemy import event, select
 
 from phonetree import rotas
+from schedules import planner
 from phonetree.db import session_scope
 from phonetree.models import Rota, RotaRound, Task
 from tests.conftest import sent, utc
@@ -247,7 +248,7 @@ def test_each_round_is_made_36_hours_ahead_and_an_ordinary_tick_reads_no_rota(da
         event.listen(engine, "before_cursor_execute", record)
         try:
             with session_scope(engine) as session:
-                return rotas.plan_rounds(session, now), seen
+                return planner.plan_rounds(session, now), seen
         finally:
             event.remove(engine, "before_cursor_execute", record)
 
@@ -271,10 +272,10 @@ def test_each_round_is_made_36_hours_ahead_and_an_ordinary_tick_reads_no_rota(da
 def test_rounds_missed_while_the_service_was_down_are_all_made_when_it_comes_back(dales, ok, engine):
     add_rota(ok)
     with session_scope(engine) as session:
-        assert rotas.plan_rounds(session, utc(2026, 11, 30, 12, 0, 5)) == 1
+        assert planner.plan_rounds(session, utc(2026, 11, 30, 12, 0, 5)) == 1
     # Down for three weeks: every round since is made at once (and reported missed when due).
     with session_scope(engine) as session:
-        assert rotas.plan_rounds(session, utc(2026, 12, 21, 12)) == 3
+        assert planner.plan_rounds(session, utc(2026, 12, 21, 12)) == 3
     made, following = rounds_and_next(engine)
     assert [number for number, _ in made] == [0, 1, 2, 3] and following == utc(2026, 12, 29, 18)
 

@@ -144,7 +144,7 @@ def test_a_keypress_answers_the_same_persons_check_in_in_every_group_but_not_a_h
         two_groups, ok, engine, ticker):
     """Pat is called by Beta and presses 1: Alpha's open check-in for Pat is answered too (same
     number, same name); Dot, who shares Pat's landline in Alpha, is not answered by it."""
-    from phonetree import delivery
+    from phonetree import inbound
     from phonetree.models import Message
 
     with freeze_time("2026-11-30 12:00:00"):
@@ -155,7 +155,7 @@ def test_a_keypress_answers_the_same_persons_check_in_in_every_group_but_not_a_h
     with session_scope(engine) as session:
         beta_prompt = session.scalar(select(Message).join(Group, Group.id == Message.group_id)
                                      .where(Message.kind == "checkin", Group.name == "Beta"))
-        delivery.keypress(session, at(9, 2), beta_prompt, "1", "CA" + "1" * 32)
+        inbound.keypress(session, at(9, 2), beta_prompt, "1", "CA" + "1" * 32)
     with session_scope(engine) as session:
         rows = session.execute(select(Group.name, Member.name, CheckIn.state)
                                .join(Group, Group.id == CheckIn.group_id).join(Member, Member.id == CheckIn.member_id)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phonetree.escalation import OPEN_CHECKIN_STATES
+from phonetree.checkins import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
 from phonetree.status import group_status
 from tests.simulation.actors import ASKS, ORGANISER_ASKS, PROMPTS

@@ -22,11 +22,12 @@ from twilio.request_validator import RequestValidator
 
 import schedules.engine as engine_module
 from phonetree import db as phonetree_db
-from phonetree.checkins import add_plan, resolve_by_organiser
+from phonetree.checkins import resolve_by_organiser
+from phonetree.plans import add_plan
 from phonetree.db import get_engine, normalise_url, session_scope
 from phonetree.directory import add_group, add_member, get_member, update_group
 from phonetree.errors import PhonetreeError
-from phonetree.escalation import OPEN_CHECKIN_STATES
+from phonetree.checkins import OPEN_CHECKIN_STATES
 from phonetree.models import CheckIn, Member, Message, Task
 from phonetree.web import WebhookApp
 from schedules import dispatcher
