@@ -159,7 +159,7 @@ def test_cant_is_the_contacts_own_word_and_passes_on(oakfield: str, ok: Callable
 
 def test_a_cascade_branch_cant_is_recorded_as_cant_and_its_people_passed_up(
         ok: Callable[..., Result], engine: Engine) -> None:
-    # `tasks.cant` routes a cascade branch's CANT to cascades.branch_failed with the reason:
+    # `tasks.cant` routes a cascade branch's CANT to cascades.on_not_done with the reason:
     # the task is "cant" (not "expired") and the repair says the branch couldn't.
     phones = {"Org": "07911 100401", "Ann": "07911 100402", "Ben": "07911 100403",
               "Cath": "07911 100404", "Dev": "07911 100405"}
