@@ -251,8 +251,7 @@ def on_done(session: Session, task: Task, now: datetime) -> None:
     cascade = session.get(Cascade, task.cascade_id)
     if cascade is None or cascade.state != "running":
         return
-    group = session.get(Group, cascade.group_id)
-    assert group is not None
+    group = cascade.group
     people = list(session.scalars(select(CascadeReach.member_id).where(
         CascadeReach.cascade_id == cascade.id, CascadeReach.caller_id == task.assignee_id,
         CascadeReach.reached_at.is_(None))))
@@ -267,8 +266,7 @@ def on_not_done(session: Session, task: Task, now: datetime, why: str) -> None:
     cascade = session.get(Cascade, task.cascade_id)
     if cascade is None or cascade.state != "running":
         return
-    group = session.get(Group, cascade.group_id)
-    assert group is not None
+    group = cascade.group
     parent = {r.member_id: r for r in session.scalars(select(CascadeReach).where(CascadeReach.cascade_id == cascade.id))}
     links = tree(session, group)
     people = [mid for mid, r in parent.items() if r.caller_id == task.assignee_id and r.reached_at is None]

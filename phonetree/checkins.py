@@ -109,8 +109,7 @@ def report_missed(session: Session, missed: list[CheckIn], now: datetime) -> Non
     by_person: dict[tuple[int, int], tuple[Group, Member, list[CheckIn]]] = {}
     for checkin in missed:
         checkin.state, checkin.closed_at, checkin.outcome = "missed", now, "not sent: service was down"
-        group, member = session.get(Group, checkin.group_id), checkin.member
-        assert group is not None
+        group, member = checkin.group, checkin.member
         people = ([m for m in organisers(session, group.id) if m.id != member.id]
                   or chain_for(session, checkin)[:1])
         for person in people:
@@ -335,8 +334,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
     if checkin is None:
         plan = session.scalar(select(CheckInPlan).where(
             CheckInPlan.member_id == member.id, CheckInPlan.active.is_(True)).order_by(CheckInPlan.id))
-        group = session.get(Group, member.group_id)
-        assert group is not None
+        group = member.group
         checkin = CheckIn(
             plan_id=plan.id if plan else None, group_id=member.group_id, member_id=member.id,
             occurrence=f"help:{now.isoformat()}", due_at=now, state="escalating", urgent=True,
@@ -354,8 +352,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
                       checkin_id=checkin.id, detail=source)
         open_tasks = [t for t in checkin.tasks if t.state == "asked"]
         if open_tasks:
-            group = session.get(Group, checkin.group_id)
-            assert group is not None
+            group = checkin.group
             for task in open_tasks:
                 ask(session, now, group, checkin, task.assignee, task.kind,
                      "help" if task.kind == "escalation" else "help_alert",

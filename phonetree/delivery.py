@@ -46,8 +46,7 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
     member = session.get(Member, message.member_id) if message.member_id else None
     if member is None:
         return
-    group = session.get(Group, member.group_id)
-    assert group is not None
+    group = member.group
     reason = REASONS.get(action, "not delivered")
     if action == base.BAD_NUMBER:
         member.phone_problem = reason

@@ -65,8 +65,7 @@ def ask(session: Session, now: datetime, group: Group, checkin: CheckIn, contact
 def ask_next(session: Session, checkin: CheckIn, now: datetime, reason: str) -> str:
     """Move the chain one step on from `checkin.escalation_step`. Returns who was asked, or
     "organisers" when the chain has run out."""
-    group = session.get(Group, checkin.group_id)
-    assert group is not None
+    group = checkin.group
     chain = chain_for(session, checkin)
     step = checkin.escalation_step + 1
     while step < len(chain):
@@ -129,8 +128,7 @@ def stand_down(session: Session, checkin: CheckIn, now: datetime, why: str = IN_
     lapse and may still be trying) that they needn't ring: once each, however many tasks they
     held, in words that say what happened. `by`, the person who reached the member, is not told
     (they know). Returns how many were told."""
-    group = session.get(Group, checkin.group_id)
-    assert group is not None
+    group = checkin.group
     tasks = session.scalars(
         select(Task).where(Task.checkin_id == checkin.id, Task.state.in_(("asked", "expired")))
         .order_by(Task.id)
@@ -171,8 +169,7 @@ def _expired(session: Session, task: Task, now: datetime) -> None:
     elif checkin.state == "alerted" and task.kind == "alert":
         repeat = task.repetition
         if repeat < MAX_REALERTS:
-            group = session.get(Group, checkin.group_id)
-            assert group is not None
+            group = checkin.group
             ask(session, now, group, checkin, task.assignee, "alert",
                 "help_alert" if checkin.urgent else "alert", f"{task.dedupe_key}:again",
                 now + REALERT_AFTER if repeat + 1 < MAX_REALERTS else None, repetition=repeat + 1)

@@ -20,7 +20,7 @@ from phonetree.db import insert_for
 from phonetree.directory import organisers, pause_member
 from phonetree.escalation import chain_for
 from phonetree.messages import message_row, queue
-from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
+from phonetree.models import CheckIn, Inbound, Member, Message, Task
 from phonetree.phones import display, parse_phone
 from phonetree.prepared import Prepared
 from phonetree.errors import PhonetreeError
@@ -168,7 +168,7 @@ def _help(session: Session, now: datetime, sender: _Sender, reply: Reply, text: 
     if sender.channel != "sms":
         return
     first, who = asked[0][0], asked[0][1]
-    group = _group(session, first.group_id)
+    group = first.group
     # One group's contact by name; several groups (or only the organisers): "someone", so no
     # group's wording names a person from another. Nobody at all: say so, never "we've asked".
     named = len(asked) == 1 and who != "organisers"
@@ -196,7 +196,7 @@ def _task_reply(session: Session, now: datetime, sender: _Sender, reply: Reply, 
         return
     task = _task_meant(held, text)
     outcome.member = task.assignee.name
-    group = _group(session, task.group_id)
+    group = task.group
     if reply.intent is Intent.DONE:
         tasks.done(session, task, now)
         template, what = "thanks", "done"
@@ -228,7 +228,7 @@ def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text:
     """Away for a while. The organisers are told every time: a phone may not be in its owner's
     hands, and a member silenced by someone else must be noticed."""
     first = sender.members[0]
-    group = _group(session, first.group_id)
+    group = first.group
     days = reply.days or DEFAULT_PAUSE_DAYS
     # "PAUSE 3": today and the next two days have no check-in.
     until = local_date(now, group.timezone) + timedelta(days=days - 1)
@@ -246,7 +246,7 @@ def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text:
 
 def _back(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
     first = sender.members[0]
-    group = _group(session, first.group_id)
+    group = first.group
     for member in sender.members:
         pause_member(session, member, None, now)
     queue(session, [message_row(now, group, first, kind="confirmation", template="back_ok",
@@ -276,7 +276,7 @@ def _opt(session: Session, now: datetime, sender: _Sender, reply: Reply, text: s
 def _tell_organisers(session: Session, now: datetime, member: Member, template: str, key: str,
                      values: dict[str, str]) -> list[dict[str, Any]]:
     """Notices to the organisers of the member's own group (never another's) about the member."""
-    group = _group(session, member.group_id)
+    group = member.group
     return [message_row(
         now, group, organiser, kind="info", template=template,
         values={"contact": organiser.name, "member": member.name, "phone": display(member.phone), **values},
@@ -301,7 +301,7 @@ def _unknown(session: Session, now: datetime, sender: _Sender, reply: Reply, tex
         outcome.member = member.name
         items = [c for c in open_items if c.group_id == group_id]
         readers = _readers(session, member, items)
-        group = _group(session, group_id)
+        group = member.group
         queue(session, [message_row(now, group, reader, kind="info", template="forward", channel="sms",
                                     values={"member": member.name, "phone": display(member.phone),
                                             "text": text.strip()},
@@ -366,12 +366,6 @@ def keypress(session: Session, now: datetime, message: Message, digits: str, cal
         tasks.cant(session, task, now)
         return "That's fine, we'll ask someone else. Goodbye."
     return "Sorry, we didn't catch that. Goodbye."
-
-
-def _group(session: Session, group_id: int) -> Group:
-    group = session.get(Group, group_id)
-    assert group is not None
-    return group
 
 
 ROUTES = {

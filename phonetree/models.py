@@ -186,6 +186,8 @@ class CheckIn(Base):
     help_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     member: Mapped[Member] = relationship(foreign_keys=[member_id])
+    # Many-to-one only (no Group.checkins): a group's rows go with it by ON DELETE CASCADE.
+    group: Mapped[Group] = relationship()
     plan: Mapped[CheckInPlan | None] = relationship()
     tasks: Mapped[list["Task"]] = relationship(back_populates="checkin", order_by="Task.id")
 
@@ -232,6 +234,7 @@ class Task(Base):
     assignee: Mapped[Member] = relationship(foreign_keys=[assignee_id])
     subject: Mapped[Member | None] = relationship(foreign_keys=[subject_id])
     checkin: Mapped[CheckIn | None] = relationship(back_populates="tasks")
+    group: Mapped[Group] = relationship()
 
 
 # The partial index's condition; a query that is to use it must repeat it word for word (SQLite
@@ -382,6 +385,7 @@ class Rota(Base):
     members: Mapped[list["RotaMember"]] = relationship(order_by="RotaMember.position",
                                                       cascade="all, delete-orphan")
     avoid: Mapped[list["RotaAvoid"]] = relationship(cascade="all, delete-orphan")
+    group: Mapped[Group] = relationship()
 
 
 class RotaMember(Base):
@@ -452,6 +456,8 @@ class Cascade(Base):
     state: Mapped[str] = mapped_column(String(12), default="running")  # running | complete | incomplete
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    group: Mapped[Group] = relationship()
 
 
 class CascadeReach(Base):

@@ -218,8 +218,7 @@ def prompt_due_rounds(session: Session, now: datetime) -> int:
         assert rnd is not None
         rota = session.get(Rota, rnd.rota_id)
         assert rota is not None
-        group = session.get(Group, rota.group_id)
-        assert group is not None
+        group = rota.group
         if now > rnd.due_at + timedelta(seconds=rota.confirm_s):
             rnd.state = "missed"
             events.record(session, now, "round_missed", group_id=group.id,
@@ -269,8 +268,8 @@ def on_not_done(session: Session, task: Task, now: datetime, why: str) -> str:
     if rnd is None or callee is None:
         return "nobody"
     rota = session.get(Rota, rnd.rota_id)
-    group = session.get(Group, task.group_id)
-    assert rota is not None and group is not None
+    group = task.group
+    assert rota is not None
     tried = set(session.scalars(select(Task.assignee_id).where(Task.round_id == rnd.id,
                                                                Task.subject_id == callee.id)))
     load = Counter(session.scalars(select(Task.assignee_id).where(Task.round_id == rnd.id)))
