@@ -211,11 +211,12 @@ def _reached(session: Session, cascade: Cascade, group: Group, member_ids: list[
                                                CascadeReach.member_id.in_(member_ids),
                                                CascadeReach.reached_at.is_(None))
                     .values(reached_at=now, caller_id=by))
-    waiting = defaultdict(list)
+    waiting: defaultdict[int, list[int]] = defaultdict(list)
     for reach in session.scalars(select(CascadeReach).where(CascadeReach.cascade_id == cascade.id,
                                                            CascadeReach.caller_id.in_(member_ids),
                                                            CascadeReach.reached_at.is_(None))):
-        waiting[reach.caller_id].append(reach.member_id)
+        if reach.caller_id is not None:  # always: the IN above never matches NULL
+            waiting[reach.caller_id].append(reach.member_id)
     for caller_id, people in waiting.items():
         _ask_branch(session, cascade, group, caller_id, people, now, "ask")
     _check_finished(session, cascade, group, now)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -168,7 +168,7 @@ _START_WINDOW = Prepared(update(_checkins)
                                   remind_at=bindparam("remind")))
 
 
-def prompt_sent(connection: Transaction, window: PromptWindow, sent_at: datetime) -> None:
+def prompt_sent(connection: Connection | Transaction, window: PromptWindow, sent_at: datetime) -> None:
     """The dispatcher reports a prompt that actually left: the window starts now, not at due.
     (If the check-in has moved on meanwhile, e.g. it was answered, nothing changes.) No event
     is recorded: the check-in's own `sent_at` says it, and this runs for every prompt."""
@@ -284,7 +284,7 @@ def open_checkin_rows(session: Session, member_ids: list[int]) -> list[OpenCheck
 
 # The states in which an answer has no one to stand down: nobody has been asked yet.
 UNESCALATED = ("prompting", "sent")
-_now = bindparam("now")
+_now: BindParameter[Any] = bindparam("now")
 _ANSWER_UNESCALATED = Prepared(
     update(_checkins)
     .where(_checkins.c.id == bindparam("cid"), _checkins.c.state == bindparam("was"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator, cast
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, CursorResult, Engine, Result, create_engine, event, inspect, text
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -204,15 +204,21 @@ def writer_lock(engine: Engine) -> ContextManager[object]:
     return lock
 
 
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: `Session.execute` types its result as a plain
+    `Result`, but a DML statement's is a `CursorResult`, which has the count."""
+    return cast(CursorResult[Any], result).rowcount
+
+
 def insert_for(dialect: str) -> Callable[..., Any]:
     """The dialect's own `insert`, which has `on_conflict_do_nothing`."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        return postgresql_insert
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return sqlite_insert
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover - only the two we support
 
 
 def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) -> int:

@@ -7,7 +7,7 @@ aware datetimes, so arithmetic with `clock.now()` is always safe.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -54,6 +55,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model maps one plain Table (DeclarativeBase says only FromClause): so the typed
+    # `Model.__table__` has .c, .delete() and goes into insert()/update() for Core statements.
+    __table__: ClassVar[Table]
 
 
 class Group(Base):

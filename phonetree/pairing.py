@@ -63,6 +63,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import combinations, product
+from typing import TypeVar
 
 from phonetree.errors import PhonetreeError
 from phonetree.trio_hosts import five_round
@@ -116,7 +117,10 @@ def balanced_members(all_members: Sequence[str], unavailable: Collection[str]) -
 # Pairs: circle method, trio instead of a bye, do-not-pair repair
 
 
-def _circle(slots: Sequence[str | None], round_index: int) -> list[tuple[str | None, str | None]]:
+Slot = TypeVar("Slot")  # what fills the circle's slots: names here, numbers in trio_hosts
+
+
+def _circle(slots: Sequence[Slot | None], round_index: int) -> list[tuple[Slot | None, Slot | None]]:
     """One round of the circle method over an even number of slots: slot 0 stays put, the others
     turn one place per round; the pairs are read off the two halves of the circle."""
     size = len(slots)

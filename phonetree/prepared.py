@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, cast
 
 from sqlalchemy import ColumnElement, Connection, Engine, or_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from phonetree.db import writer_lock
 
@@ -44,8 +46,9 @@ def transaction(engine: Engine) -> Iterator[Transaction]:
     with writer_lock(engine):
         dbapi = engine.raw_connection()
         try:
-            if engine.dialect.name == "sqlite":
-                _call(engine.dialect, "BEGIN IMMEDIATE", lambda: dbapi.driver_connection.execute("BEGIN IMMEDIATE"))
+            driver = dbapi.driver_connection
+            if engine.dialect.name == "sqlite" and driver is not None:
+                _call(engine.dialect, "BEGIN IMMEDIATE", lambda: driver.execute("BEGIN IMMEDIATE"))
             yield Transaction(engine.dialect, dbapi)
             _call(engine.dialect, "COMMIT", dbapi.commit)
         except BaseException:
@@ -63,7 +66,7 @@ def _call(dialect: Dialect, what: str, call: Callable[[], Any]) -> Any:
         raise DBAPIError.instance(what, None, error, dialect.loaded_dbapi.Error) from error
 
 
-def one_of(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+def one_of(column: ColumnElement[Any] | QueryableAttribute[Any], values: Sequence[Any]) -> ColumnElement[bool]:
     """`column IN (constants)` spelt as ORs, which compiles to fixed SQL (SQLite reads it as IN)."""
     return or_(*(column == value for value in values))
 
@@ -92,7 +95,8 @@ class Prepared:
     def _compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(dialect.name)
         if found is None:
-            compiled = self._build(dialect.name).compile(dialect=dialect, column_keys=self._columns)
+            # A DML statement compiles to a SQLCompiler, which has the attributes read below.
+            compiled = cast(SQLCompiler, self._build(dialect.name).compile(dialect=dialect, column_keys=self._columns))
             if "POSTCOMPILE" in compiled.string:
                 # An IN list is expanded per execution; spell it out as ORs of constants instead.
                 raise ValueError(f"can't prepare a statement with an expanding IN: {compiled.string}")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from phonetree import events, phones, tasks
 from phonetree.checkins import open_checkin
+from phonetree.db import rowcount
 from phonetree.escalation import CLOSED, stand_down
 from phonetree.models import Cascade, CheckIn, Event, Group, Inbound, Member, Message, ProviderOutage, Task
 
@@ -52,8 +53,8 @@ def purge_bodies(session: Session, now: datetime, limit: int | None = None) -> i
 def _blank(session: Session, model: Any, column: Any, ids: Select[Any], limit: int | None) -> int:
     if limit is not None:
         ids = ids.limit(limit)
-    return session.execute(update(model).where(model.id.in_(ids.scalar_subquery())).values({column: None})
-                           .execution_options(synchronize_session=False)).rowcount or 0
+    return rowcount(session.execute(update(model).where(model.id.in_(ids.scalar_subquery())).values({column: None})
+                                    .execution_options(synchronize_session=False))) or 0
 
 
 def forget(session: Session, member: Member, now: datetime) -> int:
@@ -99,7 +100,7 @@ def forget(session: Session, member: Member, now: datetime) -> int:
             (Member, Member.phone_problem, Member.id.in_(others)),
             (ProviderOutage, ProviderOutage.last_error, true())):
         for row_id, value in session.execute(select(model.id, column).where(where, column.is_not(None))):
-            if scrub(value) != value:
+            if value is not None and scrub(value) != value:  # never None: IS NOT NULL above
                 session.execute(update(model).where(model.id == row_id).values({column.key: scrub(value)}))
     # Task rows others hold about them (and messages referring to those) go with them by
     # ON DELETE CASCADE; so do their check-ins, replies and messages.

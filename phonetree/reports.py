@@ -332,7 +332,7 @@ def _chart(report: Report) -> str:
     ]
     # Legend across the top (hidden from screen readers: each bar's title names its series).
     parts.append('<g aria-hidden="true">')
-    x = left
+    x: float = left
     for _, label, colour in SERIES:
         parts.append(f'<rect x="{x}" y="12" width="14" height="14" rx="2" fill="{colour}"/>'
                      f'<text x="{x + 20}" y="24" class="tick">{escape(label)}</text>')

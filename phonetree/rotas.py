@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import clock, events
-from phonetree.db import insert_ignoring_duplicates
+from phonetree.db import insert_ignoring_duplicates, rowcount
 from phonetree.directory import get_member, organisers, reachable
 from phonetree.errors import PhonetreeError
 from phonetree.messages import message_row, queue
@@ -171,7 +171,7 @@ def show(session: Session, group: Group, rota: Rota, now: datetime, weeks: int) 
                                 RotaRound.state == "prompted"))}
     original = _original_calls(session, [r.id for r in made.values()])
     history = Counter(call_history(session, rota))
-    rounds = []
+    rounds: list[dict[str, Any]] = []
     number = first
     while round_date(rota, number) < last_day or not rounds:
         when = round_date(rota, number)
@@ -210,8 +210,8 @@ def prompt_due_rounds(session: Session, now: datetime) -> int:
                                                          RotaRound.due_at <= now)))
     prompted = 0
     for round_id in due:
-        claimed = session.execute(update(RotaRound).where(RotaRound.id == round_id, RotaRound.state == "scheduled")
-                                  .values(state="prompted")).rowcount
+        claimed = rowcount(session.execute(update(RotaRound).where(RotaRound.id == round_id, RotaRound.state == "scheduled")
+                                           .values(state="prompted")))
         if claimed != 1:
             continue
         rnd = session.get(RotaRound, round_id)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 # Imported for what they do on import: each fills in task_kinds.OWNERS with its own kinds.
 from phonetree import cascades, escalation, rotas  # noqa: F401
+from phonetree.db import rowcount
 from phonetree.models import Message, Task
 from phonetree.task_kinds import OWNERS
 
@@ -65,8 +66,8 @@ def expire_overdue(session: Session, now: datetime) -> int:
     moved = 0
     for task_id in due:
         # A conditional update claims the task, so two workers never pass it on twice.
-        claimed = session.execute(update(Task).where(Task.id == task_id, Task.state == "asked")
-                                  .values(state="expired", closed_at=now)).rowcount
+        claimed = rowcount(session.execute(update(Task).where(Task.id == task_id, Task.state == "asked")
+                                           .values(state="expired", closed_at=now)))
         if claimed != 1:
             continue
         task = session.get(Task, task_id)

@@ -124,8 +124,8 @@ def set_text(session: Session, group: Group, template: str, channel: str, wordin
     missing = {"member", "phone", "people", "text"} & (wanted - given)
     if missing:
         raise PhonetreeError(f"the wording must keep {{{sorted(missing)[0]}}}: without it the person can't act.")
-    if REVEALING.search(cleaned):
-        raise PhonetreeError(f"{REVEALING.search(cleaned).group(0)!r} would tell anyone who sees the phone "
+    if revealing := REVEALING.search(cleaned):
+        raise PhonetreeError(f"{revealing.group(0)!r} would tell anyone who sees the phone "
                              "what the group is about; texts must stay discreet.")
     stored = overrides(group)
     language = check_language(language)

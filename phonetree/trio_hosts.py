@@ -28,6 +28,7 @@ cycle everyone has the pair place for one block and is in the trio twelve times.
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 HOSTS: dict[int, tuple[tuple[int, int], ...]] = {
     7: ((1, 4), (2, 1), (3, 5), (0, 6), (4, 0), (6, 3), (5, 2),),
@@ -57,7 +58,7 @@ def _rounds(n: int) -> list[list[tuple[int | None, int | None]]]:
     from phonetree.pairing import _circle
 
     slots: list[int | None] = [None, *range(n)]
-    return [_circle(slots, r) for r in range(n)]  # type: ignore[arg-type]
+    return [_circle(slots, r) for r in range(n)]
 
 
 @cache
@@ -95,7 +96,7 @@ def host_pair(n: int, round_in_cycle: int) -> tuple[int, int] | int | None:
     return direct(n)[round_in_cycle]
 
 
-def search(n: int) -> tuple[int, ...] | None:
+def search(n: int) -> tuple[tuple[int, int], ...] | None:
     """How HOSTS was made: for each round a host pair such that the trios cover the pairs the
     cycle's first n-1 rounds miss, no pair meets more than twice in them,
     each member is in three trios, and no two consecutive
@@ -150,10 +151,11 @@ def search(n: int) -> tuple[int, ...] | None:
         choice[r] = None
         return False
 
-    missing = frozenset(frozenset((m, last[m])) for m in last)  # type: ignore[arg-type]
+    # No None in it: the last round's pairs above are the ones without the bye.
+    missing = cast(frozenset[frozenset[int]], frozenset(frozenset((m, last[m])) for m in last))
     if not step(0, missing):
         return None
-    return orient([host for host in choice if host is not None])  # type: ignore[misc]
+    return orient([host for host in choice if host is not None])
 
 
 def orient(hosts: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -170,11 +172,11 @@ def orient(hosts: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     for start in sorted(edges):
         member = start
         while True:
-            r = next((r for r in edges[member] if ordered[r] is None), None)
-            if r is None:
+            free = next((r for r in edges[member] if ordered[r] is None), None)
+            if free is None:
                 break
-            a, b = hosts[r]
+            a, b = hosts[free]
             other = b if a == member else a
-            ordered[r] = (member, other)
+            ordered[free] = (member, other)
             member = other
     return tuple(pair for pair in ordered if pair is not None)

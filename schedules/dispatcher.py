@@ -161,6 +161,7 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
         if stop is not None and stop.is_set():
             return False
         member = recipients.get(message.member_id) if message.member_id else None
+        outcome: tuple[Message, str | None, GatewayError | None]
         if member is not None and member.opted_out:
             outcome = (message, None, GatewayError("opted out", True, "suppressed"))
         elif message.expires_at is not None and message.expires_at <= current():
@@ -186,7 +187,8 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
                 recipients = {m.id: m for m in session.scalars(
                     select(Member).where(Member.id.in_({c.member_id for c in claimed if c.member_id}))
                 )}
-                windows = checkins.prompt_windows(session, (c.checkin_id for c in claimed if _is_prompt(c)))
+                windows = checkins.prompt_windows(session, (c.checkin_id for c in claimed
+                                                             if _is_prompt(c) and c.checkin_id is not None))
             if not claimed:
                 break
 

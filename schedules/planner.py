@@ -32,7 +32,7 @@ from sqlalchemy.schema import CreateTable
 
 from sqlalchemy.orm import Session
 
-from phonetree.db import connection_scope, insert_ignoring_duplicates
+from phonetree.db import connection_scope, insert_for, insert_ignoring_duplicates
 from phonetree.models import CheckIn, CheckInPlan, Group, Rota, RotaRound, UTCDateTime
 from phonetree.local_times import local_date, local_instant
 from phonetree.rotas import nth_round_date
@@ -169,20 +169,19 @@ def _statements(dialect: str) -> _Statements:
     """The planner's statements, built once per dialect with bound parameters, so SQLAlchemy
     compiles each once and afterwards only binds values. A set of plan ids is one parameter:
     an IN list is expanded a parameter at a time, seconds per million plans."""
+    dialect_insert = insert_for(dialect)  # the dialect's own: it has on_conflict_do_nothing
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-
         in_chunk = _PLANS.c.id == any_(bindparam("ids", type_=ARRAY(Integer)))
 
         def pack(ids: list[int]) -> Any:
             return ids
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-
         # No arrays in SQLite; its JSON functions are built in (3.38+, and Python's own builds).
         listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
         in_chunk = _PLANS.c.id.in_(select(listed.c.value))
-        pack = json.dumps
+
+        def pack(ids: list[int]) -> Any:
+            return json.dumps(ids)
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
 
