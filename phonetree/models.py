@@ -161,13 +161,15 @@ class CheckIn(Base):
     __table_args__ = (
         UniqueConstraint("plan_id", "occurrence", name="uq_checkins_plan_occurrence"),
         Index("ix_checkins_state_due", "state", "due_at"),
+        # A group's open or scheduled check-ins (status) without reading its history (0011).
+        Index("ix_checkins_group_state_due", "group_id", "state", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int | None] = mapped_column(
         ForeignKey("checkin_plans.id", ondelete="CASCADE"), nullable=True
     )
-    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
     # The local date (YYYY-MM-DD) for a planned one; "help:<id>" for a call asked for out of turn.
     occurrence: Mapped[str] = mapped_column(String(40))
@@ -308,7 +310,9 @@ class Inbound(Base):
     __tablename__ = "inbound"
     __table_args__ = (UniqueConstraint("provider_sid", name="uq_inbound_provider_sid"),
                       Index("ix_inbound_unpurged", "received_at", sqlite_where=text("body IS NOT NULL"),
-                            postgresql_where=text("body IS NOT NULL")))
+                            postgresql_where=text("body IS NOT NULL")),
+                      # Recent replies nobody could read (status), wherever the history is long (0011).
+                      Index("ix_inbound_intent_received", "intent", "received_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 from html import escape
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, exists, func, select
+from sqlalchemy import BigInteger, ColumnElement, Integer, String, and_, case, cast, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from phonetree.errors import PhonetreeError
@@ -85,13 +85,55 @@ def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def _median(values: list[float]) -> float | None:
-    return float(statistics.median(values)) if values else None
+def _day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant (UTC) whose local date is `day` or later. Local midnight with fold=0
+    is that instant even where a DST change skips or repeats midnight itself: a skipped
+    midnight resolves to the moment of the jump, a repeated one to its first occurrence."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
+
+
+def _week_of(column: ColumnElement[Any], bounds: list[datetime], lo: int, hi: int) -> ColumnElement[Any]:
+    """The index of the week (lo..hi-1) holding `column`, for a row known to fall inside
+    bounds[lo]..bounds[hi]: a balanced CASE, so each row is compared about log2(weeks) times."""
+    if hi - lo == 1:
+        return literal(lo)
+    mid = (lo + hi) // 2
+    return case((column < bounds[mid], _week_of(column, bounds, lo, mid)),
+                else_=_week_of(column, bounds, mid, hi))
+
+
+def _reply_micros(dialect: str) -> ColumnElement[Any]:
+    """answered_at - sent_at in whole microseconds, exactly (not a float of days), so the SQL
+    orders replies exactly as Python's timedelta would; negative durations count as 0."""
+    if dialect == "postgresql":
+        micros: ColumnElement[Any] = cast(func.extract("epoch", CheckIn.answered_at - CheckIn.sent_at)
+                                          * 1_000_000, BigInteger)
+    else:
+        # SQLite keeps SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from strftime,
+        # the six digits after the point as they are.
+        def parts(column: ColumnElement[Any]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+            return (cast(func.strftime("%s", column), Integer),
+                    cast(func.substr(column, 21), Integer))
+        (a_s, a_us), (s_s, s_us) = parts(CheckIn.answered_at), parts(CheckIn.sent_at)
+        micros = (a_s - s_s) * 1_000_000 + (a_us - s_us)
+    return case((micros < 0, 0), else_=micros)
+
+
+def _median(micros: list[int]) -> float | None:
+    """The median reply in minutes, computed as statistics.median over the minutes of each
+    (the same floats, to the last bit)."""
+    if not micros:
+        return None
+    values = sorted(micros)
+    mid = len(values) // 2
+    minutes = [timedelta(microseconds=m).total_seconds() / 60 for m in values[mid - 1:mid + 1]]
+    return minutes[-1] if len(values) % 2 else (minutes[0] + minutes[1]) / 2
 
 
 def weekly_report(session: Session, group: Group, now: datetime, weeks: int = 8) -> Report:
     """The last `weeks` weeks (Monday to Sunday, group-local) up to and including the current
-    one, oldest first. Two queries in all, whatever the size of the group."""
+    one, oldest first. Two queries in all, whatever the size of the group, both counted in
+    the database: a row per week comes back, not one per check-in."""
     if not 1 <= weeks <= MAX_WEEKS:
         raise PhonetreeError(f"--weeks must be between 1 and {MAX_WEEKS}, not {weeks}.")
     if now.tzinfo is None or now.utcoffset() is None:
@@ -100,51 +142,63 @@ def weekly_report(session: Session, group: Group, now: datetime, weeks: int = 8)
     zone = ZoneInfo(group.timezone)
     first = _monday(now.astimezone(zone).date()) - timedelta(weeks=weeks - 1)
     after = first + timedelta(weeks=weeks)  # the Monday after the last week
-    rows = {first + timedelta(weeks=i): WeekRow(week_start=first + timedelta(weeks=i)) for i in range(weeks)}
-    replies: dict[date, list[float]] = {start: [] for start in rows}
+    starts = [first + timedelta(weeks=i) for i in range(weeks)]
+    rows = {start: WeekRow(week_start=start) for start in starts}
+    # Where each week begins in UTC: a check-in belongs to the week of its local due date.
+    bounds = [_day_start(start, zone) for start in [*starts, after]]
 
-    # A day of slack each side in UTC; the exact cut is made on the local date below, so a
-    # zone far from UTC (or a DST change at midnight) never moves an item into the wrong week.
-    lo = datetime.combine(first - timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    hi = datetime.combine(after + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
     person_asked = exists().where(Task.checkin_id == CheckIn.id, Task.kind.in_(("escalation", "alert")))
-    checkins = session.execute(
-        select(CheckIn.due_at, CheckIn.state, CheckIn.sent_at, CheckIn.answered_at,
-               CheckIn.escalation_step, CheckIn.urgent, person_asked.label("person_asked"))
-        .where(CheckIn.group_id == group.id, CheckIn.due_at >= lo, CheckIn.due_at < hi)
+    replied = and_(CheckIn.state == "answered", CheckIn.sent_at.is_not(None), CheckIn.answered_at.is_not(None))
+    items = (
+        select(_week_of(CheckIn.due_at, bounds, 0, weeks).label("week"),
+               CheckIn.state.label("state"),
+               case((CheckIn.sent_at.is_not(None), 1), else_=0).label("sent"),
+               case((CheckIn.escalation_step >= 0, 1), (person_asked, 1), else_=0).label("followed"),
+               case((CheckIn.urgent, 1), else_=0).label("urgent"),
+               case((replied, _reply_micros(session.get_bind().dialect.name)), else_=None).label("reply"))
+        .where(CheckIn.group_id == group.id, CheckIn.due_at >= bounds[0], CheckIn.due_at < bounds[-1])
+        .subquery()
+    )
+    # Counts summed in the database; each week's reply times come back as one list (exact
+    # microseconds), from which the medians are taken: a row per week, not one per check-in.
+    c = items.c
+    dialect = session.get_bind().dialect.name
+    as_text = cast(c.reply, String)
+    replies = (func.string_agg(as_text, ",") if dialect == "postgresql" else func.group_concat(as_text, ","))
+    weekly = session.execute(
+        select(c.week,
+               func.sum(c.sent), func.sum(case((c.state == "answered", 1), else_=0)),
+               func.sum(c.followed), func.sum(case((c.state == "resolved", 1), else_=0)),
+               func.sum(case((c.state.in_(OPEN_CHECKIN_STATES), 1), else_=0)), func.sum(c.urgent),
+               replies)
+        .group_by(c.week)
     ).all()
-    for due_at, state, sent_at, answered_at, step, urgent, asked in checkins:
-        day = due_at.astimezone(zone).date()
-        if not first <= day < after:
-            continue
+    every: list[int] = []
+    for week, sent, answered, followed, resolved, still_open, urgent, times in weekly:
+        row = rows[starts[week]]
+        row.checkins_sent, row.answered, row.followed_up = int(sent), int(answered), int(followed)
+        row.resolved, row.still_open, row.help_requests = int(resolved), int(still_open), int(urgent)
+        micros = [int(x) for x in times.split(",")] if times else []
+        row.median_reply_minutes = _median(micros)
+        every += micros
+
+    # One call per (round, person to be rung), however many people held it in turn.
+    call = (select(RotaRound.local_date.label("day"),
+                   func.max(case((Task.state == "done", 1), else_=0)).label("done"))
+            .join(RotaRound, RotaRound.id == Task.round_id)
+            .where(Task.group_id == group.id, Task.kind == "call_prompt",
+                   RotaRound.local_date >= first, RotaRound.local_date < after)
+            .group_by(Task.round_id, Task.subject_id, RotaRound.local_date)
+            .subquery())
+    for day, prompted, done in session.execute(
+            select(call.c.day, func.count(), func.sum(call.c.done)).group_by(call.c.day)).all():
         row = rows[_monday(day)]
-        row.checkins_sent += sent_at is not None
-        row.answered += state == "answered"
-        row.followed_up += step >= 0 or bool(asked)
-        row.resolved += state == "resolved"
-        row.still_open += state in OPEN_CHECKIN_STATES
-        row.help_requests += bool(urgent)
-        if state == "answered" and sent_at is not None and answered_at is not None:
-            replies[_monday(day)].append(max(0.0, (answered_at - sent_at).total_seconds() / 60))
+        row.calls_prompted += int(prompted)
+        row.calls_completed += int(done)
 
-    # One row per call (round, person to be rung), however many people held it in turn.
-    calls = session.execute(
-        select(RotaRound.local_date, func.max(case((Task.state == "done", 1), else_=0)))
-        .join(RotaRound, RotaRound.id == Task.round_id)
-        .where(Task.group_id == group.id, Task.kind == "call_prompt",
-               RotaRound.local_date >= first, RotaRound.local_date < after)
-        .group_by(Task.round_id, Task.subject_id, RotaRound.local_date)
-    ).all()
-    for local_date, done in calls:
-        row = rows[_monday(local_date)]
-        row.calls_prompted += 1
-        row.calls_completed += bool(done)
-
-    for start, row in rows.items():
-        row.median_reply_minutes = _median(replies[start])
     totals = WeekRow(week_start=first, **{name: sum(getattr(r, name) for r in rows.values()) for name in COUNTS})
     # The period's median is over every reply, not a median of the weekly medians.
-    totals.median_reply_minutes = _median([m for ms in replies.values() for m in ms])
+    totals.median_reply_minutes = _median(every)
     return Report(group=group.name, timezone=group.timezone, generated_at=now,
                   weeks=list(rows.values()), totals=totals)
 

@@ -5,12 +5,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from phonetree import outages
 from phonetree.checkins import OPEN_CHECKIN_STATES
-from phonetree.models import CheckIn, Group, Inbound, Member, Message
+from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
 
 RECENT_REPLIES = timedelta(days=2)
 
@@ -19,51 +19,71 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _local(value: datetime, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%a %d %b %H:%M")
+
+
 def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any]:
     """Check-ins awaiting a reply, escalations in progress, alerts nobody has closed, and
-    replies a person should read."""
+    replies a person should read.
+
+    Columns, not ORM objects, and each read bounded by what is open or recent (through an
+    index), so its cost follows what there is to show, not the group's size or history."""
     zone = ZoneInfo(group.timezone)
-    open_items = session.scalars(
-        select(CheckIn).options(joinedload(CheckIn.member), joinedload(CheckIn.tasks))
-        .where(CheckIn.group_id == group.id, CheckIn.state.in_(OPEN_CHECKIN_STATES))
-        .order_by(CheckIn.due_at)
-    ).unique().all()
-    items = []
-    for checkin in open_items:
-        asked = [{"name": t.assignee.name, "state": t.state, "asked_at": _iso(t.asked_at),
-                  "kind": t.kind} for t in checkin.tasks]
-        items.append({
-            "member": checkin.member.name,
-            "asked_for_call": checkin.help_requested_at is not None,
-            "asked_for_call_at": _iso(checkin.help_requested_at),
-            "asked_for_call_local": (checkin.help_requested_at.astimezone(zone).strftime("%a %d %b %H:%M")
-                                     if checkin.help_requested_at else None),
-            "state": checkin.state,
-            "urgent": checkin.urgent,
-            "due_at": _iso(checkin.due_at),
-            "due_local": checkin.due_at.astimezone(zone).strftime("%a %d %b %H:%M"),
-            "sent_at": _iso(checkin.sent_at),
-            "window_ends_at": _iso(checkin.window_ends_at),
-            "note": checkin.outcome,
-            "asked": asked,
-        })
-    upcoming = session.scalars(
-        select(CheckIn).options(joinedload(CheckIn.member))
+    is_open = and_(CheckIn.group_id == group.id, CheckIn.state.in_(OPEN_CHECKIN_STATES))
+    open_items = session.execute(
+        select(CheckIn.id, Member.name, CheckIn.help_requested_at, CheckIn.state, CheckIn.urgent,
+               CheckIn.due_at, CheckIn.sent_at, CheckIn.window_ends_at, CheckIn.outcome)
+        .join(Member, Member.id == CheckIn.member_id)
+        .where(is_open).order_by(CheckIn.due_at, CheckIn.id)
+    ).all()
+    asked: dict[int, list[dict[str, Any]]] = {row.id: [] for row in open_items}
+    for checkin_id, name, state, asked_at, kind in session.execute(
+            select(Task.checkin_id, Member.name, Task.state, Task.asked_at, Task.kind)
+            .join(Member, Member.id == Task.assignee_id)
+            .where(Task.checkin_id.in_(select(CheckIn.id).where(is_open)))
+            .order_by(Task.id)):
+        asked[checkin_id].append({"name": name, "state": state, "asked_at": _iso(asked_at), "kind": kind})
+    items = [{
+        "member": c.name,
+        "asked_for_call": c.help_requested_at is not None,
+        "asked_for_call_at": _iso(c.help_requested_at),
+        "asked_for_call_local": _local(c.help_requested_at, zone) if c.help_requested_at else None,
+        "state": c.state,
+        "urgent": c.urgent,
+        "due_at": _iso(c.due_at),
+        "due_local": _local(c.due_at, zone),
+        "sent_at": _iso(c.sent_at),
+        "window_ends_at": _iso(c.window_ends_at),
+        "note": c.outcome,
+        "asked": asked[c.id],
+    } for c in open_items]
+    upcoming = session.execute(
+        select(Member.name, CheckIn.due_at).join(Member, Member.id == CheckIn.member_id)
         .where(CheckIn.group_id == group.id, CheckIn.state == "scheduled",
                CheckIn.due_at <= now + timedelta(hours=24))
-        .order_by(CheckIn.due_at)
+        .order_by(CheckIn.due_at, CheckIn.id)
     ).all()
     unread = session.execute(
-        select(Inbound, Member).join(Member, Member.id == Inbound.member_id)
+        select(Member.name, Inbound.received_at, Inbound.body).join(Member, Member.id == Inbound.member_id)
         .where(Member.group_id == group.id, Inbound.intent == "unknown",
                Inbound.received_at >= now - RECENT_REPLIES)
-        .order_by(Inbound.received_at)
+        .order_by(Inbound.received_at, Inbound.id)
     ).all()
     failures = session.execute(
-        select(Message, Member.name).outerjoin(Member, Member.id == Message.member_id)
+        select(Member.name, Message.kind, Message.error, Message.created_at)
+        .outerjoin(Member, Member.id == Message.member_id)
         .where(Message.group_id == group.id, Message.state.in_(("failed", "expired")),
                Message.created_at >= now - RECENT_REPLIES)
-        .order_by(Message.created_at)
+        .order_by(Message.created_at, Message.id)
+    ).all()
+    today = now.astimezone(zone).date()
+    members = session.execute(
+        select(Member.name, Member.paused_until, Member.opted_out, Member.phone_problem)
+        .where(Member.group_id == group.id,
+               or_(Member.paused_until >= today, Member.opted_out.is_(True),
+                   and_(Member.phone_problem.is_not(None), Member.phone_problem != "")))
+        .order_by(Member.id)
     ).all()
     return {
         "group": group.name,
@@ -71,17 +91,15 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
         "now": _iso(now),
         "provider": _provider(session, group, zone),
         "open": items,
-        "upcoming": [{"member": c.member.name, "due_at": _iso(c.due_at),
-                      "due_local": c.due_at.astimezone(zone).strftime("%a %d %b %H:%M")} for c in upcoming],
-        "replies_to_read": [{"member": m.name, "received_at": _iso(i.received_at), "text": i.body}
-                            for i, m in unread],
-        "paused": [{"member": m.name, "until": m.paused_until.isoformat()} for m in group.members
-                   if m.paused_until and m.is_paused(now.astimezone(zone).date())],
-        "opted_out": [m.name for m in group.members if m.opted_out],
-        "phone_problems": [{"member": m.name, "problem": m.phone_problem} for m in group.members
-                           if m.phone_problem],
-        "delivery_problems": [{"member": name, "kind": m.kind, "error": m.error,
-                               "at": _iso(m.created_at)} for m, name in failures],
+        "upcoming": [{"member": name, "due_at": _iso(due_at), "due_local": _local(due_at, zone)}
+                     for name, due_at in upcoming],
+        "replies_to_read": [{"member": name, "received_at": _iso(at), "text": body} for name, at, body in unread],
+        "paused": [{"member": m.name, "until": m.paused_until.isoformat()} for m in members
+                   if m.paused_until is not None and today <= m.paused_until],
+        "opted_out": [m.name for m in members if m.opted_out],
+        "phone_problems": [{"member": m.name, "problem": m.phone_problem} for m in members if m.phone_problem],
+        "delivery_problems": [{"member": name, "kind": kind, "error": error, "at": _iso(at)}
+                              for name, kind, error, at in failures],
     }
 
 
@@ -94,7 +112,7 @@ def _provider(session: Session, group: Group, zone: ZoneInfo) -> dict[str, Any] 
     waiting = session.scalar(select(func.count()).select_from(Message).where(
         Message.group_id == group.id, Message.state.in_(("queued", "sending"))))
     return {"failing_since": _iso(outage.started_at),
-            "failing_since_local": outage.started_at.astimezone(zone).strftime("%a %d %b %H:%M"),
+            "failing_since_local": _local(outage.started_at, zone),
             "failures": outage.failures, "last_error": outage.last_error, "waiting": waiting}
 
 
