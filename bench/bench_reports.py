@@ -151,8 +151,11 @@ def build(url: str, members: int, days: int) -> dict[str, int]:
 
 
 def measure(url: str, out: Path) -> dict[str, Any]:
-    import cli
     import phonetree
+    try:
+        from cli.views import render_status  # the cli package
+    except ImportError:
+        from cli import render_status  # cli.py, before it was a package
     from sqlalchemy import select
 
     from phonetree.db import get_engine, session_scope
@@ -175,7 +178,7 @@ def measure(url: str, out: Path) -> dict[str, Any]:
             started = time.perf_counter()
             group = session.scalar(select(Group).where(Group.name == "Oakfield"))
             data = group_status(session, group, NOW)
-            outputs["status.txt"] = cli.render_status(safe_data(data))
+            outputs["status.txt"] = render_status(safe_data(data))
             timings["status"].append(time.perf_counter() - started)
     outputs["report.csv"], outputs["report.html"] = render_csv(report), render_html(report)
     outputs["status.json"] = json.dumps(data, indent=2, sort_keys=True, default=str)

@@ -137,8 +137,8 @@ def report(app: App, group_name: str, weeks: int, fmt: str) -> None:
     Example:
       phonetree report Oakfield --weeks 12 --format html > report.html
     """
-    from phonetree import reports
+    from phonetree import report_rendering, reports
 
     with app.session() as session:
         data = reports.weekly_report(session, directory.get_group(session, group_name), clock.now(), weeks)
-    click.echo(reports.render(data, fmt), nl=False)
+    click.echo(report_rendering.render(data, fmt), nl=False)
