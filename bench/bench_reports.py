@@ -231,13 +231,19 @@ def _urls(db: str, trees: dict[str, str], days: int, members: int) -> Iterator[t
             yield side, os.environ["BENCH_PG_BASE"].rsplit("/", 1)[0] + f"/{name}"
 
 
-def run(db: str, trees: dict[str, str], members: int, history: list[int]) -> dict[str, Any]:
+def run(db: str, trees: dict[str, str], members: int, history: list[int], reuse: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for days in history:
         key = f"{members}x{days}d"
         results[key] = {}
-        urls = dict(_urls(db, trees, days, members))
+        if reuse and db == "sqlite":  # the databases a previous run built (each tree's own)
+            urls = {side: sqlite_url(RESULTS / "tmp" / f"reports_{side}_{members}x{days}.db") for side in trees}
+        else:
+            urls = dict(_urls(db, trees, days, members))
         for side, code in trees.items():
+            if reuse and db == "sqlite":
+                results[key]["reused_databases"] = True
+                continue
             log(f"reports: {db} {key}: building for {side}")
             started = time.perf_counter()
             rows = _run(code, "--build", "--url", urls[side], "--members", str(members), "--days", str(days))
@@ -274,6 +280,7 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--before", default="/work/wt-scale-main", help="the code tree to compare with")
     parser.add_argument("--after", default=str(ROOT))
+    parser.add_argument("--reuse", action="store_true", help="SQLite: measure the databases the last run built")
     args = parser.parse_args()
     if args.child:
         args.days = int(args.days.split(",")[0])
@@ -300,7 +307,7 @@ def main() -> None:
             finally:
                 server.stop()
         else:
-            out[db] = run(db, trees, members, history)
+            out[db] = run(db, trees, members, history, args.reuse)
         longest = max(history)
         after = out[db][f"{members}x{longest}d"]["after"]
         targets += [target(f"{db}: report, {members} members x {longest} days (median s)",
