@@ -231,6 +231,14 @@ def _urls(db: str, trees: dict[str, str], days: int, members: int) -> Iterator[t
             yield side, os.environ["BENCH_PG_BASE"].rsplit("/", 1)[0] + f"/{name}"
 
 
+def tie_sorted(data: dict[str, Any]) -> dict[str, Any]:
+    """A status with the items of each list at one instant put in one order (by name)."""
+    for key, at in (("open", "due_at"), ("upcoming", "due_at"), ("replies_to_read", "received_at"),
+                    ("delivery_problems", "at")):
+        data[key].sort(key=lambda item: (item[at], str(item["member"])))
+    return data
+
+
 def run(db: str, trees: dict[str, str], members: int, history: list[int], reuse: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for days in history:
@@ -257,12 +265,11 @@ def run(db: str, trees: dict[str, str], members: int, history: list[int], reuse:
         names = sorted(p.name for p in (base / "before").iterdir())
         results[key]["same_output"] = {n: (base / "before" / n).read_bytes() == (base / "after" / n).read_bytes()
                                        for n in names}
-        # The old status left the order of check-ins due at the same instant to the database
-        # (after its join with tasks); the new one orders them by id. The same items otherwise?
+        # The old status left the order of items at the same instant to the database (SQLite:
+        # after its join with tasks; PostgreSQL: any order); the new one orders them by id.
+        # The same items otherwise?
         def open_sorted(side: str) -> Any:
-            data = json.loads((base / side / "status.json").read_text())
-            data["open"].sort(key=lambda item: (item["due_at"], item["member"]))
-            return data
+            return tie_sorted(json.loads((base / side / "status.json").read_text()))
         results[key]["same_status_up_to_order_of_ties"] = open_sorted("before") == open_sorted("after")
     return results
 
