@@ -89,7 +89,7 @@ def _day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(timezone.utc)
 
 
-def _week_of(column: ColumnElement[Any], bounds: list[datetime], lo: int, hi: int) -> ColumnElement[Any]:
+def _week_of(column: Any, bounds: list[datetime], lo: int, hi: int) -> ColumnElement[Any]:
     """The index of the week (lo..hi-1) holding `column`, for a row known to fall inside
     bounds[lo]..bounds[hi]: a balanced CASE, so each row is compared about log2(weeks) times."""
     if hi - lo == 1:
@@ -108,7 +108,7 @@ def _reply_micros(dialect: str) -> ColumnElement[Any]:
     else:
         # SQLite keeps SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from strftime,
         # the six digits after the point as they are.
-        def parts(column: ColumnElement[Any]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        def parts(column: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
             return (cast(func.strftime("%s", column), Integer),
                     cast(func.substr(column, 21), Integer))
         (a_s, a_us), (s_s, s_us) = parts(CheckIn.answered_at), parts(CheckIn.sent_at)

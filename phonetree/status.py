@@ -43,7 +43,8 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
             .join(Member, Member.id == Task.assignee_id)
             .where(Task.checkin_id.in_(select(CheckIn.id).where(is_open)))
             .order_by(Task.id)):
-        asked[checkin_id].append({"name": name, "state": state, "asked_at": _iso(asked_at), "kind": kind})
+        if checkin_id is not None:  # always, by the IN; the column is nullable for other kinds
+            asked[checkin_id].append({"name": name, "state": state, "asked_at": _iso(asked_at), "kind": kind})
     items = [{
         "member": c.name,
         "asked_for_call": c.help_requested_at is not None,
