@@ -20,6 +20,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 
 class Intent(StrEnum):
@@ -203,8 +204,25 @@ def parse_keypress(digits: str | None) -> Reply:
     return Reply(Intent.UNKNOWN)
 
 
+# Most replies are a handful of short texts ("OK", "ok thanks", "Done"): parsing is pure, so
+# those are remembered (the webhook's commonest request then skips the regexes). Only short
+# texts, so a stranger's long messages can't fill the memory.
+_REMEMBER_UP_TO = 40
+
+
 def parse_reply(text: str) -> Reply:
     """The intent of an inbound SMS. Checked in order of safety, first match wins."""
+    if len(text) <= _REMEMBER_UP_TO:
+        return _parse_short(text)
+    return _parse(text)
+
+
+@lru_cache(maxsize=2048)
+def _parse_short(text: str) -> Reply:
+    return _parse(text)
+
+
+def _parse(text: str) -> Reply:
     clauses = _clauses(text)
     words = [word for clause in clauses for word in clause]
     if not words:
