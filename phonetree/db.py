@@ -3,6 +3,7 @@ created or upgraded by Alembic the first time a database is used."""
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, cast
@@ -192,6 +193,18 @@ def connection_scope(engine: Engine) -> Iterator[Connection]:
     costs more than the work itself: commit on success, roll back on any error."""
     with writer_lock(engine), engine.begin() as connection:
         yield connection
+
+
+# Between the chunks of a long job on SQLite, the write lock is left free this long: another
+# process's write (SQLite's busy handler retries at 1 ms rising to 100 ms) or a webhook thread
+# queued on the in-process lock gets in, instead of waiting for the whole job (issue 14).
+WRITER_GAP = 0.05
+
+
+def let_others_write(engine: Engine) -> None:
+    """Called between chunks of a job that holds the write lock chunk after chunk."""
+    if engine.dialect.name == "sqlite":
+        time.sleep(WRITER_GAP)
 
 
 def writer_lock(engine: Engine) -> ContextManager[object]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from phonetree import checkins, privacy, rotas, tasks
-from phonetree.db import session_scope
+from phonetree.db import let_others_write, session_scope
 from phonetree.gateways.base import Gateway
 from schedules import dispatcher, planner
 
@@ -53,6 +53,7 @@ def step(engine: Engine, now: datetime) -> TickReport:
         report.missed += counts["missed"]
         if not counts["claimed"]:
             break
+        let_others_write(engine)
     with session_scope(engine) as session:
         report.call_prompts = rotas.prompt_due_rounds(session, now)
     with session_scope(engine) as session:
@@ -67,6 +68,7 @@ def step(engine: Engine, now: datetime) -> TickReport:
             with session_scope(engine) as session:
                 if not privacy.purge_bodies(session, now, limit=privacy.PURGE_CHUNK):
                     break
+            let_others_write(engine)
         _last_purge = now
     return report
 
