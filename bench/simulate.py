@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.simulation.runner import Result, fresh_sqlite, run_scenario
+from tests.simulation.runner import Result, empty_postgres, fresh_sqlite, run_scenario
 from tests.simulation.shrink import shrink
 from tests.simulation.world import make_scenario
 
@@ -70,10 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         server = PostgresServer()
         base = server.start()
 
+    pg_url: str | None = None
+
     def database(seed: int, pg: bool) -> str:
+        # One SQLite file and one PostgreSQL database for the whole run, renewed per scenario
+        # (so the runner's engines, and their compiled statements, are reused: see runner.py).
+        nonlocal pg_url
         if pg:
-            return fresh_postgres_database(base)
-        return fresh_sqlite(work, f"s{seed % 50}.db")
+            if pg_url is None:
+                pg_url = fresh_postgres_database(base)
+            return empty_postgres(pg_url)
+        return fresh_sqlite(work, "sim.db")
 
     started = time.monotonic()
     totals: Counter[str] = Counter()
@@ -90,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             ran += 1
             steps += result.steps
             crashes += result.crashes
-            if ran % 25 == 0:
-                print(f"... {ran} scenarios, {steps} steps, {sum(totals.values())} violations, "
+            if ran % 10 == 0:
+                print(f"... {ran} scenarios (seeds {first}..{seed}), {steps} steps, {sum(totals.values())} violations, "
                       f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             if result.violation is None:
                 if args.scenarios == 1 and not args.quiet:
