@@ -215,3 +215,35 @@ def test_a_help_from_the_only_organiser_reaches_a_person(tmp_path: Path) -> None
     result = run_scenario(oakfield(("vera", "ok"), unprompted=(("margaret", datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
                                                                  "HELP", "help"),)), sqlite(tmp_path))
     assert result.violation is None, result.story
+
+
+def test_a_key_pressed_on_the_first_of_two_calls_is_heard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long-run seed 3000029: placing Vera's check-in call timed out after Twilio had placed it,
+    so phonetree placed it again and kept the second call's sid. Vera answered the first call
+    and pressed 2: the gather webhook (signed, for our message) was answered 200 and ignored,
+    because its CallSid wasn't the one recorded, and her call for help was lost. Failed before
+    web.py's voice_gather took a key from any call placed for the message."""
+    import requests
+
+    from phonetree.gateways.twilio import _translate
+    from tests.simulation.network import Network
+
+    submit = Network.submit
+    timed_out: list[int] = []
+
+    def first_call_times_out_after_leaving(self: Network, out: Any) -> str:
+        if out.channel == "voice" and not timed_out:
+            timed_out.append(out.message_id)
+            self.attempts[out.message_id] = self.attempts.get(out.message_id, 0) + 1
+            self._delivered(out, f"CA{out.message_id:016x}{0:016x}", "timed out, but it had left")
+            raise _translate(requests.ReadTimeout("Read timed out. (read timeout=10.0)"))
+        return submit(self, out)
+
+    monkeypatch.setattr(Network, "submit", first_call_times_out_after_leaving)
+    scenario = oakfield(("vera", "key_help"), ("jo", "nothing"))
+    landline = person("vera", "+441522500001", landline=True)
+    scenario = scenario.without(people=(landline,) + scenario.people[1:])
+    result = run_scenario(scenario, sqlite(tmp_path))
+    assert timed_out, "the first call timed out after leaving"
+    assert result.truth is not None and [s for s in result.truth.said if s.meaning == "key_help"], result.story
+    assert result.violation is None, result.story
