@@ -37,6 +37,9 @@ def commit() -> str:
         return "unknown"
 
 
+_STARTED_AT = None  # the commit whose code this process runs (HEAD may move while it runs)
+
+
 def save_seed(seed: int, database: str, result: Result) -> None:
     assert result.violation is not None
     known = SEEDS.read_text() if SEEDS.exists() else ""
@@ -44,7 +47,7 @@ def save_seed(seed: int, database: str, result: Result) -> None:
         return
     title = result.violation.line().replace("\n", " ")[:150]
     with SEEDS.open("a") as out:
-        out.write(f"{seed} {database}  # {title} (found at {commit()})\n")
+        out.write(f"{seed} {database}  # {title} (found at {_STARTED_AT or commit()})\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-shrink", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="one line per failing seed, no stories")
     args = parser.parse_args(argv)
+    global _STARTED_AT
+    _STARTED_AT = commit()
     logging.getLogger().addHandler(logging.NullHandler())  # phonetree's warnings are part of the story, not stderr
     first = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big") * 1000
     skip = frozenset(c for c in args.skip.split(",") if c)
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"first_seed": first, "scenarios": ran, "steps": steps, "violations": sum(totals.values()),
                       "by_code": dict(totals), "crashes": crashes, "seconds": round(elapsed, 1),
                       "scenarios_per_minute": round(ran / elapsed * 60, 1) if elapsed else None,
-                      "commit": commit(), "failing_seeds": failing[:50]}))
+                      "commit": _STARTED_AT, "failing_seeds": failing[:50]}))
     return 1 if totals else 0
 
 

@@ -163,6 +163,8 @@ class Sim:
         self.last_tick_clock: datetime | None = None
         self.sids = itertools.count(1)
         self.rng = choice_rng(scenario.seed, "sim")
+        self.hurry_rng = choice_rng(scenario.seed, "hurry")  # its own stream: see hurry_tick
+        self.tick_at = scenario.start
         self.validator = RequestValidator(TOKEN)
 
     # -- clocks
@@ -323,18 +325,33 @@ class Sim:
         elif kind == "up":
             self.note("phonetree is running again")
             self.schedule_tick(self.real + timedelta(seconds=self.rng.uniform(0.5, 6)))
+        if kind in ("fault", "act", "status"):
+            self.hurry_tick()
 
     def schedule_tick(self, real: datetime) -> None:
         """The one next tick (a later call replaces an earlier one)."""
         self.tick_token += 1
+        self.tick_at = real
         self.push(real, "tick", self.tick_token)
 
-    def next_tick(self) -> datetime:
+    def hurry_tick(self) -> None:
+        """After a webhook, a command or a clock jump: something it made (an ask that expires, a
+        message held till later) may fall due before the tick planned, and a real service would
+        tick within 5 s of then. (Its own RNG, so a scenario in which nothing is hurried runs as
+        before.)"""
+        if self.is_down():
+            return
+        soon = self.next_tick(self.hurry_rng)
+        if soon < self.tick_at:
+            self.schedule_tick(soon)
+
+    def next_tick(self, rng: random.Random | None = None) -> datetime:
         """The next moment to tick: soon when something is due (a real service ticks every few
         seconds; ticking when things fall due is what matters), else within one to three hours.
         An idle tick only plans (36 h ahead, replanned 24 h ahead) and purges (hourly), so a few
         a day exercise them; each costs as much as a busy one, and they were most of a run."""
-        idle = self.real + timedelta(minutes=self.rng.uniform(60, 180))
+        rng = rng or self.rng
+        idle = self.real + timedelta(minutes=rng.uniform(60, 180))
         with Session(self.observer) as session:
             hints = list(session.execute(_HINTS).one())
         # A hint already past was there for the tick just run, which left it (an ask still
@@ -343,8 +360,8 @@ class Sim:
         if not due:
             return idle
         # The runner's tick and send jobs come round every 5 s (PHONETREE_TICK_SECONDS).
-        soonest = min(due) + timedelta(seconds=self.rng.uniform(0.5, 6))
-        return min(idle, max(soonest, self.real + timedelta(seconds=self.rng.uniform(0.5, 6))))
+        soonest = min(due) + timedelta(seconds=rng.uniform(0.5, 6))
+        return min(idle, max(soonest, self.real + timedelta(seconds=rng.uniform(0.5, 6))))
 
     def fault(self, fault: Any) -> None:
         if fault.kind == "outage":
@@ -408,12 +425,16 @@ class Sim:
         if delivery.template in actors.PROMPTS and delivery.checkin_id is not None:
             with Session(self.observer) as session:
                 window = session.scalar(select(CheckIn.window_s).where(CheckIn.id == delivery.checkin_id)) or 1800
-            return actors.react_to_prompt(self.scenario.seed, delivery, person, quiet, window, self.decided,
+            acts = actors.react_to_prompt(self.scenario.seed, delivery, person, quiet, window, self.decided,
                                           dict(self.scenario.scripted))
+            self.truth.behaviours.add(f"prompt:{self.decided.get((person.key, delivery.checkin_id))}")
+            return acts
         if delivery.template in actors.ASKS and delivery.task_id is not None:
             subject = self.people[self.person_of[delivery.subject_id]].name if delivery.subject_id else ""
-            return actors.react_to_ask(self.scenario.seed, delivery, person, quiet, subject,
+            acts = actors.react_to_ask(self.scenario.seed, delivery, person, quiet, subject,
                                        delivery.template in actors.ORGANISER_ASKS, dict(self.scenario.scripted))
+            self.truth.behaviours.add(f"ask:{acts[0].meaning if acts else 'nothing'}")
+            return acts
         if delivery.template == "stand_down" and delivery.task_id is not None:
             # Told they needn't ring: most people then don't reply at all.
             rng = choice_rng(self.scenario.seed, "stood down", delivery.message_id)
