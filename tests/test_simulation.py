@@ -9,6 +9,15 @@ from typing import Any
 
 import pytest
 
+import freezegun
+from sqlalchemy import select
+
+from phonetree.db import get_engine, session_scope
+from phonetree.directory import add_group, add_member
+from phonetree.checkins import OPEN_CHECKIN_STATES
+from phonetree.models import CheckIn, Member, Task
+from phonetree.plans import add_plan
+from schedules.engine import tick
 from tests.conftest import fresh_postgres_database
 from tests.simulation.runner import Result, empty_postgres, fresh_sqlite, run_scenario
 from tests.simulation.world import Fault, GroupSpec, Membership, Person, Plan, Scenario, make_scenario
@@ -348,3 +357,39 @@ def test_a_pause_an_answering_machine_and_a_contact_pressing_2(sim_dir: Path) ->
     assert result.truth is not None
     assert {"pause", "key_cant"} <= {s.meaning for s in result.truth.accepted()}, result.story
     assert "prompt:machine" in result.truth.behaviours, result.story
+
+
+def test_a_done_naming_someone_else_does_not_close_the_check_in_still_asked_about(db_url: str) -> None:
+    """Long-run seed 5000013: Olu was asked to ring Ned and to ring Margaret; Margaret then said
+    OK (Olu's ask about her stood down) and Olu replied "DONE Margaret". That DONE was applied
+    to the one ask he still held, Ned's: Ned's check-in closed as "reached by Olu" though nobody
+    had reached Ned. A DONE naming someone is about them: with no open ask about them it is
+    passed to a person and closes nothing. Failed before inbound._task_meant learnt that."""
+    from phonetree.gateways.outbox import OutboxGateway
+    from phonetree.inbound import handle
+
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    engine = get_engine(db_url)
+    with freezegun.freeze_time(day.replace(hour=7)), session_scope(engine) as session:
+        group = add_group(session, "Oakfield", "Europe/London")
+        olu = add_member(session, group, "Olu", "07911 100001", roles=("organiser",))[0]
+        ned = add_member(session, group, "Ned", "07911 100002")[0]
+        margaret = add_member(session, group, "Margaret", "07911 100003")[0]
+        add_plan(session, group, ned, "09:00", "daily", ["Olu"], window_s=1800, escalation_wait_s=1800)
+        add_plan(session, group, margaret, "09:00", "daily", ["Olu"], window_s=1800, escalation_wait_s=1800)
+        olu_phone, margaret_phone = olu.phone, margaret.phone
+    for at in (day.replace(hour=8), day.replace(hour=9), day.replace(hour=9, minute=31)):
+        with freezegun.freeze_time(at):
+            tick(engine, OutboxGateway(), at)
+    with session_scope(engine) as session:
+        assert {t.subject.name for t in session.scalars(select(Task).where(Task.state == "asked"))} == {"Ned", "Margaret"}
+    with freezegun.freeze_time(day.replace(hour=9, minute=35)), session_scope(engine) as session:
+        handle(session, day.replace(hour=9, minute=35), margaret_phone, "OK", sid="SM1")
+    with freezegun.freeze_time(day.replace(hour=9, minute=40)), session_scope(engine) as session:
+        handle(session, day.replace(hour=9, minute=40), olu_phone, "DONE Margaret", sid="SM2")
+    with session_scope(engine) as session:
+        ned_checkin = session.scalars(select(CheckIn).join(Member, Member.id == CheckIn.member_id)
+                                      .where(Member.name == "Ned", CheckIn.due_at == day.replace(hour=9))).one()
+        assert ned_checkin.state in OPEN_CHECKIN_STATES, f"{ned_checkin.state}: {ned_checkin.outcome}"
+        [ask] = session.scalars(select(Task).where(Task.checkin_id == ned_checkin.id)).all()
+        assert ask.state == "asked"
