@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.simulation.runner import Result, fresh_sqlite, run_scenario
+from tests.simulation.runner import Result, empty_postgres, fresh_sqlite, run_scenario
 from tests.simulation.shrink import shrink
 from tests.simulation.world import make_scenario
 
@@ -37,6 +37,9 @@ def commit() -> str:
         return "unknown"
 
 
+_STARTED_AT = None  # the commit whose code this process runs (HEAD may move while it runs)
+
+
 def save_seed(seed: int, database: str, result: Result) -> None:
     assert result.violation is not None
     known = SEEDS.read_text() if SEEDS.exists() else ""
@@ -44,7 +47,7 @@ def save_seed(seed: int, database: str, result: Result) -> None:
         return
     title = result.violation.line().replace("\n", " ")[:150]
     with SEEDS.open("a") as out:
-        out.write(f"{seed} {database}  # {title} (found at {commit()})\n")
+        out.write(f"{seed} {database}  # {title} (found at {_STARTED_AT or commit()})\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-shrink", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="one line per failing seed, no stories")
     args = parser.parse_args(argv)
+    global _STARTED_AT
+    _STARTED_AT = commit()
     logging.getLogger().addHandler(logging.NullHandler())  # phonetree's warnings are part of the story, not stderr
     first = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big") * 1000
     skip = frozenset(c for c in args.skip.split(",") if c)
@@ -70,10 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         server = PostgresServer()
         base = server.start()
 
+    pg_url: str | None = None
+
     def database(seed: int, pg: bool) -> str:
+        # One SQLite file and one PostgreSQL database for the whole run, renewed per scenario
+        # (so the runner's engines, and their compiled statements, are reused: see runner.py).
+        nonlocal pg_url
         if pg:
-            return fresh_postgres_database(base)
-        return fresh_sqlite(work, f"s{seed % 50}.db")
+            if pg_url is None:
+                pg_url = fresh_postgres_database(base)
+            return empty_postgres(pg_url)
+        return fresh_sqlite(work, "sim.db")
 
     started = time.monotonic()
     totals: Counter[str] = Counter()
@@ -90,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             ran += 1
             steps += result.steps
             crashes += result.crashes
-            if ran % 25 == 0:
-                print(f"... {ran} scenarios, {steps} steps, {sum(totals.values())} violations, "
+            if ran % 10 == 0:
+                print(f"... {ran} scenarios (seeds {first}..{seed}), {steps} steps, {sum(totals.values())} violations, "
                       f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             if result.violation is None:
                 if args.scenarios == 1 and not args.quiet:
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"first_seed": first, "scenarios": ran, "steps": steps, "violations": sum(totals.values()),
                       "by_code": dict(totals), "crashes": crashes, "seconds": round(elapsed, 1),
                       "scenarios_per_minute": round(ran / elapsed * 60, 1) if elapsed else None,
-                      "commit": commit(), "failing_seeds": failing[:50]}))
+                      "commit": _STARTED_AT, "failing_seeds": failing[:50]}))
     return 1 if totals else 0
 
 

@@ -194,7 +194,10 @@ def _task_reply(session: Session, now: datetime, sender: _Sender, reply: Reply, 
     if not held or (own_help and reply.intent is Intent.DONE):
         _unknown(session, now, sender, reply, text, outcome)
         return
-    task = _task_meant(held, text)
+    task = _task_meant(session, held, text)
+    if task is None:  # about someone else: a person reads it, nothing is closed by it
+        _unknown(session, now, sender, reply, text, outcome)
+        return
     outcome.member = task.assignee.name
     group = task.group
     if reply.intent is Intent.DONE:
@@ -217,11 +220,20 @@ def _answer_channel(sender: _Sender, member: Member) -> str:
     return "sms" if sender.channel == "sms" else member.channel
 
 
-def _task_meant(held: list[Task], text: str) -> Task:
-    """Someone holding several tasks can say which: "DONE Sam". Otherwise the newest."""
+def _task_meant(session: Session, held: list[Task], text: str) -> Task | None:
+    """Someone holding several tasks can say which: "DONE Sam". Otherwise the newest, unless the
+    reply names another member of the group, whom no open ask is about (one stood down since,
+    say): then it is about them, and None (applied to the newest it would close a check-in
+    nobody reached)."""
     words = set(re.findall(r"[a-z']+", text.lower()))
     named = [t for t in held if t.subject is not None and t.subject.name.lower() in words]
-    return named[0] if named else held[0]
+    if named:
+        return named[0]
+    senders = {t.assignee.name.lower() for t in held}
+    others = session.scalars(select(Member.name).where(Member.group_id.in_({t.group_id for t in held})))
+    if any(name.lower() in words and name.lower() not in senders for name in others):
+        return None
+    return held[0]
 
 
 def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:

@@ -246,8 +246,9 @@ class WebhookApp:
         # Empty TwiML: replies go out through the dispatcher, and an unknown sender learns nothing.
         return Response.twiml()
 
-    def _message(self, session, request: Request):  # type: ignore[no-untyped-def]
-        """The message a callback is about: by our id in the query, checked against Twilio's sid."""
+    def _message(self, session, request: Request, any_sid: bool = False):  # type: ignore[no-untyped-def]
+        """The message a callback is about: by our id in the query, checked against Twilio's sid
+        (unless `any_sid`)."""
         try:
             message_id = int(request.query_params.get("m", ""))
         except ValueError:
@@ -256,7 +257,7 @@ class WebhookApp:
             return None
         message = session.get(Message, message_id)
         sid = sid_of(request.params.get("MessageSid") or request.params.get("CallSid"))
-        if message is None or (message.provider_sid and sid and message.provider_sid != sid):
+        if message is None or (not any_sid and message.provider_sid and sid and message.provider_sid != sid):
             return None
         return message
 
@@ -282,7 +283,10 @@ class WebhookApp:
         digits = clean(params.get("Digits"))[:8]
         call_sid = sid_of(params.get("CallSid")) or ""
         with session_scope(self.engine) as session:
-            message = self._message(session, request)
+            # Any call placed for the message: when placing it timed out after Twilio had placed
+            # it, the retry's sid is the one recorded, and a key pressed on the first call is
+            # still the person's answer (signed, for our URL).
+            message = self._message(session, request, any_sid=True)
             if message is None:
                 return Response.twiml(gather_reply_twiml("Thank you. Goodbye."))
             if not digits and request.query_params.get("attempt") != "2":

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 import freezegun
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
@@ -53,6 +53,54 @@ _HINTS = select(*(select(func.min(column)).where(where).scalar_subquery() for co
     (CheckIn.window_ends_at, CheckIn.state == "sent"), (Message.not_before, Message.state == "queued"),
     (Message.lease_until, Message.state == "sending"), (Task.expires_at, Task.state == "asked"))))
 _TEMPLATES: dict[str, Path] = {}
+# One Engine per database URL for the whole run (every "process" of a scenario, and every
+# scenario on the same file or PostgreSQL database), its pool disposed at each start: a crash
+# must lose connections and uncommitted work, which dispose() does. A new Engine would also
+# throw away SQLAlchemy's compiled-statement cache, which holds none of phonetree's state but
+# cost a tenth of a short scenario to rebuild, and more after each crash.
+_ENGINES: dict[str, Engine] = {}
+_OBSERVERS: dict[str, Engine] = {}
+_CRASH_HOOKS: dict[Engine, Callable[[], None]] = {}  # engine -> the running Sim's armed crash
+
+
+def _on_commit(connection: Any) -> None:
+    hook = _CRASH_HOOKS.get(connection.engine)
+    if hook is not None:
+        hook()
+
+
+def _shared_engine(url: str) -> Engine:
+    engine = _ENGINES.get(url)
+    if engine is None:
+        if url in _MIGRATED:
+            # A fresh process's get_engine, less the migration check (the schema is current: it
+            # was migrated before the run), which costs more than a scenario's ticks.
+            engine = phonetree_db.make_engine(url)
+        else:
+            engine = get_engine(url)
+            _MIGRATED.add(url)
+        event.listen(engine, "commit", _on_commit)
+        _ENGINES[url] = engine
+    else:
+        engine.dispose()
+    phonetree_db._engines[url] = engine
+    return engine
+
+
+def empty_postgres(url: str) -> str:
+    """Empty a migrated PostgreSQL database for the next scenario, ids starting again at 1 (as in
+    a database made from the template): one database for a whole run instead of one each."""
+    from phonetree.models import Base
+
+    url = normalise_url(url)
+    engine = _OBSERVERS.get(url) or create_engine(url)
+    _OBSERVERS[url] = engine
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    _MIGRATED.add(url)
+    return url
 
 
 def fresh_sqlite(directory: Path, name: str) -> str:
@@ -92,7 +140,8 @@ class Sim:
         self.real = scenario.start
         self.offset = timedelta(0)
         self.min_offset = timedelta(0)
-        self.observer = create_engine(self.url)
+        self.observer = _OBSERVERS.get(self.url) or create_engine(self.url)
+        _OBSERVERS[self.url] = self.observer
         self.network = Network(scenario, self.truth, self.observer, lambda: self.real, self.clock,
                                self.delivered)
         self.events: list[tuple[datetime, int, str, Any]] = []
@@ -114,6 +163,8 @@ class Sim:
         self.last_tick_clock: datetime | None = None
         self.sids = itertools.count(1)
         self.rng = choice_rng(scenario.seed, "sim")
+        self.hurry_rng = choice_rng(scenario.seed, "hurry")  # its own stream: see hurry_tick
+        self.tick_at = scenario.start
         self.validator = RequestValidator(TOKEN)
 
     # -- clocks
@@ -125,14 +176,8 @@ class Sim:
     # -- the process
 
     def start_process(self) -> None:
-        if self.url in _MIGRATED:
-            # A fresh process's get_engine, less the migration check (the schema is current: it
-            # was migrated before the run), which costs more than a scenario's ticks.
-            self.engine = phonetree_db._engines[self.url] = phonetree_db.make_engine(self.url)
-        else:
-            self.engine = get_engine(self.url)
-            _MIGRATED.add(self.url)
-        event.listen(self.engine, "commit", self._maybe_crash)
+        self.engine = _shared_engine(self.url)
+        _CRASH_HOOKS[self.engine] = self._maybe_crash
         self.gateway = FaultGateway(self.network)
         # (Older commits' app took no account sid: checking a regression seed against the code
         # before its fix runs this same simulation there.)
@@ -140,7 +185,7 @@ class Sim:
         self.app = WebhookApp(self.engine, TOKEN, PUBLIC, on_change=self._wake, **ours)
         engine_module._last_purge = None  # a fresh process has never purged
 
-    def _maybe_crash(self, _connection: Any) -> None:
+    def _maybe_crash(self) -> None:
         if self.armed:
             self.armed = False
             raise SimCrash("crash just before a commit")
@@ -243,13 +288,15 @@ class Sim:
                                           self.errors[0][-1500:])
                 if violation is not None:
                     break
-        phonetree_db.dispose_all()
-        self.observer.dispose()
+        _CRASH_HOOKS.pop(self.engine, None)
         from tests.simulation.story import tell
 
+        story = tell(self, violation) if violation else ""
+        phonetree_db.dispose_all()
+        self.observer.dispose()
         kind = "postgresql" if self.url.startswith("postgresql") else "sqlite"
-        return Result(self.scenario.seed, kind, self.truth.steps, violation,
-                      tell(self, violation) if violation else "", self.truth, self.crashes, self.errors)
+        return Result(self.scenario.seed, kind, self.truth.steps, violation, story, self.truth,
+                      self.crashes, self.errors)
 
     def is_down(self) -> bool:
         return self.down_until is not None and self.real < self.down_until
@@ -278,16 +325,33 @@ class Sim:
         elif kind == "up":
             self.note("phonetree is running again")
             self.schedule_tick(self.real + timedelta(seconds=self.rng.uniform(0.5, 6)))
+        if kind in ("fault", "act", "status"):
+            self.hurry_tick()
 
     def schedule_tick(self, real: datetime) -> None:
         """The one next tick (a later call replaces an earlier one)."""
         self.tick_token += 1
+        self.tick_at = real
         self.push(real, "tick", self.tick_token)
 
-    def next_tick(self) -> datetime:
-        """The next moment to tick: soon when something is due (a real
-        service ticks every few seconds; ticking when things fall due is what matters), else within the hour."""
-        idle = self.real + timedelta(minutes=self.rng.uniform(15, 60))
+    def hurry_tick(self) -> None:
+        """After a webhook, a command or a clock jump: something it made (an ask that expires, a
+        message held till later) may fall due before the tick planned, and a real service would
+        tick within 5 s of then. (Its own RNG, so a scenario in which nothing is hurried runs as
+        before.)"""
+        if self.is_down():
+            return
+        soon = self.next_tick(self.hurry_rng)
+        if soon < self.tick_at:
+            self.schedule_tick(soon)
+
+    def next_tick(self, rng: random.Random | None = None) -> datetime:
+        """The next moment to tick: soon when something is due (a real service ticks every few
+        seconds; ticking when things fall due is what matters), else within one to three hours.
+        An idle tick only plans (36 h ahead, replanned 24 h ahead) and purges (hourly), so a few
+        a day exercise them; each costs as much as a busy one, and they were most of a run."""
+        rng = rng or self.rng
+        idle = self.real + timedelta(minutes=rng.uniform(60, 180))
         with Session(self.observer) as session:
             hints = list(session.execute(_HINTS).one())
         # A hint already past was there for the tick just run, which left it (an ask still
@@ -296,8 +360,8 @@ class Sim:
         if not due:
             return idle
         # The runner's tick and send jobs come round every 5 s (PHONETREE_TICK_SECONDS).
-        soonest = min(due) + timedelta(seconds=self.rng.uniform(0.5, 6))
-        return min(idle, max(soonest, self.real + timedelta(seconds=self.rng.uniform(0.5, 6))))
+        soonest = min(due) + timedelta(seconds=rng.uniform(0.5, 6))
+        return min(idle, max(soonest, self.real + timedelta(seconds=rng.uniform(0.5, 6))))
 
     def fault(self, fault: Any) -> None:
         if fault.kind == "outage":
@@ -361,12 +425,16 @@ class Sim:
         if delivery.template in actors.PROMPTS and delivery.checkin_id is not None:
             with Session(self.observer) as session:
                 window = session.scalar(select(CheckIn.window_s).where(CheckIn.id == delivery.checkin_id)) or 1800
-            return actors.react_to_prompt(self.scenario.seed, delivery, person, quiet, window, self.decided,
+            acts = actors.react_to_prompt(self.scenario.seed, delivery, person, quiet, window, self.decided,
                                           dict(self.scenario.scripted))
+            self.truth.behaviours.add(f"prompt:{self.decided.get((person.key, delivery.checkin_id))}")
+            return acts
         if delivery.template in actors.ASKS and delivery.task_id is not None:
             subject = self.people[self.person_of[delivery.subject_id]].name if delivery.subject_id else ""
-            return actors.react_to_ask(self.scenario.seed, delivery, person, quiet, subject,
+            acts = actors.react_to_ask(self.scenario.seed, delivery, person, quiet, subject,
                                        delivery.template in actors.ORGANISER_ASKS, dict(self.scenario.scripted))
+            self.truth.behaviours.add(f"ask:{acts[0].meaning if acts else 'nothing'}")
+            return acts
         if delivery.template == "stand_down" and delivery.task_id is not None:
             # Told they needn't ring: most people then don't reply at all.
             rng = choice_rng(self.scenario.seed, "stood down", delivery.message_id)

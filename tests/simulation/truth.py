@@ -79,6 +79,9 @@ class Truth:
     answered_unasked: dict[int, datetime] = field(default_factory=dict)
     accepted_sids: set[str] = field(default_factory=set)
     unanswered_calls: set[int] = field(default_factory=set)  # message ids of calls nobody picked up
+    # What people chose to do, as "prompt:<behaviour>" and "ask:<choice>" (for the CI run's
+    # coverage check: every action of issue 11 is exercised)
+    behaviours: set[str] = field(default_factory=set)
     steps: int = 0
 
     def accepted(self) -> list[Said]:
