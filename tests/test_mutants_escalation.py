@@ -9,13 +9,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+import pytest
 from click.testing import Result
 from freezegun import freeze_time
 from sqlalchemy import Engine, select
 
 from phonetree.db import session_scope
+from phonetree.gateways.twilio import TwilioGateway
 from phonetree.models import CheckIn, Event, Group, Member, Task
+from schedules.engine import tick
 from tests.conftest import JO, MARGARET, PAT, SAM, outbox_json
+from tests.test_delivery import wired  # noqa: F401 - the fixture: the stand-in, our webhooks, the gateway
+from tests.twilio_standin import TwilioStandIn
 
 NINE = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)  # 09:00 in London in December
 Ticker = Callable[[datetime], object]
@@ -157,3 +162,32 @@ def test_a_call_asked_for_with_no_organiser_reaches_everyone_else(ok: Callable[.
     assert [(to, kind) for to, kind, _ in texts] == [("+447911100002", "alert"), ("+447911100003", "alert")]
     assert texts[1][2].startswith("Hi Sam, Vera asked for a call and no one has rung yet.")
     assert _tasks(engine) == [("escalation", "Jo", "expired"), ("alert", "Jo", "asked"), ("alert", "Sam", "asked")]
+
+
+@pytest.mark.parametrize(("channel", "said"), [("sms", "unreachable"), ("voice", "no answer")])
+def test_an_ask_that_never_reached_jo_passes_on_and_is_not_called_cant(
+        oakfield: str, ok: Callable[..., Result], engine: Engine,
+        wired: tuple[TwilioStandIn, TwilioGateway], channel: str, said: str) -> None:
+    # Jo's number turns out not to be in use (SMS), or Jo's phone rings out (voice): not Jo's
+    # answer, so never recorded as CANT (issue 11: status must not say someone said CANT who
+    # didn't), and Sam is asked at once, not after Jo's 20 minutes.
+    standin, gateway = wired
+    _vera_chain(ok, "Jo,Sam")
+    if channel == "voice":
+        with freeze_time("2026-11-30 12:00:00"):
+            ok("member", "set", "Oakfield", "Jo", "--channel", channel)
+    tick(engine, gateway, NINE)
+    tick(engine, gateway, NINE + timedelta(minutes=30))
+    with freeze_time(_at(NINE + timedelta(minutes=32))):
+        if channel == "sms":
+            [ask] = [m for m in standin.messages if m.params["To"] == "+447911100002"]
+            assert standin.send_status(ask.sid, "undelivered", error_code=30005)[0] == 200
+        else:
+            [call] = standin.calls
+            assert standin.send_call_status(call.sid, "no-answer")[0] == 200
+    assert [row[1:] for row in _trail(engine, NINE + timedelta(minutes=32))
+            if row[1] in ("contact_cant", "contact_unreachable", "escalated")] == [
+        ("contact_unreachable", "Oakfield", "Vera", "2026-12-01", f"Jo ({said})"),
+        ("escalated", "Oakfield", "Vera", "2026-12-01", "asked Sam (Jo couldn't be reached)"),
+    ]
+    assert _tasks(engine) == [("escalation", "Jo", said.replace(" ", "_")), ("escalation", "Sam", "asked")]
