@@ -191,3 +191,19 @@ def test_an_ask_that_never_reached_jo_passes_on_and_is_not_called_cant(
         ("escalated", "Oakfield", "Vera", "2026-12-01", "asked Sam (Jo couldn't be reached)"),
     ]
     assert _tasks(engine) == [("escalation", "Jo", said.replace(" ", "_")), ("escalation", "Sam", "asked")]
+
+
+def test_a_call_asked_for_goes_to_the_organisers_when_there_are_some(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # Only with no organiser able to take it does a HELP reach everyone: Oakfield has Margaret,
+    # so when Jo lets the call lapse it is Margaret who is alerted, not Sam or Pat too.
+    _vera_chain(ok, "Jo")
+    ticker(NINE)
+    with freeze_time(_at(NINE + timedelta(minutes=5))):
+        ok("receive", "--from", "07911 100001", "HELP")
+    ticker(NINE + timedelta(minutes=25))
+    assert [row[1:] for row in _trail(engine, NINE + timedelta(minutes=25))] == [
+        ("alerted", "Oakfield", "Vera", "2026-12-01", "Jo didn't reply in time; organisers alerted: Margaret")]
+    assert _texts(ok, NINE + timedelta(minutes=25)) == [
+        ("+447911100004", "alert", "Hi Margaret, Vera asked for a call and no one has rung yet. "
+                                   "Please ring them on 07911 100001, then reply DONE.")]
