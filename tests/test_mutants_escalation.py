@@ -49,10 +49,13 @@ def _trail(engine: Engine, since: datetime) -> list[tuple[Any, ...]]:
                 for e in session.scalars(select(Event).where(Event.at >= since).order_by(Event.id))]
 
 
-def _tasks(engine: Engine) -> list[tuple[str, str, str]]:
-    """(kind, holder, state) of every task, in the order they were made."""
+def _tasks(engine: Engine, closed: bool = False) -> list[tuple[Any, ...]]:
+    """(kind, holder, state) of every task, in the order they were made; with `closed`, also
+    the minute after 09:00 it was closed (None while open)."""
     with session_scope(engine) as session:
-        return [(t.kind, t.assignee.name, t.state) for t in session.scalars(select(Task).order_by(Task.id))]
+        return [(t.kind, t.assignee.name, t.state)
+                + ((int((t.closed_at - NINE).total_seconds() // 60) if t.closed_at else None,) if closed else ())
+                for t in session.scalars(select(Task).order_by(Task.id))]
 
 
 def _texts(ok: Callable[..., Result], since: datetime) -> list[tuple[str, str, str]]:
@@ -96,10 +99,13 @@ def test_the_whole_chain_is_on_record_and_each_person_told_once(
         (415, "realerted", "Oakfield", "Vera", day, "Margaret, reminder 2"),
         (800, "resolved", "Oakfield", "Vera", day, "by Margaret"),
     ]
-    # How each ask ended: Jo's own CANT, the lapsed ones stood down, Margaret's last one done.
-    assert _tasks(engine) == [("escalation", "Jo", "cant"), ("escalation", "Sam", "stood_down"),
-                              ("alert", "Margaret", "stood_down"), ("alert", "Margaret", "stood_down"),
-                              ("alert", "Margaret", "done")]
+    # How each ask ended: Jo's own CANT, the lapsed ones stood down, Margaret's last one done;
+    # every one closed, and Jo's and Margaret's answers at the moment they gave them.
+    ended = _tasks(engine, closed=True)
+    assert [row[:3] for row in ended] == [
+        ("escalation", "Jo", "cant"), ("escalation", "Sam", "stood_down"), ("alert", "Margaret", "stood_down"),
+        ("alert", "Margaret", "stood_down"), ("alert", "Margaret", "done")]
+    assert None not in [row[3] for row in ended] and (ended[0][3], ended[4][3]) == (35, 800)
     # In the order written: Sam's ask is queued before Jo's acknowledgement, in the same step.
     ask = "hasn't replied today. Please ring them on 07911 100001, then reply DONE, or CANT if you can't."
     alert = ("Hi Margaret, Vera hasn't replied today and no one has reached them. Please ring them on "
