@@ -16,9 +16,14 @@ from sqlalchemy import Engine, select
 
 from phonetree import tasks
 from phonetree.db import session_scope
+from phonetree.gateways.twilio import TwilioGateway
 from phonetree.models import Event, Group, Member, Message, Task
+from schedules.engine import tick
+from tests.test_delivery import wired  # noqa: F401 - the fixture: the stand-in, our webhooks, the gateway
+from tests.twilio_standin import TwilioStandIn
 
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
+Wired = tuple[TwilioStandIn, TwilioGateway]
 _keys = itertools.count()
 
 
@@ -210,3 +215,25 @@ def test_an_ask_not_yet_sent_does_not_run_out_of_time(oakfield: str, ok: Callabl
     assert _expire(engine, up - timedelta(seconds=1)) == 0
     assert _expire(engine, up) == 1
     assert _holders(engine) == [("Jo", "expired"), ("Sam", "asked")]
+
+
+def test_a_contact_whose_phone_is_off_does_not_hold_up_the_chain(oakfield: str, ok: Callable[..., Result],
+                                                                   engine: Engine, wired: Wired) -> None:
+    # The ask to Jo left at 09:30, so Jo's 20 minutes run from then (README: each named contact
+    # in turn, --escalation-wait each). At 09:45 Twilio reports Jo's phone off (30003): one more
+    # try is queued for 09:55, but that retry is not a new ask, and Jo can't see the first, so
+    # at 09:50 the chain moves on to Sam (expire_overdue_6 kept Jo holding it until the retry left).
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m",
+           "--escalate-to", "Jo,Sam", "--escalation-wait", "20m", "--reminder", "off")
+    tick(engine, gateway, T0 - timedelta(minutes=30))
+    tick(engine, gateway, T0)
+    [ask] = [m for m in standin.messages if m.params["To"] == "+447911100002"]
+    with freeze_time("2026-12-01 09:45:00"):
+        assert standin.send_status(ask.sid, "undelivered", error_code=30003)[0] == 200
+    tick(engine, gateway, T0 + timedelta(minutes=19))
+    assert _holders(engine) == [("Jo", "asked")]
+    tick(engine, gateway, T0 + timedelta(minutes=20))
+    assert _holders(engine) == [("Jo", "expired"), ("Sam", "asked")]
+    assert [m.params["To"] for m in standin.messages][-1] == "+447911100003"  # Sam asked at 09:50
