@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-from bench.common import ROOT, RESULTS, emit, log, phone, scratch, sqlite_url, target, utc
+from bench.common import ROOT, RESULTS, emit, git_head, log, phone, run_child, scratch, sqlite_url, target, utc
 
 NAME = "reports"
 NOW = utc(2026, 12, 1, 10, 0)  # Tuesday, GMT
@@ -203,16 +202,8 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _run(code: str, *args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "bench.bench_reports", "--child", "--code", code, *args],
-                          cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child for {code} {' '.join(args)} exited {proc.returncode}")
-    return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
-
-
-def _git_head(code: str) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True,
-                          text=True).stdout.strip()
+    """One child on the tree at `code` (its own interpreter, that tree's phonetree)."""
+    return run_child("bench.bench_reports", "--child", "--code", code, *args, timeout=3600)
 
 
 def _urls(db: str, trees: dict[str, str], days: int, members: int) -> Iterator[tuple[str, str]]:
@@ -297,7 +288,7 @@ def main() -> None:
     history = [int(d) for d in args.days.split(",")]
     trees = {"before": args.before, "after": args.after}
     out: dict[str, Any] = {"now": NOW.isoformat(), "members": members, "history_days": history,
-                           "trees": {side: {"path": p, "git_head": _git_head(p)} for side, p in trees.items()},
+                           "trees": {side: {"path": p, "git_head": git_head(p)} for side, p in trees.items()},
                            "repeats": REPEATS}
     targets = []
     for db in args.db.split(","):

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.common import ROOT, emit, log, percentile, phone, scratch, sqlite_url, target, utc
+from bench.common import ROOT, emit, git_head, log, percentile, phone, run_child, scratch, sqlite_url, target, utc
 
 NAME = "stalls"
 NOW = utc(2026, 6, 15, 9, 0)  # a Monday, 09:00 UTC
@@ -286,16 +286,8 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _run(code: str, *args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "bench.bench_stalls", "--child", "--code", code, *args],
-                          cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=7200)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child for {code} {' '.join(args)} exited {proc.returncode}")
-    return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
-
-
-def _git_head(code: str) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True,
-                          text=True).stdout.strip()
+    """One child on the tree at `code` (its own interpreter, that tree's phonetree)."""
+    return run_child("bench.bench_stalls", "--child", "--code", code, *args, timeout=7200)
 
 
 class Databases:
@@ -382,7 +374,7 @@ def main() -> None:
     scenarios = args.only.split(",") if args.only else list(SCENARIOS)
     trees = {"before": args.before, "after": args.after}
     out: dict[str, Any] = {"now": NOW.isoformat(), "scale": scale, "probe_every_s": PROBE_EVERY,
-                           "trees": {side: {"path": p, "git_head": _git_head(p)} for side, p in trees.items()}}
+                           "trees": {side: {"path": p, "git_head": git_head(p)} for side, p in trees.items()}}
     targets = []
     for db in args.db.split(","):
         if db == "postgresql":

@@ -93,6 +93,15 @@ def _git(*args: str) -> str:
         return ""
 
 
+def git_head(tree: Path | str) -> str:
+    """The short commit a code tree (a worktree benched side by side with this one) is at."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def meta() -> dict[str, Any]:
     return {"git_head": _git("rev-parse", "--short", "HEAD").strip(),
             "git_dirty_files": [line[3:] for line in _git("status", "--porcelain").splitlines()
