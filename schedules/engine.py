@@ -53,7 +53,8 @@ def step(engine: Engine, now: datetime) -> TickReport:
         report.missed += counts["missed"]
         if not counts["claimed"]:
             break
-        let_others_write(engine)
+        if counts["claimed"] >= checkins.BATCH:  # a full chunk: more to come, let others in first
+            let_others_write(engine)
     with session_scope(engine) as session:
         report.call_prompts = rotas.prompt_due_rounds(session, now)
     with session_scope(engine) as session:
@@ -66,9 +67,11 @@ def step(engine: Engine, now: datetime) -> TickReport:
     if _last_purge is None or now - _last_purge >= PURGE_EVERY or now < _last_purge:
         while True:  # in chunks, each its own short transaction, so no writer waits behind it
             with session_scope(engine) as session:
-                if not privacy.purge_bodies(session, now, limit=privacy.PURGE_CHUNK):
-                    break
-            let_others_write(engine)
+                blanked = privacy.purge_bodies(session, now, limit=privacy.PURGE_CHUNK)
+            if not blanked:
+                break
+            if blanked >= privacy.PURGE_CHUNK:
+                let_others_write(engine)
         _last_purge = now
     return report
 
