@@ -396,22 +396,23 @@ class RecordingGateway(Gateway):
 def test_two_workers_never_send_twice_when_a_dispatch_outlasts_the_lease(engine):
     """Two live workers share the database (ARCHITECTURE.md: "several workers can share one
     PostgreSQL database"); nobody crashes. Worker A's tick has a backlog that takes longer
-    than the lease to send (at 10 SMS/s, 1200+ messages against the default 120 s; here 30
-    against a 1.5 s lease, in batches of 10 that take a second each). Each batch A claims must
-    be A's for a whole lease from the moment it claims it, so worker B, ticking meanwhile,
-    must not take any of them over and send them again. B's whole tick runs inside A's first
-    send of its third batch (claimed about 2 s into A's tick), so the overlap is certain."""
+    than the lease to send (at 10 SMS/s, 1200+ messages against the default 120 s; here 40
+    against a 2.5 s lease, in batches of 10 that take a second each: a batch may run 1.5 s
+    slow on a loaded machine and still be inside its lease). Each batch A claims must be A's
+    for a whole lease from the moment it claims it, so worker B, ticking meanwhile, must not
+    take any of them over and send them again. B's whole tick runs inside A's first send of its
+    fourth and last batch (claimed about 3 s into A's tick), so the overlap is certain."""
     now = datetime.now(timezone.utc)
-    seed_due_checkins(engine, 30, now)
+    seed_due_checkins(engine, 40, now)
     step(engine, now)
     a_log: list[int] = []
     b_log: list[int] = []
-    lease = timedelta(seconds=1.5)
+    lease = timedelta(seconds=2.5)
     overlap: dict[str, Any] = {}
 
     class WorkerA(RecordingGateway):
         def send_sms(self, out: Outgoing) -> str:
-            if len(self.log) == 20:  # the third batch's first: B ticks now, in the middle of it
+            if len(self.log) == 30:  # the fourth batch's first: B ticks now, in the middle of it
                 def worker_b() -> None:
                     overlap["b_at"] = time.monotonic() - overlap["a_at"]
                     overlap["b"] = dispatcher.dispatch(
@@ -429,11 +430,11 @@ def test_two_workers_never_send_twice_when_a_dispatch_outlasts_the_lease(engine)
     assert "b" in overlap and overlap["b_at"] > lease.total_seconds()
     log = a_log + b_log
     twice = sorted(mid for mid, n in collections.Counter(log).items() if n > 1)
-    assert len(set(log)) == 30
-    assert not twice, (f"{len(twice)} of 30 messages sent twice by two live workers: a batch claimed "
+    assert len(set(log)) == 40
+    assert not twice, (f"{len(twice)} of 40 messages sent twice by two live workers: a batch claimed "
                        f"more than a lease into a tick is claimed already expired "
                        f"(lease_until = tick start + lease); ids {twice}")
-    assert (a.sent, overlap["b"].sent, b_log) == (30, 0, [])  # all of them A's, under lease
+    assert (a.sent, overlap["b"].sent, b_log) == (40, 0, [])  # all of them A's, under lease
 
 
 # ---------------------------------------------------------------- 3. the SQLite file is locked
