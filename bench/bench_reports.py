@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-from bench.common import ROOT, RESULTS, emit, git_head, log, phone, run_child, scratch, sqlite_url, target, utc
+from bench.common import (ROOT, RESULTS, emit, git_head, log, on_database, pg_database, phone, run_child, scratch,
+                          sqlite_url, target, utc)
 
 NAME = "reports"
 NOW = utc(2026, 12, 1, 10, 0)  # Tuesday, GMT
@@ -211,15 +211,7 @@ def _urls(db: str, trees: dict[str, str], days: int, members: int) -> Iterator[t
         if db == "sqlite":
             yield side, sqlite_url(scratch(f"reports_{side}_{members}x{days}.db"))
         else:
-            from sqlalchemy import create_engine, text
-
-            admin = create_engine(os.environ["BENCH_PG_BASE"], isolation_level="AUTOCOMMIT")
-            name = f"reports_{side}_{members}x{days}"
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            admin.dispose()
-            yield side, os.environ["BENCH_PG_BASE"].rsplit("/", 1)[0] + f"/{name}"
+            yield side, pg_database(f"reports_{side}_{members}x{days}")
 
 
 def tie_sorted(data: dict[str, Any]) -> dict[str, Any]:
@@ -292,20 +284,10 @@ def main() -> None:
                            "repeats": REPEATS}
     targets = []
     for db in args.db.split(","):
-        if db == "postgresql":
-            from tests.pg import PostgresServer
-
-            server = PostgresServer()
-            if not server.available:
-                out[db] = {"skipped": "pg_ctl not installed"}
-                continue
-            os.environ["BENCH_PG_BASE"] = server.start()
-            try:
-                out[db] = run(db, trees, members, history)
-            finally:
-                server.stop()
-        else:
-            out[db] = run(db, trees, members, history, args.reuse)
+        reuse = args.reuse and db == "sqlite"  # a PostgreSQL server is new every run: nothing to reuse
+        out[db] = on_database(db, lambda: run(db, trees, members, history, reuse))
+        if "skipped" in out[db]:
+            continue
         longest = max(history)
         after = out[db][f"{members}x{longest}d"]["after"]
         targets += [target(f"{db}: report, {members} members x {longest} days (median s)",

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +41,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.common import ROOT, emit, git_head, log, percentile, phone, run_child, scratch, sqlite_url, target, utc
+from bench.common import (ROOT, emit, git_head, log, on_database, percentile, pg_admin, pg_database, phone, run_child,
+                          scratch, sqlite_url, target, utc)
 
 NAME = "stalls"
 NOW = utc(2026, 6, 15, 9, 0)  # a Monday, 09:00 UTC
@@ -299,33 +299,20 @@ class Databases:
     def fresh(self, name: str) -> str:
         if self.db == "sqlite":
             return sqlite_url(scratch(f"stalls_{name}.db"))
-        return self._pg(name, template=None)
+        return pg_database(name)
 
     def copy(self, source: str, name: str) -> str:
         if self.db == "sqlite":
             path = scratch(f"stalls_{name}.db")
             shutil.copyfile(source.removeprefix("sqlite:///"), path)
             return sqlite_url(path)
-        return self._pg(name, template=source.rsplit("/", 1)[1])
+        return pg_database(name, template=source.rsplit("/", 1)[1])
 
     def drop(self, url: str) -> None:
         if self.db == "sqlite":
             scratch(Path(url.removeprefix("sqlite:///")).name)
             return
-        self._admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-    def _admin(self, sql: str) -> None:
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(os.environ["BENCH_PG_BASE"], isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(sql))
-        admin.dispose()
-
-    def _pg(self, name: str, template: str | None) -> str:
-        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self._admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-        return os.environ["BENCH_PG_BASE"].rsplit("/", 1)[0] + f"/{name}"
+        pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def run(db: str, trees: dict[str, str], scenarios: list[str], scale: int) -> dict[str, Any]:
@@ -377,20 +364,9 @@ def main() -> None:
                            "trees": {side: {"path": p, "git_head": git_head(p)} for side, p in trees.items()}}
     targets = []
     for db in args.db.split(","):
-        if db == "postgresql":
-            from tests.pg import PostgresServer
-
-            server = PostgresServer()
-            if not server.available:
-                out[db] = {"skipped": "pg_ctl not installed"}
-                continue
-            os.environ["BENCH_PG_BASE"] = server.start()
-            try:
-                out[db] = run(db, trees, scenarios, scale)
-            finally:
-                server.stop()
-        else:
-            out[db] = run(db, trees, scenarios, scale)
+        out[db] = on_database(db, lambda: run(db, trees, scenarios, scale))
+        if "skipped" in out[db]:
+            continue
         for scenario in scenarios:
             after = out[db][scenario]["after"]
             targets += [target(f"{db} {scenario}: longest transaction (s)", after["longest_transaction_s"], 0.3),

@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Engine, insert
 
@@ -237,6 +237,41 @@ def build_due_checkin_messages(engine: Engine, n: int, now: datetime, *, state: 
         "dedupe_key": f"checkin:{i}:prompt", "state": "queued", "created_at": due, "not_before": due,
         "expires_at": due + validity, "attempts": 0,
     } for i in range(1, n + 1)))
+
+
+def on_database(db: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`measure()` on `db`. For postgresql a throwaway server is started first and stopped after
+    (its base URL in BENCH_PG_BASE, for `pg_database`); {"skipped": ...} without PostgreSQL."""
+    if db != "postgresql":
+        return measure()
+    from tests.pg import PostgresServer
+
+    server = PostgresServer()
+    if not server.available:
+        return {"skipped": "pg_ctl not installed"}
+    os.environ["BENCH_PG_BASE"] = server.start()
+    try:
+        return measure()
+    finally:
+        server.stop()
+
+
+def pg_admin(sql: str) -> None:
+    """One statement outside a transaction (CREATE / DROP DATABASE) on the BENCH_PG_BASE server."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(os.environ["BENCH_PG_BASE"], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(sql))
+    admin.dispose()
+
+
+def pg_database(name: str, template: str | None = None) -> str:
+    """A new database `name` on the BENCH_PG_BASE server (an old one of that name dropped first),
+    empty or a copy of `template`; its URL."""
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return os.environ["BENCH_PG_BASE"].rsplit("/", 1)[0] + f"/{name}"
 
 
 def run_child(module: str, *args: str, timeout: float = 900) -> dict[str, Any]:
