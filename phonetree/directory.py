@@ -1,6 +1,7 @@
 """Groups and members: adding, finding, pausing. Names are first or chosen names only."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from difflib import get_close_matches
 
@@ -11,7 +12,8 @@ from phonetree import clock, events, texts
 from phonetree.display_text import has_hidden, safe
 from phonetree.local_times import local_date
 from phonetree.errors import PhonetreeError
-from phonetree.models import Group, Member
+from phonetree.messages import own_wording
+from phonetree.models import Group, Member, Message
 from phonetree.phones import is_landline, parse_phone
 from phonetree.presets import PRESETS
 from phonetree.texts import MAX_NAME
@@ -179,7 +181,6 @@ def update_member(session: Session, group: Group, member: Member, *, phone: str 
     stays as it was. Returns what changed (for the record) and notes for the organiser."""
     from sqlalchemy import update
 
-    from phonetree.models import Message
     from phonetree.phones import display
     from phonetree.templates import check_language
 
@@ -251,11 +252,6 @@ def _rename_in_waiting(session: Session, group: Group, old: str, new: str) -> No
     them) carry the new name. Whole words and exact case only, so "Jo" never touches "Joan";
     where a template carries someone's own words ({text}: a forwarded reply, news) only the
     template's part before them changes: the words stay as they were written."""
-    import re
-
-    from phonetree.messages import own_wording
-    from phonetree.models import Message
-
     name = re.compile(rf"(?<!\w){re.escape(old)}(?!\w)")
     for message in session.scalars(select(Message).where(
             Message.group_id == group.id, Message.state == "queued", Message.body.contains(old))):
