@@ -14,7 +14,6 @@ from typing import Any, Iterable
 from sqlalchemy import BindParameter, Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from phonetree import events
 from zoneinfo import ZoneInfo
@@ -27,6 +26,7 @@ from phonetree.models import CheckIn, CheckInPlan, Group, Member
 from phonetree.prepared import Prepared, Transaction, one_of
 from phonetree.quiet_hours import next_allowed
 from phonetree.local_times import local_date, local_instant
+from phonetree.work import Work
 
 # A check-in in these states still awaits an answer or a person (see models.CheckIn's life).
 OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
@@ -272,9 +272,9 @@ def open_checkins(session: Session, member_ids: list[int]) -> list[CheckIn]:
         .order_by(*_NEWEST_FIRST)))
 
 
-def open_checkin_rows(session: Session, member_ids: list[int]) -> list[OpenCheckIn]:
+def open_checkin_rows(work: Work, member_ids: list[int]) -> list[OpenCheckIn]:
     """`open_checkins` as prepared rows (one statement per member), newest first."""
-    connection = session.connection()
+    connection = work.connection()
     rows = [OpenCheckIn(*row) for member_id in member_ids
             for row in _OPEN_CHECKIN_ROWS.rows(connection, {"member_id": member_id})]
     if len(member_ids) > 1:
@@ -292,7 +292,7 @@ _ANSWER_UNESCALATED = Prepared(
     .values(state="answered", answered_at=_now, closed_at=_now, outcome=bindparam("how")))
 
 
-def answer(session: Session, item: OpenCheckIn, now: datetime, how: str) -> int:
+def answer(work: Work, item: OpenCheckIn, now: datetime, how: str) -> int:
     """The member has been in touch. Closes the check-in; if anyone had been asked to ring,
     they are stood down, told plainly whether the member says they are OK after asking for a
     call, or has simply been in touch. Returns how many people were told.
@@ -302,14 +302,15 @@ def answer(session: Session, item: OpenCheckIn, now: datetime, how: str) -> int:
     # The common case, nobody asked yet, so nobody to tell: a conditional UPDATE and the event,
     # as prepared statements. It changes nothing if the check-in has moved on meanwhile.
     if item.state in UNESCALATED and _ANSWER_UNESCALATED.rowcount(
-            session.connection(), {"cid": item.id, "was": item.state, "now": now, "how": how}):
-        loaded = session.identity_map.get(identity_key(CheckIn, item.id))
+            work.connection(), {"cid": item.id, "was": item.state, "now": now, "how": how}):
+        loaded = work.loaded(CheckIn, item.id)
         if loaded is not None:  # keep a CheckIn this session holds true to its row
             for name, value in (("state", "answered"), ("answered_at", now), ("closed_at", now), ("outcome", how)):
                 set_committed_value(loaded, name, value)
-        events.record(session, now, "answered", group_id=item.group_id, member_id=item.member_id,
+        events.record(work.connection(), now, "answered", group_id=item.group_id, member_id=item.member_id,
                       checkin_id=item.id, detail=how)
         return 0
+    session = work.session  # someone may be stood down: the domain's rules, through the ORM
     checkin = session.get(CheckIn, item.id)
     if checkin is None:
         return 0

@@ -76,7 +76,10 @@ def make_engine(url: str, key: str | None = None) -> Engine:
         # instead so two processes ticking at once serialise rather than deadlock.
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Unless the transaction is open already: a bare one (phonetree.work) that has
+            # grown a Session over the same DBAPI connection.
+            if not conn.connection.driver_connection.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

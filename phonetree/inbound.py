@@ -26,6 +26,7 @@ from phonetree.prepared import Prepared
 from phonetree.errors import PhonetreeError
 from phonetree.replies import Intent, Reply, parse_keypress, parse_reply
 from phonetree.local_times import local_date
+from phonetree.work import Work
 
 DEFAULT_PAUSE_DAYS = 7
 
@@ -37,6 +38,7 @@ class Outcome:
     known: bool
     intent: str = "unknown"
     member: str | None = None
+    member_id: int | None = None  # the sender's (first) member row, for the log: no number, no name
     actions: list[str] = field(default_factory=list)
     duplicate: bool = False
 
@@ -74,13 +76,16 @@ _RECORD = Prepared(lambda dialect: insert_for(dialect)(_inbound).on_conflict_do_
                    columns=("provider_sid", "member_id", "channel", "body", "intent", "received_at"))
 
 
-def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: str | None = None,
+def handle(where: Session | Work, now: datetime, from_phone: str, text: str, *, sid: str | None = None,
            channel: str = "sms", reply: Reply | None = None, member_id: int | None = None) -> Outcome:
-    """Act on one inbound message. `reply` overrides parsing (a keypress); `member_id` pins the
-    sender when the gateway knows it (the person a call was placed to): then the reply is theirs
-    in each group they are in (the same number and name), not a housemate's on a shared line."""
+    """Act on one inbound message, in `where`'s transaction (a webhook's bare unit of work,
+    which the ORM joins only for a reply that needs it, or an open Session). `reply` overrides
+    parsing (a keypress); `member_id` pins the sender when the gateway knows it (the person a
+    call was placed to): then the reply is theirs in each group they are in (the same number and
+    name), not a housemate's on a shared line."""
+    work = where if isinstance(where, Work) else Work.of(where)
     e164 = e164_of(from_phone)
-    connection = session.connection()
+    connection = work.connection()
     found: list[_Found] = [] if e164 is None else [
         _Found(*row) for row in _MEMBERS_BY_PHONE.rows(connection, {"phone": e164})]
     if member_id is not None:
@@ -95,10 +100,11 @@ def handle(session: Session, now: datetime, from_phone: str, text: str, *, sid: 
     # from the command line, there is nothing to conflict with: it is always recorded.)
     if not _RECORD.rows(connection, {"provider_sid": sid, "member_id": found[0].id, "channel": channel,
                                      "body": text, "intent": reply.intent.value, "received_at": now}):
-        return Outcome(known=True, intent=reply.intent.value, member=found[0].name, duplicate=True)
-    outcome = Outcome(known=True, intent=reply.intent.value, member=found[0].name)
-    ROUTES[reply.intent](session, now, _Sender(session, found, channel), reply, text, outcome)
-    session.flush()
+        return Outcome(known=True, intent=reply.intent.value, member=found[0].name, member_id=found[0].id,
+                       duplicate=True)
+    outcome = Outcome(known=True, intent=reply.intent.value, member=found[0].name, member_id=found[0].id)
+    ROUTES[reply.intent](work, now, _Sender(work, found, channel), reply, text, outcome)
+    work.flush()
     return outcome
 
 
@@ -120,7 +126,7 @@ class _Sender:
     one landline, is one phone), and the channel it came by, which is the channel we answer in.
     The members themselves are loaded only by a route that needs more than their ids."""
 
-    session: Session
+    work: Work
     found: list[_Found]
     channel: str
 
@@ -133,31 +139,32 @@ class _Sender:
 
     @cached_property
     def members(self) -> list[Member]:
-        by_id = {m.id: m for m in self.session.scalars(select(Member).where(Member.id.in_(self.ids)))}
+        by_id = {m.id: m for m in self.work.session.scalars(select(Member).where(Member.id.in_(self.ids)))}
         return [by_id[i] for i in self.ids]
 
     def in_group(self, group_id: int) -> Member:
         return next(m for m in self.members if m.group_id == group_id)
 
 
-def _ok(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+def _ok(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
     """All well: every open check-in of this number is answered, and whoever was asked is told
     (a HELP included: the member's own OK is the one word that stands a call request down)."""
-    open_items = open_checkin_rows(session, sender.ids)
+    open_items = open_checkin_rows(work, sender.ids)
     if not open_items:
         outcome.actions.append("nothing open; no change")
         return
     outcome.member = sender.name_of(open_items[0].member_id)
     for checkin in open_items:
-        told = answer(session, checkin, now, "replied OK")
+        told = answer(work, checkin, now, "replied OK")
         outcome.actions.append(f"check-in answered ({checkin.occurrence})"
                                + (f"; {told} contact(s) stood down" if told else ""))
 
 
-def _help(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+def _help(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
     """Wants a call: in each group where this number has a check-in open (with none open, each
     of its groups), the first reachable contact is asked at once. One acknowledgement goes
     back, by text when they texted; a keypress is answered by the call itself."""
+    session = work.session
     open_ids = {c.member_id for c in open_checkins(session, sender.ids)}
     targets = [m for m in sender.members if m.id in open_ids] or sender.members
     asked: list[tuple[CheckIn, str]] = []
@@ -184,19 +191,20 @@ def _help(session: Session, now: datetime, sender: _Sender, reply: Reply, text: 
                                 channel="sms", checkin_id=first.id)])
 
 
-def _task_reply(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str,
+def _task_reply(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str,
                 outcome: Outcome) -> None:
     """DONE or CANT from someone holding a task. From a member whose own call request is open
     it is read as their words, not a contact's answer ("I can't ..." is not "I can't ring"):
     forwarded to a person, and a CANT still passes on what they hold (someone else rings)."""
+    session = work.session
     held = tasks.open_tasks_for(session, sender.ids)
     own_help = any(c.help_requested_at is not None for c in open_checkins(session, sender.ids))
     if not held or (own_help and reply.intent is Intent.DONE):
-        _unknown(session, now, sender, reply, text, outcome)
+        _unknown(work, now, sender, reply, text, outcome)
         return
     task = _task_meant(session, held, text)
     if task is None:  # about someone else: a person reads it, nothing is closed by it
-        _unknown(session, now, sender, reply, text, outcome)
+        _unknown(work, now, sender, reply, text, outcome)
         return
     outcome.member = task.assignee.name
     group = task.group
@@ -212,7 +220,7 @@ def _task_reply(session: Session, now: datetime, sender: _Sender, reply: Reply, 
                                 channel=_answer_channel(sender, task.assignee))])
     outcome.actions.append(f"{task.kind} task {what}")
     if own_help:
-        _unknown(session, now, sender, reply, text, outcome)
+        _unknown(work, now, sender, reply, text, outcome)
 
 
 def _answer_channel(sender: _Sender, member: Member) -> str:
@@ -236,9 +244,10 @@ def _task_meant(session: Session, held: list[Task], text: str) -> Task | None:
     return held[0]
 
 
-def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+def _pause(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
     """Away for a while. The organisers are told every time: a phone may not be in its owner's
     hands, and a member silenced by someone else must be noticed."""
+    session = work.session
     first = sender.members[0]
     group = first.group
     days = reply.days or DEFAULT_PAUSE_DAYS
@@ -256,7 +265,8 @@ def _pause(session: Session, now: datetime, sender: _Sender, reply: Reply, text:
     outcome.actions.append(f"paused until {until.isoformat()}; organisers told")
 
 
-def _back(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+def _back(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+    session = work.session
     first = sender.members[0]
     group = first.group
     for member in sender.members:
@@ -268,9 +278,10 @@ def _back(session: Session, now: datetime, sender: _Sender, reply: Reply, text: 
     outcome.actions.append("check-ins resumed")
 
 
-def _opt(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
+def _opt(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:
     """STOP/START. Twilio already blocks or unblocks the number and replies itself, so we
     record it and tell the organisers; we send the member nothing."""
+    session = work.session
     stop = reply.intent is Intent.STOP
     rows = []
     for member in sender.members:
@@ -296,15 +307,16 @@ def _tell_organisers(session: Session, now: datetime, member: Member, template: 
     ) for organiser in organisers(session, member.group_id) if organiser.phone != member.phone]
 
 
-def _unknown(session: Session, now: datetime, sender: _Sender, reply: Reply, text: str,
+def _unknown(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str,
              outcome: Outcome) -> None:
     """Counts as contact, and a person reads it: the organisers of the group(s) it concerns, or
     the first named contact. A check-in with a HELP in force is not answered by it: the call
     stays asked for, and whoever holds it gets the words too."""
+    session = work.session
     open_items = open_checkins(session, sender.ids)
     for checkin in open_items:
         if checkin.help_requested_at is None:
-            answer(session, OpenCheckIn.of(checkin), now, "replied (unrecognised text, passed to a person)")
+            answer(work, OpenCheckIn.of(checkin), now, "replied (unrecognised text, passed to a person)")
             outcome.actions.append("counted as contact: check-in answered")
         else:
             outcome.actions.append("a call was asked for: it stays asked for")
@@ -380,6 +392,8 @@ def keypress(session: Session, now: datetime, message: Message, digits: str, cal
     return "Sorry, we didn't catch that. Goodbye."
 
 
+# Each takes the unit of work: all but OK use its ORM Session; OK (most replies) makes one only
+# if someone is to be stood down.
 ROUTES = {
     Intent.OK: _ok,
     Intent.HELP: _help,

@@ -42,20 +42,35 @@ def transaction(engine: Engine) -> Iterator[Transaction]:
     """A short write transaction for prepared statements only, without SQLAlchemy's
     `Connection` (whose begin, commit and pool round trip cost ~100 µs, more than the work on
     the dispatcher's hot path). Commits on success, rolls back on any error; takes the same
-    writer lock and, on SQLite, the same BEGIN IMMEDIATE as `db.connection_scope`."""
+    writer lock and, on SQLite, the same BEGIN IMMEDIATE as `db.connection_scope`.
+    (`phonetree.work.unit_of_work` is the same, for work that may also need the ORM.)"""
     with writer_lock(engine):
         dbapi = engine.raw_connection()
         try:
-            driver = dbapi.driver_connection
-            if engine.dialect.name == "sqlite" and driver is not None:
-                _call(engine.dialect, "BEGIN IMMEDIATE", lambda: driver.execute("BEGIN IMMEDIATE"))
-            yield Transaction(engine.dialect, dbapi)
-            _call(engine.dialect, "COMMIT", dbapi.commit)
+            bare = begin(engine, dbapi)
+            yield bare
+            finish(bare, commit=True)
         except BaseException:
             dbapi.rollback()
             raise
         finally:
             dbapi.close()  # back to the pool
+
+
+def begin(engine: Engine, dbapi: PoolProxiedConnection) -> Transaction:
+    """Start a transaction on a pooled DBAPI connection (on SQLite taking the write lock now,
+    as db.py's BEGIN IMMEDIATE does for SQLAlchemy's own)."""
+    driver = dbapi.driver_connection
+    if engine.dialect.name == "sqlite" and driver is not None:
+        _call(engine.dialect, "BEGIN IMMEDIATE", lambda: driver.execute("BEGIN IMMEDIATE"))
+    return Transaction(engine.dialect, dbapi)
+
+
+def finish(bare: Transaction, commit: bool) -> None:
+    if commit:
+        _call(bare.dialect, "COMMIT", bare.connection.commit)
+    else:
+        bare.connection.rollback()
 
 
 def _call(dialect: Dialect, what: str, call: Callable[[], Any]) -> Any:
