@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from phonetree import events
 from phonetree.db import insert_ignoring_duplicates
 from phonetree.directory import organisers, reachable
 from phonetree.messages import message_row, queue
-from phonetree.models import CheckIn, CheckInPlan, Group, Member, Task
+from phonetree.models import CheckIn, CheckInPlan, Group, Member, Message, Task
 from phonetree.phones import display
 from phonetree.task_kinds import owns
 from phonetree.local_times import local_date
@@ -133,10 +133,21 @@ def stand_down(session: Session, checkin: CheckIn, now: datetime, why: str = IN_
         select(Task).where(Task.checkin_id == checkin.id, Task.state.in_(("asked", "expired")))
         .order_by(Task.id)
     ).all()
+    # An ask still waiting to go (the provider down, a phone off: retried later) goes with its
+    # task, and whoever it was for is not told: "no need to ring" about a call they were never
+    # asked to make would only puzzle them. An ask that may have left (sent, or in flight) is.
+    ids = [task.id for task in tasks]
+    reached: set[int] = set()
+    if ids:
+        session.execute(update(Message).where(Message.task_id.in_(ids), Message.state == "queued",
+                                              Message.purpose.is_not(None)).values(state="withdrawn"))
+        reached = set(session.scalars(select(Message.task_id).where(
+            Message.task_id.in_(ids), Message.purpose.is_not(None),
+            or_(Message.sent_at.is_not(None), Message.state == "sending"))))
     holders: dict[int, Task] = {}
     for task in tasks:
         task.state, task.closed_at = "stood_down", now
-        if by is None or task.assignee_id != by.id:
+        if task.id in reached and (by is None or task.assignee_id != by.id):
             holders.setdefault(task.assignee_id, task)
     rows = [message_row(
         now, group, task.assignee, kind="info", template=why,

@@ -168,3 +168,34 @@ def test_a_held_message_past_its_use_is_reported_not_sent(oakfield, ok, engine, 
     with session_scope(engine) as session:
         [checkin] = session.scalars(select(CheckIn).where(CheckIn.occurrence == "2026-12-01"))
         assert checkin.state == "missed"
+
+
+def test_an_ask_still_held_by_an_outage_is_withdrawn_when_the_member_replies(
+        oakfield, ok, engine, standin, twilio_gateway):
+    """Jo's ask never left (Twilio down); Vera then texts OK. Jo must not get, when Twilio is
+    back, "please ring Vera" and then "no need to ring": nothing at all, as she was never asked."""
+    add_checkin(ok)
+    tick(engine, twilio_gateway, at(9))
+    standin.fail_next("Messages", status=500, times=10_000)
+    run(engine, twilio_gateway, at(9, 30), at(9, 32))
+    [ask] = sent(engine, template="escalation")
+    assert ask.state == "queued" and ask.to_phone == E164[JO]
+    reply(engine, E164[VERA], "OK", at(9, 33))  # by a webhook: inbound SMS still arrives
+    tried = [r for r in standin.requests_to("Messages") if r.params.get("To") == E164[JO]]
+    assert tried  # (refused with 500s: it never left)
+    standin.recover("Messages")
+    run(engine, twilio_gateway, at(9, 34), at(9, 40), every=timedelta(seconds=10))
+    assert [(m.template, m.state) for m in sent(engine, to_phone=E164[JO])] == [("escalation", "withdrawn")]
+    assert tasks_now(engine) == [("Jo", "stood_down")]
+    assert [r for r in standin.requests_to("Messages") if r.params.get("To") == E164[JO]] == tried
+
+
+def test_an_ask_that_left_before_the_reply_still_gets_its_stand_down(oakfield, ok, engine, standin,
+                                                                      twilio_gateway):
+    add_checkin(ok)
+    tick(engine, twilio_gateway, at(9))
+    run(engine, twilio_gateway, at(9, 30), at(9, 31))
+    reply(engine, E164[VERA], "OK", at(9, 33))
+    run(engine, twilio_gateway, at(9, 33), at(9, 34))
+    assert [(m.template, m.state) for m in sent(engine, to_phone=E164[JO])] == [
+        ("escalation", "sent"), ("stand_down", "sent")]
