@@ -54,7 +54,7 @@ def one_line(message: str) -> str:
 class PhonetreeGroup(click.Group):
     """Every error, ours or click's, is one line on stderr starting `Error:`."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             return super().main(*args, **kwargs)

@@ -6,7 +6,7 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, cast
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, cast
 
 from sqlalchemy import URL, Connection, CursorResult, Engine, Result, create_engine, event, inspect, text
 from sqlalchemy.exc import DatabaseError
@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from phonetree.encryption import encrypted_url, explain_open_error
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 from phonetree.errors import PhonetreeError
 from phonetree.files import prepare_sqlite_file
 
@@ -29,7 +32,7 @@ _sessionmakers: dict[Engine, sessionmaker[Session]] = {}
 _write_locks: dict[Engine, threading.RLock] = {}
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     if type(dbapi_connection).__module__.startswith("sqlcipher3"):
         # SQLCipher writes its own lines to stderr on a wrong key; the organiser gets one Error line.
@@ -75,14 +78,15 @@ def make_engine(url: str, key: str | None = None) -> Engine:
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN
         # instead so two processes ticking at once serialise rather than deadlock.
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+        def _begin_immediate(conn: Connection) -> None:
             # Unless the transaction is open already: a bare one (phonetree.work) that has
             # grown a Session over the same DBAPI connection.
-            if not conn.connection.driver_connection.in_transaction:
+            driver = conn.connection.driver_connection
+            if driver is None or not driver.in_transaction:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
-        def _no_autobegin(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _no_autobegin(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
     else:
         # hide_parameters: an error in a log must not carry the numbers and texts it was writing.
@@ -90,7 +94,7 @@ def make_engine(url: str, key: str | None = None) -> Engine:
     return engine
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
+def alembic_config(url: str) -> "Config":
     from alembic.config import Config
 
     config = Config()

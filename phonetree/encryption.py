@@ -24,7 +24,7 @@ MIN_KEY_LENGTH = 12
 def driver() -> Any:
     """The sqlcipher3 module, or a clear error saying how to install it."""
     try:
-        import sqlcipher3  # type: ignore[import-not-found]
+        import sqlcipher3
     except ImportError:
         raise PhonetreeError(f"{KEY_VARIABLE} is set, but SQLCipher is not installed here: {INSTALL_HINT}.")
     return sqlcipher3

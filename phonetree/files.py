@@ -3,6 +3,7 @@ only, whatever the umask: 0600 from the moment they exist, never briefly wider."
 from __future__ import annotations
 
 import os
+from typing import IO, Any
 from pathlib import Path
 
 PRIVATE_MODE = 0o600
@@ -25,7 +26,7 @@ def create_private(path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def open_private(path: str | os.PathLike[str], mode: str = "a", encoding: str | None = "utf-8"):  # type: ignore[no-untyped-def]
+def open_private(path: str | os.PathLike[str], mode: str = "a", encoding: str | None = "utf-8") -> IO[Any]:
     """`open(path, mode)` for a file of members' data: created 0600 first if it is new."""
     create_private(path)
     return open(path, mode, encoding=encoding if "b" not in mode else None)

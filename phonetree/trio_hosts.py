@@ -70,7 +70,7 @@ def direct(n: int) -> tuple[int | None, ...]:
     plan: list[int | None] = []
     for r, pairs in enumerate(rounds):
         bye = next(b if a is None else a for a, b in pairs if None in (a, b))
-        plan.append(last.get(bye) if r < n - 1 else None)  # type: ignore[arg-type]
+        plan.append(last.get(bye) if r < n - 1 else None)
     return tuple(plan)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 from sqlalchemy import Engine, exc
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -250,7 +251,7 @@ class WebhookApp:
         # Empty TwiML: replies go out through the dispatcher, and an unknown sender learns nothing.
         return Response.twiml()
 
-    def _message(self, session, request: Request, any_sid: bool = False):  # type: ignore[no-untyped-def]
+    def _message(self, session: Session, request: Request, any_sid: bool = False) -> Message | None:
         """The message a callback is about: by our id in the query, checked against Twilio's sid
         (unless `any_sid`)."""
         try:

@@ -34,7 +34,7 @@ class Work:
 
     @classmethod
     def of(cls, session: Session) -> "Work":
-        return cls(session.get_bind().engine, None, session)  # type: ignore[union-attr]
+        return cls(session.get_bind().engine, None, session)
 
     def connection(self) -> Connection | Transaction:
         if self._bare is not None:

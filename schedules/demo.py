@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from phonetree import clock, directory, inbound
 from phonetree.plans import add_plan
@@ -91,7 +91,7 @@ def play(path: Path, echo: Callable[[str], None]) -> None:
     dispose_all()
 
 
-def _reply(engine, when: datetime, who: str, text: str, echo: Callable[[str], None]) -> None:  # type: ignore[no-untyped-def]
+def _reply(engine: Engine, when: datetime, who: str, text: str, echo: Callable[[str], None]) -> None:
     local = when.astimezone(ZONE).strftime("%H:%M")
     with session_scope(engine) as session:
         member = session.scalar(select(Member).where(Member.name == who))
@@ -106,7 +106,7 @@ def _reply(engine, when: datetime, who: str, text: str, echo: Callable[[str], No
             inbound.handle(session, when, member.phone, text)
 
 
-def _show_sent(engine, seen: set[int], names: dict[str, str], echo: Callable[[str], None]) -> None:  # type: ignore[no-untyped-def]
+def _show_sent(engine: Engine, seen: set[int], names: dict[str, str], echo: Callable[[str], None]) -> None:
     """Print messages sent since last time (the conversation as it happens)."""
     with session_scope(engine) as session:
         rows = session.scalars(select(Message).where(Message.state == "sent", Message.id.not_in(seen))

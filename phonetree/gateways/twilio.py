@@ -316,7 +316,7 @@ class TwilioGateway(Gateway):
             # ValidityPeriod "on the message or on the Messaging Service", and if it is ignored
             # nothing is lost. Either way the dispatcher's own expires_at check still applies.
             kwargs["validity_period"] = min(MAX_VALIDITY, max(MIN_VALIDITY, int(out.validity_s)))
-        message = _call_twilio(lambda: self.client.messages.create(**kwargs))  # type: ignore[arg-type]
+        message = _call_twilio(lambda: self.client.messages.create(**kwargs))
         return _accepted(message, "message", "SMS", out)
 
     def place_call(self, out: Outgoing) -> str:
@@ -339,5 +339,5 @@ class TwilioGateway(Gateway):
             # saying it keeps it true if that default ever changes.)
             kwargs["status_callback_event"] = ["completed"]
             kwargs["status_callback_method"] = "POST"
-        call = _call_twilio(lambda: self.client.calls.create(**kwargs))  # type: ignore[arg-type]
+        call = _call_twilio(lambda: self.client.calls.create(**kwargs))
         return _accepted(call, "call", "call", out)
