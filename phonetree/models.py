@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -353,6 +354,19 @@ class ProviderOutage(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+class SendRate(Base):
+    """The next free start time of one gateway's channel, shared by every worker of a PostgreSQL
+    database (schedules/shared_rate.py): so N workers on one Twilio number send at its rate, not
+    N times it. Seconds since the epoch on the database server's clock, the one clock every
+    worker can read (never the app's clock, which tests freeze, nor a worker's monotonic one)."""
+
+    __tablename__ = "send_rates"
+
+    gateway: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    next_start: Mapped[float] = mapped_column(Float)
 
 
 class WebhookReceipt(Base):

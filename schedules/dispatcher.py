@@ -71,7 +71,10 @@ class RateLimiter:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, priority: int | None = None) -> None:
+        """Block until this send may start. (`priority` matters only to the limit shared between
+        workers, schedules/shared_rate.py: within one process at most `threads` starts are
+        reserved ahead, a fraction of a second.)"""
         if not self.interval:
             return
         with self._lock:
@@ -80,6 +83,11 @@ class RateLimiter:
             self._next = start + self.interval
         if start > moment:
             time.sleep(start - moment)
+
+    @property
+    def share(self) -> float:
+        """The starts a second this worker gets: all of them, as it is the only one."""
+        return self.rate
 
 
 def backoff(attempt: int) -> timedelta:
@@ -148,12 +156,6 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
         return now + timedelta(seconds=time.monotonic() - started)
 
     remaining = limit
-    # Under a rate limit, claim about a second's worth at a time, so a HELP that arrives
-    # mid-burst is picked up within a second instead of waiting behind a whole batch.
-    step = BATCH
-    if limiters:
-        fastest = max(l.rate for l in limiters.values())
-        step = max(1, min(BATCH, int(fastest))) if fastest > 0 else BATCH
 
     def deliver(message: Message, recipients: dict[int, Member], windows: dict[int, PromptWindow]) -> bool:
         """Send one claimed message and mark it; False (nothing done) once stopping.
@@ -168,7 +170,7 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
             outcome = (message, None, GatewayError("not sent in time", True, "expired"))
         else:
             if limiters and message.channel in limiters:
-                limiters[message.channel].wait()
+                limiters[message.channel].wait(message.priority)
             outcome = _send_one(gateway, message)
         # Marked at once, each in its own transaction: a worker killed mid-batch resends
         # at most the messages it was sending, never the ones already out.
@@ -181,6 +183,7 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
     try:
         while remaining is None or remaining > 0:
             probing = provider.failing
+            step = _step(limiters)
             batch = 1 if probing else step if remaining is None else min(step, remaining)
             with session_scope(engine) as session:
                 claimed = _claim(session, current(), batch, lease)
@@ -213,6 +216,16 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
         if pool is not None:
             pool.shutdown(wait=True)
     return result
+
+
+def _step(limiters: dict[str, RateLimiter] | None) -> int:
+    """How many to claim next. Under a rate limit about a second's worth of this worker's sends,
+    so a HELP that arrives mid-burst is picked up within a second instead of waiting behind a
+    whole batch; with several workers sharing the rate, a second's worth of this one's share."""
+    if not limiters:
+        return BATCH
+    fastest = max(l.share for l in limiters.values())
+    return max(1, min(BATCH, int(fastest))) if fastest > 0 else BATCH
 
 
 def _settle(in_flight: list[tuple[Message, "Future[bool]"]], most: int) -> tuple[list[tuple[Message, "Future[bool]"]], list[int]]:

@@ -22,8 +22,8 @@ from phonetree.gateways.base import Gateway
 from phonetree.heartbeat import Heartbeat, health, open_outage_since
 from phonetree.journal import Journal, location
 from phonetree.web import MAX_BODY, WebhookApp
-from schedules.dispatcher import RateLimiter
 from schedules.engine import step
+from schedules.shared_rate import limiters_for
 from schedules import dispatcher
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ class Runner:
     def __init__(self, engine: Engine, gateway: Gateway, settings: Settings,
                  host: str = "127.0.0.1", port: int = 8080) -> None:
         self.engine, self.gateway, self.settings = engine, gateway, settings
-        self.limiters = {"sms": RateLimiter(settings.messages_per_second),
-                         "voice": RateLimiter(settings.calls_per_second)}
+        # Shared by every worker of a PostgreSQL database; this process's own on SQLite.
+        self.limiters = limiters_for(engine, gateway.name, settings)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
         first = datetime.now(timezone.utc)
         self.job = self.scheduler.add_job(self.tick, "interval", seconds=settings.tick_seconds, max_instances=1,
