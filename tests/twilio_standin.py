@@ -54,6 +54,7 @@ class Recorded:
     headers: dict[str, str]
     status: int                    # what the stand-in answered
     client: tuple[str, int] = ("", 0)  # the connection it came on (address, port)
+    at: float = 0.0                # when it arrived (time.monotonic), before any latency
 
 
 @dataclass
@@ -87,8 +88,10 @@ def _now_rfc2822() -> str:
 class TwilioStandIn:
     def __init__(self, account_sid: str = DEFAULT_SID, auth_token: str = DEFAULT_TOKEN,
                  public_url: str = "https://phonetree.example.org", deliver_to: str | None = None,
-                 number: str = DEFAULT_NUMBER) -> None:
+                 number: str = DEFAULT_NUMBER, latency: float = 0.0) -> None:
         self.account_sid = account_sid
+        # Seconds every Messages/Calls request takes to answer, as Twilio's API takes 100-300 ms.
+        self.latency = latency
         self.auth_token = auth_token
         self.public_url = public_url.rstrip("/")
         self.deliver_to = (deliver_to or self.public_url).rstrip("/")
@@ -216,6 +219,7 @@ class TwilioStandIn:
     # -- the REST side
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        arrived = time.monotonic()
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length).decode("utf-8") if length else ""
         multi = parse_qs(raw, keep_blank_values=True)
@@ -228,12 +232,14 @@ class TwilioStandIn:
 
         status, body, content_type, delay = self._answer(handler.command, path, endpoint, auth,
                                                          params, multi)
+        if endpoint is not None and self.latency:
+            delay += self.latency
         if delay:
             time.sleep(delay)
         with self._lock:
             self._requests.append(Recorded(handler.command, path, endpoint, params, multi, auth,
                                            dict(handler.headers.items()), status,
-                                           tuple(handler.client_address[:2])))
+                                           tuple(handler.client_address[:2]), arrived))
         encoded = body.encode("utf-8")
         try:
             handler.send_response(status)
