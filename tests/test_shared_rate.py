@@ -19,6 +19,7 @@ from phonetree.config import Settings
 from phonetree.db import dispose_all, get_engine, make_engine, session_scope
 from phonetree.gateways.twilio import TwilioGateway
 from phonetree.models import Message, SendRate
+from schedules import dispatcher
 from schedules.dispatcher import RateLimiter
 from schedules.runner import Runner
 from schedules.shared_rate import HORIZON, SharedRateLimiter, limiters_for
@@ -129,6 +130,30 @@ def test_urgent_is_not_held_behind_another_workers_routine_reservations(pg_url: 
     assert start is not None and start - db_now <= HORIZON + 1 / rate + 0.05
     assert b.reserve(False)[0] is None
     engine_b.dispose()
+
+
+def test_each_worker_claims_a_second_of_its_own_share(pg_url: str) -> None:
+    """Two workers busy on one 10/s number get about 5/s each, so each claims about five at a
+    time, not ten (ten would take each two seconds to send, and a HELP queued meanwhile could
+    wait that long for either of them to claim again)."""
+    engines = [get_engine(pg_url), make_engine(pg_url)]
+    limiters = [SharedRateLimiter(engine, "twilio", "sms", 10) for engine in engines]
+    until = time.monotonic() + 2.5
+
+    def busy(limiter: SharedRateLimiter) -> None:
+        while time.monotonic() < until:
+            limiter.wait(3)
+
+    threads = [threading.Thread(target=busy, args=(limiter,)) for limiter in limiters for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    engines[1].dispose()
+    steps = [dispatcher._step({"sms": limiter}) for limiter in limiters]
+    assert all(3 <= step <= 7 for step in steps), f"each worker claims {steps} at a time"
+    # One worker alone (the other gone quiet) claims a whole second's worth again.
+    assert dispatcher._step({"sms": SharedRateLimiter(engines[0], "twilio", "sms", 10)}) == 10
 
 
 def test_a_frozen_app_clock_changes_no_reservation(pg_url: str) -> None:
