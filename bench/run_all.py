@@ -23,6 +23,7 @@ BENCHMARKS = {
     "webhooks": ("bench.bench_webhooks", 6),
     "burst": ("bench.bench_burst", 17),
     "workers": ("bench.bench_workers", 3),
+    "shared_rate": ("bench.bench_shared_rate", 10),
     "apscheduler_naive": ("bench.bench_apscheduler", 2),
 }
 

@@ -201,8 +201,10 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
             else:
                 # In priority order, `threads` at a time. The next batch is claimed as soon as
                 # this one is all in flight, not once it has all left: no sender idles at the seam.
+                # Under a rate limit, once one sender is free: its head (a HELP, if one came) then
+                # starts at once instead of behind senders waiting for their slots.
                 in_flight += [(message, pool.submit(deliver, message, recipients, windows)) for message in claimed]
-                in_flight, unsent = _settle(in_flight, 0 if probing else threads)
+                in_flight, unsent = _settle(in_flight, 0 if probing else threads - 1 if limiters else threads)
             if unsent or (stop is not None and stop.is_set()):
                 in_flight, more = _settle(in_flight, 0)
                 _release(engine, unsent + more)
