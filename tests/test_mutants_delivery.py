@@ -6,6 +6,7 @@ call is tried once more, never after a machine; an escalation call passes on at 
 message that will never arrive still reaches a person by another way."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -15,14 +16,17 @@ from sqlalchemy import Engine, select
 
 from phonetree.db import session_scope
 from phonetree.gateways.twilio import TwilioGateway
-from phonetree.models import CheckIn, Event
+from phonetree.models import CheckIn, Event, Group, Member
 from schedules.engine import tick
-from tests.conftest import JO, LANDLINE, MARGARET, VERA, outbox_json
+from tests.conftest import JO, LANDLINE, MARGARET, SAM, VERA, outbox_json
 from tests.test_delivery import wired  # noqa: F401 - the fixture: the stand-in, our webhooks, the gateway
 from tests.twilio_standin import TwilioStandIn
 
 Wired = tuple[TwilioStandIn, TwilioGateway]
 Ok = Callable[..., Result]
+
+
+DAY = "2026-12-01"
 
 
 def _utc(hour: int, minute: int, second: int = 0) -> datetime:
@@ -52,12 +56,33 @@ def _events(engine: Engine, kind: str) -> list[str | None]:
         return list(session.scalars(select(Event.detail).where(Event.kind == kind).order_by(Event.id)))
 
 
-def _landline_checkin(ok: Ok) -> None:
+def _trail(engine: Engine, kind: str) -> list[tuple[Any, ...]]:
+    """The recorded transitions of one kind (models.Event: what an organiser reads back), with
+    the group, member and check-in they are about as names and dates."""
+    with session_scope(engine) as session:
+        names = {m.id: m.name for m in session.scalars(select(Member))}
+        groups = {g.id: g.name for g in session.scalars(select(Group))}
+        occurrences = {c.id: c.occurrence for c in session.scalars(select(CheckIn))}
+        return [(e.at.strftime("%H:%M"), groups.get(e.group_id), names.get(e.member_id),  # type: ignore[arg-type]
+                 occurrences.get(e.checkin_id), e.detail)  # type: ignore[arg-type]
+                for e in session.scalars(select(Event).where(Event.kind == kind).order_by(Event.id))]
+
+
+def _words(twiml: str) -> list[str]:
+    return re.findall(r"<Say[^>]*>(.*?)</Say>", twiml)
+
+
+def _status(ok: Ok, group: str, moment: datetime) -> str:
+    with freeze_time(_at(moment)):
+        return ok("status", group).stdout
+
+
+def _landline_checkin(ok: Ok, reminder: str = "off") -> None:
     """Oakfield's Lil, on a landline: rung at 09:00 for her check-in, Jo after 30 minutes."""
     with freeze_time("2026-11-30 12:00:00"):
         ok("member", "add", "Oakfield", "Lil", "--phone", LANDLINE)
         ok("checkin", "add", "Oakfield", "Lil", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
-           "--reminder", "off")
+           "--reminder", reminder)
 
 
 def _landline_contact(ok: Ok) -> None:
@@ -67,8 +92,9 @@ def _landline_contact(ok: Ok) -> None:
         ok("member", "add", "Hill", "Vera", "--phone", VERA)
         ok("member", "add", "Hill", "Lil", "--phone", LANDLINE)
         ok("member", "add", "Hill", "Jo", "--phone", JO)
+        ok("member", "add", "Hill", "Sam", "--phone", SAM)
         ok("member", "add", "Hill", "Margaret", "--phone", MARGARET, "--role", "organiser")
-        ok("checkin", "add", "Hill", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Lil,Jo",
+        ok("checkin", "add", "Hill", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Lil,Jo,Sam",
            "--escalation-wait", "20m", "--reminder", "off")
 
 
@@ -126,3 +152,187 @@ def test_an_escalation_call_a_person_picked_up_gives_them_their_wait(
     assert shown["state"] == "delivered"
     _run(engine, gateway, _utc(9, 50), _utc(9, 50, 5))
     assert len(_outbox(ok, "+447911100002")) == 1
+
+
+def test_a_checkin_call_a_machine_answered_is_not_rung_again(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Ofcom: no repeated calls to a machine. The first call reached one: no redial, the window
+    # runs, and at its end Jo is asked.
+    standin, gateway = wired
+    _landline_checkin(ok)
+    _run(engine, gateway, _utc(9, 0))
+    [call] = standin.calls
+    with freeze_time("2026-12-01 09:01:00"):
+        standin.send_call_status(call.sid, "completed", answered_by="machine_start")
+    _run(engine, gateway, _utc(9, 6), _utc(9, 7), _utc(9, 20))
+    assert len(standin.calls) == 1
+    [shown] = _outbox(ok, "+441522500001")
+    assert shown["error"] == "answering machine"
+    assert _checkin_state(engine) == "sent"
+    _run(engine, gateway, _utc(9, 30))
+    assert len(_outbox(ok, "+447911100002")) == 1
+
+
+def test_a_checkin_call_nobody_answered_is_redialled_once_five_minutes_later(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    standin, gateway = wired
+    _landline_checkin(ok)
+    _run(engine, gateway, _utc(9, 0))
+    [call] = standin.calls
+    with freeze_time("2026-12-01 09:01:00"):
+        standin.send_call_status(call.sid, "no-answer")
+    _run(engine, gateway, _utc(9, 3), _utc(9, 5, 59))
+    assert len(standin.calls) == 1  # not before five minutes
+    _run(engine, gateway, _utc(9, 6))
+    assert len(standin.calls) == 2
+    with freeze_time("2026-12-01 09:07:00"):
+        standin.send_call_status(standin.calls[1].sid, "busy")
+    _run(engine, gateway, _utc(9, 12), _utc(9, 13), _utc(9, 20))
+    assert len(standin.calls) == 2  # the redial is the last try: the window and Jo do the rest
+    assert [m["error"] for m in _outbox(ok, "+441522500001")] == ["no-answer", "busy"]
+    assert _trail(engine, "call_unanswered") == [("09:01", "Oakfield", "Lil", DAY, "no-answer"),
+                                                 ("09:07", "Oakfield", "Lil", DAY, "busy")]
+    assert _checkin_state(engine) == "sent"
+    _run(engine, gateway, _utc(9, 30))
+    assert len(_outbox(ok, "+447911100002")) == 1
+
+
+def test_a_reminder_call_nobody_answered_is_redialled_too(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    standin, gateway = wired
+    _landline_checkin(ok, reminder="10m")
+    _run(engine, gateway, _utc(9, 0))
+    with freeze_time("2026-12-01 09:01:00"):
+        standin.send_call_status(standin.calls[0].sid, "completed", answered_by="human")
+    _run(engine, gateway, _utc(9, 10), _utc(9, 10, 5))
+    assert len(standin.calls) == 2  # the reminder
+    with freeze_time("2026-12-01 09:11:00"):
+        standin.send_call_status(standin.calls[1].sid, "no-answer")
+    _run(engine, gateway, _utc(9, 16), _utc(9, 16, 5))
+    assert len(standin.calls) == 3
+    # The same words again (only the message id in the keypress URL differs).
+    reminder = _words(standin.calls[1].params["Twiml"])
+    assert reminder and _words(standin.calls[2].params["Twiml"]) == reminder
+
+
+def test_an_escalation_call_nobody_answered_passes_on_at_once_as_no_answer(
+        engine: Engine, ok: Ok, wired: Wired) -> None:
+    # README: the next contact is asked at once, shown as not reached, never as Lil's CANT.
+    standin, gateway = wired
+    _landline_contact(ok)
+    _run(engine, gateway, _utc(9, 0), _utc(9, 30))
+    [call] = standin.calls
+    with freeze_time("2026-12-01 09:31:00"):
+        assert standin.send_call_status(call.sid, "no-answer")[0] == 200
+    _run(engine, gateway, _utc(9, 31))
+    assert len(_outbox(ok, "+447911100002")) == 1
+    status = _status(ok, "Hill", _utc(9, 32))
+    assert "Lil (no_answer)" in status and "cant" not in status
+    assert len(standin.calls) == 1  # an escalation call is not redialled: the next person is asked
+
+
+def test_a_late_no_answer_after_the_contacts_wait_ran_out_skips_nobody(
+        engine: Engine, ok: Ok, wired: Wired) -> None:
+    # Lil's 20 minutes ran out and Jo was asked; then Twilio's delayed status for Lil's call
+    # says nobody answered. Lil's ask is already closed: Jo keeps her own 20 minutes.
+    standin, gateway = wired
+    _landline_contact(ok)
+    _run(engine, gateway, _utc(9, 0), _utc(9, 30), _utc(9, 50), _utc(9, 50, 5))
+    assert len(_outbox(ok, "+447911100002")) == 1
+    with freeze_time("2026-12-01 09:51:00"):
+        assert standin.send_call_status(standin.calls[0].sid, "no-answer")[0] == 200
+    _run(engine, gateway, _utc(9, 51), _utc(10, 0))
+    assert _outbox(ok, "+447911100003") == []  # Sam not yet
+    status = _status(ok, "Hill", _utc(10, 1))
+    assert "Lil (expired)" in status
+    _run(engine, gateway, _utc(10, 10), _utc(10, 10, 5))
+    assert len(_outbox(ok, "+447911100003")) == 1
+
+
+# --- message_status: receipts in any order -----------------------------------------------------
+
+def _vera_at_nine(ok: Ok) -> None:
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "off")
+
+
+def test_an_undelivered_receipt_after_a_sent_one_still_reaches_a_person(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Twilio reports "sent" (handed to the network), then "undelivered" (unknown number): the
+    # later, worse news is acted on, not dropped because a receipt came first.
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    [prompt] = standin.messages
+    with freeze_time("2026-12-01 09:01:00"):
+        assert standin.send_status(prompt.sid, "sent")[0] == 200
+    assert _outbox(ok, "+447911100001")[0]["state"] == "sent"
+    with freeze_time("2026-12-01 09:02:00"):
+        assert standin.send_status(prompt.sid, "undelivered", error_code=30005)[0] == 200
+    assert _checkin_state(engine) == "escalating"
+    assert _outbox(ok, "+447911100001")[0]["state"] == "failed"
+    _run(engine, gateway, _utc(9, 2))
+    assert len(_outbox(ok, "+447911100002")) == 1  # Jo, at once
+
+
+def test_a_read_receipt_means_it_arrived_even_before_the_delivered_one(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    [prompt] = standin.messages
+    with freeze_time("2026-12-01 09:01:00"):
+        assert standin.send_status(prompt.sid, "read")[0] == 200
+        assert standin.send_status(prompt.sid, "delivered")[0] == 200
+    assert _outbox(ok, "+447911100001")[0]["state"] == "delivered"
+
+
+def test_a_sending_receipt_for_a_prompt_never_marked_sent_stops_it_going_twice(
+        engine: Engine, oakfield: str, ok: Ok) -> None:
+    # The worker died after Twilio took the prompt and before marking it; Twilio's "sending"
+    # receipt says it left. Its lease running out must not send Vera the same text again.
+    from phonetree import delivery
+    from phonetree.gateways.outbox import OutboxGateway
+    from phonetree.models import Message
+    from schedules import dispatcher
+    from schedules.engine import step
+
+    _vera_at_nine(ok)
+    step(engine, _utc(9, 0))
+    with session_scope(engine) as session:
+        [prompt] = dispatcher._claim(session, _utc(9, 0), 10, dispatcher.LEASE)
+        prompt_id = prompt.id
+    with session_scope(engine) as session:
+        assert delivery.message_status(session, _utc(9, 0, 20), session.get(Message, prompt_id), "sending",
+                                       None, None)
+    gateway = OutboxGateway()
+    _run(engine, gateway, _utc(9, 3), _utc(9, 4))  # past the 120 s lease
+    [shown] = _outbox(ok, "+447911100001")
+    assert shown["state"] == "sent" and shown["sent_at"] == "2026-12-01T09:00:20+00:00"
+    assert _checkin_state(engine) == "sent"
+
+
+def test_a_receipt_for_a_prompt_given_up_on_is_still_recorded(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # The 09:00 prompt's send timed out (Twilio had in fact taken it); the service was then
+    # down until the next day, when the prompt had expired unsent as far as we knew. Twilio's
+    # receipt for the first try then says it arrived: the outbox shows it delivered.
+    from phonetree.config import Settings
+
+    standin, _ = wired
+    settings = Settings(gateway="twilio", public_url="https://tree.example.org",
+                        twilio_account_sid=standin.account_sid, twilio_auth_token=standin.auth_token,
+                        twilio_from_number="+441522000000", twilio_api_base_url=standin.base_url)
+    impatient = TwilioGateway.from_settings(settings, timeout=0.5)
+    _vera_at_nine(ok)
+    standin.delay_next("Messages", 1.5)
+    _run(engine, impatient, _utc(9, 0))
+    assert _outbox(ok, "+447911100001")[0]["state"] == "queued"  # we don't know it left
+    tomorrow = datetime(2026, 12, 2, 0, 0, 30, tzinfo=timezone.utc)
+    _run(engine, impatient, tomorrow)
+    assert _outbox(ok, "+447911100001")[0]["state"] == "expired"
+    [taken] = standin.messages
+    with freeze_time("2026-12-02 00:01:00"):
+        assert standin.send_status(taken.sid, "delivered")[0] == 200
+    assert _outbox(ok, "+447911100001")[0]["state"] == "delivered"
