@@ -271,9 +271,27 @@ def test_an_undelivered_receipt_after_a_sent_one_still_reaches_a_person(
     with freeze_time("2026-12-01 09:02:00"):
         assert standin.send_status(prompt.sid, "undelivered", error_code=30005)[0] == 200
     assert _checkin_state(engine) == "escalating"
-    assert _outbox(ok, "+447911100001")[0]["state"] == "failed"
+    [shown] = _outbox(ok, "+447911100001")
+    assert shown["state"] == "failed" and shown["error"] == "30005: delivery failed"
     _run(engine, gateway, _utc(9, 2))
     assert len(_outbox(ok, "+447911100002")) == 1  # Jo, at once
+
+
+def test_a_failed_receipt_without_a_code_is_a_failure_too(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # "failed" (Twilio could not send it at all), with no ErrorCode: Vera's prompt did not
+    # arrive, so a person is asked now, and status lists the failure as it is.
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    [prompt] = standin.messages
+    with freeze_time("2026-12-01 09:01:00"):
+        assert standin.send_status(prompt.sid, "failed")[0] == 200
+    assert _checkin_state(engine) == "escalating"
+    [shown] = _outbox(ok, "+447911100001")
+    assert shown["state"] == "failed" and shown["error"] == "delivery failed"
+    _run(engine, gateway, _utc(9, 1))
+    assert len(_outbox(ok, "+447911100002")) == 1
 
 
 def test_a_read_receipt_means_it_arrived_even_before_the_delivered_one(
