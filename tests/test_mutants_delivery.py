@@ -6,12 +6,16 @@ call is tried once more, never after a machine; an escalation call passes on at 
 message that will never arrive still reaches a person by another way."""
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import pytest
 from click.testing import Result
 from freezegun import freeze_time
+from waitress.server import create_server
 from sqlalchemy import Engine, select
 
 from phonetree.db import session_scope
@@ -292,6 +296,7 @@ def test_a_failed_receipt_without_a_code_is_a_failure_too(
     assert shown["state"] == "failed" and shown["error"] == "delivery failed"
     _run(engine, gateway, _utc(9, 1))
     assert len(_outbox(ok, "+447911100002")) == 1
+    assert "prompt undeliverable: not delivered" in _status(ok, "Oakfield", _utc(9, 2))
 
 
 def test_a_read_receipt_means_it_arrived_even_before_the_delivered_one(
@@ -307,7 +312,7 @@ def test_a_read_receipt_means_it_arrived_even_before_the_delivered_one(
 
 
 def test_a_sending_receipt_for_a_prompt_never_marked_sent_stops_it_going_twice(
-        engine: Engine, oakfield: str, ok: Ok) -> None:
+        engine: Engine, oakfield: str, ok: Ok, caplog: pytest.LogCaptureFixture) -> None:
     # The worker died after Twilio took the prompt and before marking it; Twilio's "sending"
     # receipt says it left. Its lease running out must not send Vera the same text again.
     from phonetree import delivery
@@ -321,9 +326,12 @@ def test_a_sending_receipt_for_a_prompt_never_marked_sent_stops_it_going_twice(
     with session_scope(engine) as session:
         [prompt] = dispatcher._claim(session, _utc(9, 0), 10, dispatcher.LEASE)
         prompt_id = prompt.id
-    with session_scope(engine) as session:
+    with caplog.at_level(logging.INFO, logger="phonetree.delivery"), session_scope(engine) as session:
         assert delivery.message_status(session, _utc(9, 0, 20), session.get(Message, prompt_id), "sending",
                                        None, None)
+    # The operator's log says which message it was, and what was done.
+    assert [r.getMessage() for r in caplog.records if r.name == "phonetree.delivery"] == [
+        f"message {prompt_id}: a receipt arrived before its send was recorded; marked sent"]
     gateway = OutboxGateway()
     _run(engine, gateway, _utc(9, 3), _utc(9, 4))  # past the 120 s lease
     [shown] = _outbox(ok, "+447911100001")
@@ -354,3 +362,120 @@ def test_a_receipt_for_a_prompt_given_up_on_is_still_recorded(
     with freeze_time("2026-12-02 00:01:00"):
         assert standin.send_status(taken.sid, "delivered")[0] == 200
     assert _outbox(ok, "+447911100001")[0]["state"] == "delivered"
+
+
+def _impatient(standin: TwilioStandIn) -> TwilioGateway:
+    """A gateway to the stand-in that gives up on an answer after half a second."""
+    from phonetree.config import Settings
+
+    settings = Settings(gateway="twilio", public_url="https://tree.example.org",
+                        twilio_account_sid=standin.account_sid, twilio_auth_token=standin.auth_token,
+                        twilio_from_number="+441522000000", twilio_api_base_url=standin.base_url)
+    return TwilioGateway.from_settings(settings, timeout=0.5)
+
+
+def test_a_receipt_while_a_timed_out_send_waits_to_be_retried_stops_the_retry(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # We gave up waiting for Twilio's answer (it had taken the text) and held the prompt for
+    # another try; its receipt then arrives. It left: it is marked sent, and Vera gets it once.
+    standin, _ = wired
+    gateway = _impatient(standin)
+    _vera_at_nine(ok)
+    standin.delay_next("Messages", 1.5)
+    _run(engine, gateway, _utc(9, 0))
+    assert _outbox(ok, "+447911100001")[0]["state"] == "queued"
+    [taken] = standin.messages
+    with freeze_time("2026-12-01 09:00:01"):
+        assert standin.send_status(taken.sid, "delivered")[0] == 200
+    _run(engine, gateway, _utc(9, 0, 5), _utc(9, 1))
+    assert [m.params["To"] for m in standin.messages] == ["+447911100001"]
+    [shown] = _outbox(ok, "+447911100001")
+    assert shown["state"] == "delivered" and shown["sent_at"] == "2026-12-01T09:00:01+00:00"
+    assert _checkin_state(engine) == "sent"
+
+
+def test_a_phone_that_is_off_is_tried_again_in_ten_minutes_not_at_once(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    with freeze_time("2026-12-01 09:02:00"):
+        standin.send_status(standin.messages[0].sid, "undelivered", error_code=30003)
+    _run(engine, gateway, _utc(9, 2), _utc(9, 5), _utc(9, 11, 59))
+    assert len(standin.messages) == 1
+    _run(engine, gateway, _utc(9, 12))
+    assert [m.params["To"] for m in standin.messages] == ["+447911100001", "+447911100001"]
+
+
+def test_a_bad_number_notice_says_we_could_not_reach_them(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    standin.fail_next("Messages", status=400, code=21211, message="The 'To' number is not a valid phone number.")
+    _run(engine, gateway, _utc(9, 0))
+    [notice] = [m for m in standin.messages if m.params["To"] == "+447911100004"]
+    assert "couldn't reach Vera" in notice.params["Body"] and "number not in use" in notice.params["Body"]
+    assert "ring it instead" not in notice.params["Body"]
+
+
+def test_a_notice_about_a_failure_that_fails_too_is_logged_not_renotified(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired, caplog: pytest.LogCaptureFixture) -> None:
+    # Margaret's notice that Vera's number is bad comes back undelivered itself: the log says so
+    # at ERROR, with Twilio's code, and no notice about the notice is sent (no loop).
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    standin.fail_next("Messages", status=400, code=21211, message="The 'To' number is not a valid phone number.")
+    _run(engine, gateway, _utc(9, 0))
+    [notice] = [m for m in standin.messages if m.params["To"] == "+447911100004"]
+    with caplog.at_level(logging.ERROR), freeze_time("2026-12-01 09:01:00"):
+        assert standin.send_status(notice.sid, "undelivered", error_code=30006)[0] == 200
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["a notice about a failed message could not be delivered either (30006: delivery failed)"]
+    _run(engine, gateway, _utc(9, 2))
+    assert len([m for m in standin.messages if m.params["To"] == "+447911100004"]) == 1
+
+
+@pytest.fixture
+def woken(engine: Engine) -> Iterator[tuple[TwilioStandIn, TwilioGateway, list[str]]]:
+    """As `wired`, with the webhook app's on_change (the service's "send now") recorded."""
+    from phonetree.config import Settings
+    from phonetree.web import WebhookApp
+
+    wakes: list[str] = []
+    standin = TwilioStandIn(public_url="https://tree.example.org", number="+441522000000")
+    app = WebhookApp(engine, standin.auth_token, "https://tree.example.org", account_sid=standin.account_sid,
+                     on_change=lambda: wakes.append("wake"))
+    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+    standin.deliver_to = f"http://127.0.0.1:{server.effective_port}"
+    with standin:
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        settings = Settings(gateway="twilio", public_url="https://tree.example.org",
+                            twilio_account_sid=standin.account_sid, twilio_auth_token=standin.auth_token,
+                            twilio_from_number="+441522000000", twilio_api_base_url=standin.base_url)
+        try:
+            yield standin, TwilioGateway.from_settings(settings), wakes
+        finally:
+            server.close()
+            thread.join(timeout=5)
+
+
+def test_an_undelivered_prompt_wakes_the_sender_for_the_contact_it_asks(
+        engine: Engine, oakfield: str, ok: Ok, woken: tuple[TwilioStandIn, TwilioGateway, list[str]]) -> None:
+    # The receipt queues Jo's ask, due now: the service must send it now, not at its next tick.
+    standin, gateway, wakes = woken
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    with freeze_time("2026-12-01 09:01:00"):
+        standin.send_status(standin.messages[0].sid, "undelivered", error_code=30005)
+    assert wakes == ["wake"]
+
+
+def test_an_escalation_call_nobody_answered_wakes_the_sender_for_the_next_contact(
+        engine: Engine, ok: Ok, woken: tuple[TwilioStandIn, TwilioGateway, list[str]]) -> None:
+    standin, gateway, wakes = woken
+    _landline_contact(ok)
+    _run(engine, gateway, _utc(9, 0), _utc(9, 30))
+    with freeze_time("2026-12-01 09:31:00"):
+        standin.send_call_status(standin.calls[0].sid, "busy")
+    assert wakes == ["wake"]
