@@ -479,3 +479,84 @@ def test_an_escalation_call_nobody_answered_wakes_the_sender_for_the_next_contac
     with freeze_time("2026-12-01 09:31:00"):
         standin.send_call_status(standin.calls[0].sid, "busy")
     assert wakes == ["wake"]
+
+
+# --- left: a receipt for a message never marked sent --------------------------------------------
+
+def test_a_receipt_for_an_organisers_notice_does_not_start_the_window_of_a_prompt_still_to_go(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Lil's number can't take texts: her prompt is to be spoken instead, and Margaret is told.
+    # The worker sends Margaret's notice and dies before marking it; the notice's receipt says
+    # it left. Lil's half hour starts when her call leaves, not when Margaret's text did.
+    from phonetree import delivery
+    from phonetree.models import Message
+    from schedules import dispatcher
+    from schedules.engine import step
+
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "add", "Oakfield", "Lil", "--phone", "07911 100009")
+        ok("checkin", "add", "Oakfield", "Lil", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "off")
+    step(engine, _utc(9, 0))
+    standin.fail_next("Messages", status=400, code=21614, message="'To' number is not a valid mobile number")
+    dispatcher.dispatch(engine, gateway, _utc(9, 0), limit=1)  # the text prompt: refused
+    with session_scope(engine) as session:
+        [notice] = dispatcher._claim(session, _utc(9, 1), 1, dispatcher.LEASE)
+        assert notice.template == "switched_to_voice"
+        notice_id = notice.id
+    with session_scope(engine) as session:
+        delivery.message_status(session, _utc(9, 1, 10), session.get(Message, notice_id), "sent", None, None)
+    assert _checkin_state(engine) == "prompting"
+    _run(engine, gateway, _utc(9, 5))  # the call leaves
+    with session_scope(engine) as session:
+        checkin = session.scalars(select(CheckIn).where(CheckIn.state != "scheduled")).one()
+        assert (checkin.state, checkin.window_ends_at) == ("sent", _utc(9, 35))
+
+
+def test_a_receipt_for_the_retry_of_an_ask_does_not_give_the_contact_longer(
+        engine: Engine, oakfield: str, ok: Ok) -> None:
+    # Jo's phone was off for her ask (30003): it is tried again ten minutes later, and the worker
+    # dies sending that retry; its receipt comes. Jo's 20 minutes ran from the ask that left
+    # (README: each contact in turn, --escalation-wait each), so Sam is asked at 09:50.
+    from phonetree import delivery
+    from phonetree.gateways import base
+    from phonetree.gateways.outbox import OutboxGateway
+    from phonetree.models import Message
+    from schedules import dispatcher
+
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo,Sam",
+           "--escalation-wait", "20m", "--reminder", "off")
+    gateway = OutboxGateway()
+    _run(engine, gateway, _utc(9, 0), _utc(9, 30))
+    with session_scope(engine) as session:
+        ask = session.scalars(select(Message).where(Message.template == "escalation")).one()
+        assert ask.state == "sent" and ask.to_phone == "+447911100002"
+        delivery.message_status(session, _utc(9, 31), ask, "undelivered", base.RETRY_LATER, "30003")
+    with session_scope(engine) as session:
+        [retry] = dispatcher._claim(session, _utc(9, 41), 10, dispatcher.LEASE)
+        assert retry.to_phone == "+447911100002"
+        retry_id = retry.id
+    with session_scope(engine) as session:
+        delivery.message_status(session, _utc(9, 42), session.get(Message, retry_id), "sent", None, None)
+    _run(engine, gateway, _utc(9, 49))
+    assert [m["to"] for m in _outbox(ok, "+447911100003")] == []
+    _run(engine, gateway, _utc(9, 50), _utc(9, 50, 5))
+    assert len(_outbox(ok, "+447911100003")) == 1
+
+
+def test_a_receipt_with_a_status_we_do_not_know_changes_nothing_whatever_its_length(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # A signed receipt whose status is long and unknown (Twilio adds statuses): it is recorded as
+    # seen (so a repeat is one), answered 200 on both databases, and changes nothing.
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    [prompt] = standin.messages
+    with freeze_time("2026-12-01 09:01:00"):
+        assert standin.send_status(prompt.sid, "partially_delivered_to_some_of_the_handsets")[0] == 200
+        assert standin.send_status(prompt.sid, "partially_delivered_to_some_of_the_handsets")[0] == 200
+    [shown] = _outbox(ok, "+447911100001")
+    assert shown["state"] == "sent" and shown["error"] is None
+    assert _checkin_state(engine) == "sent"
