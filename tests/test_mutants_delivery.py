@@ -501,6 +501,8 @@ def test_a_receipt_for_an_organisers_notice_does_not_start_the_window_of_a_promp
     step(engine, _utc(9, 0))
     standin.fail_next("Messages", status=400, code=21614, message="'To' number is not a valid mobile number")
     dispatcher.dispatch(engine, gateway, _utc(9, 0), limit=1)  # the text prompt: refused
+    # On record: who was switched to calls, in which group (the trail an organiser reads back).
+    assert _trail(engine, "switched_to_voice") == [("09:00", "Oakfield", "Lil", None, None)]
     with session_scope(engine) as session:
         [notice] = dispatcher._claim(session, _utc(9, 1), 1, dispatcher.LEASE)
         assert notice.template == "switched_to_voice"
