@@ -562,3 +562,72 @@ def test_a_receipt_with_a_status_we_do_not_know_changes_nothing_whatever_its_len
     [shown] = _outbox(ok, "+447911100001")
     assert shown["state"] == "sent" and shown["error"] is None
     assert _checkin_state(engine) == "sent"
+
+
+# --- undeliverable: what a message that will never arrive still does -----------------------------
+
+def test_a_contacts_number_that_is_bad_passes_the_ask_on_at_once(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Jo's ask is refused for good (not a valid number): Sam is asked now, and status shows Jo
+    # as unreachable, not as having said CANT.
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo,Sam",
+           "--escalation-wait", "20m", "--reminder", "off")
+    _run(engine, gateway, _utc(9, 0))
+    standin.fail_next("Messages", status=400, code=21211, message="The 'To' number is not a valid phone number.")
+    _run(engine, gateway, _utc(9, 30), _utc(9, 30, 5))
+    assert len(_outbox(ok, "+447911100003")) == 1
+    status = _status(ok, "Oakfield", _utc(9, 31))
+    assert "Jo (unreachable)" in status and "cant" not in status
+    assert _trail(engine, "undeliverable") == [("09:30", "Oakfield", "Jo", DAY, "escalation: number not in use")]
+
+
+def test_a_reminder_that_cannot_be_delivered_asks_a_person_now(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "15m")
+    _run(engine, gateway, _utc(9, 0), _utc(9, 15))
+    [prompt, reminder] = standin.messages
+    with freeze_time("2026-12-01 09:16:00"):
+        assert standin.send_status(reminder.sid, "undelivered", error_code=30005)[0] == 200
+    assert _checkin_state(engine) == "escalating"
+    _run(engine, gateway, _utc(9, 16))
+    assert len(_outbox(ok, "+447911100002")) == 1  # Jo, now rather than at 09:30
+    assert _trail(engine, "undeliverable") == [("09:16", "Oakfield", "Vera", DAY, "reminder: number not in use"),
+                                               ("09:16", "Oakfield", "Vera", DAY, "number not in use")]
+
+
+def test_a_reminder_refused_by_a_landline_is_spoken_instead(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "15m")
+    _run(engine, gateway, _utc(9, 0))
+    standin.fail_next("Messages", status=400, code=21614, message="'To' number is not a valid mobile number")
+    _run(engine, gateway, _utc(9, 15), _utc(9, 15, 5))
+    [call] = standin.calls
+    assert call.params["To"] == "+447911100001" and _words(call.params["Twiml"])
+    assert _checkin_state(engine) == "sent"  # still hers to answer, by a key now
+
+
+def test_a_long_refusal_of_a_failure_notice_is_logged_cut_short(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired, caplog: pytest.LogCaptureFixture) -> None:
+    # Margaret's notice about Vera's bad number is refused too, with a long explanation from
+    # the provider: the one ERROR line carries its first 100 characters, not the lot.
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    why = "The 'To' number is not a valid phone number. " * 4
+    standin.fail_next("Messages", status=400, code=21211, message="The 'To' number is not a valid phone number.")
+    standin.fail_next("Messages", status=400, code=21211, message=why)  # the next one: the notice
+    with caplog.at_level(logging.ERROR):
+        _run(engine, gateway, _utc(9, 0))
+    assert [m.params["To"] for m in standin.messages] == ["+447911100002"]  # only Jo's ask left
+    notices = [r.getMessage() for r in caplog.records
+               if r.getMessage().startswith("a notice about a failed message")]
+    assert len(notices) == 1
+    said = notices[0].removeprefix("a notice about a failed message could not be delivered either (")[:-1]
+    assert len(said) == 100 and said.startswith("the number is not valid (The 'To' number")
