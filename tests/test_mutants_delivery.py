@@ -358,6 +358,11 @@ def test_a_receipt_for_a_prompt_given_up_on_is_still_recorded(
     tomorrow = datetime(2026, 12, 2, 0, 0, 30, tzinfo=timezone.utc)
     _run(engine, impatient, tomorrow)
     assert _outbox(ok, "+447911100001")[0]["state"] == "expired"
+    # A prompt whose day ended unsent is reported as missed, never raised as "no reply": Jo
+    # is not asked; Margaret hears of it.
+    assert _checkin_state(engine) == "missed"
+    assert _outbox(ok, "+447911100002") == []
+    assert len(_outbox(ok, "+447911100004")) == 1
     [taken] = standin.messages
     with freeze_time("2026-12-02 00:01:00"):
         assert standin.send_status(taken.sid, "delivered")[0] == 200
@@ -631,3 +636,66 @@ def test_a_long_refusal_of_a_failure_notice_is_logged_cut_short(
     assert len(notices) == 1
     said = notices[0].removeprefix("a notice about a failed message could not be delivered either (")[:-1]
     assert len(said) == 100 and said.startswith("the number is not valid (The 'To' number")
+
+
+
+def test_a_member_who_opted_out_before_her_prompt_left_is_followed_up_by_a_person(
+        engine: Engine, oakfield: str, ok: Ok) -> None:
+    # Vera texted STOP while her 09:00 prompt waited to go: it is not sent (suppressed), and
+    # since she will not be asked, a person is, now.
+    from phonetree.gateways.outbox import OutboxGateway
+    from phonetree.models import Member
+    from schedules.engine import step
+
+    _vera_at_nine(ok)
+    step(engine, _utc(9, 0))
+    with session_scope(engine) as session:
+        session.scalars(select(Member).where(Member.name == "Vera")).one().opted_out = True
+    _run(engine, OutboxGateway(), _utc(9, 0, 10), _utc(9, 0, 20))
+    assert _outbox(ok, "+447911100001")[0]["state"] == "suppressed"
+    assert _checkin_state(engine) == "escalating"
+    assert len(_outbox(ok, "+447911100002")) == 1
+
+
+def test_a_reminder_held_back_because_she_opted_out_leaves_the_window_to_run(
+        engine: Engine, oakfield: str, ok: Ok) -> None:
+    # Her prompt went; she opted out before the reminder: the reminder is not sent, and nothing
+    # is raised early; the window's end asks Jo as for any unanswered check-in.
+    from phonetree.gateways.outbox import OutboxGateway
+    from phonetree.models import Member
+
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "15m")
+    gateway = OutboxGateway()
+    _run(engine, gateway, _utc(9, 0))
+    with session_scope(engine) as session:
+        session.scalars(select(Member).where(Member.name == "Vera")).one().opted_out = True
+    _run(engine, gateway, _utc(9, 15), _utc(9, 16))
+    assert [m["state"] for m in _outbox(ok, "+447911100001")] == ["sent", "suppressed"]
+    assert _checkin_state(engine) == "sent" and _outbox(ok, "+447911100002") == []
+    _run(engine, gateway, _utc(9, 30))
+    assert len(_outbox(ok, "+447911100002")) == 1
+
+
+def test_a_reminder_that_expired_unsent_just_lapses(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # The provider was down from before the 09:15 reminder until after the window's end: the
+    # reminder is dropped, not raised as a failure; the window's end asks Jo, once.
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "15m")
+    _run(engine, gateway, _utc(9, 0))
+    standin.fail_next("Messages", status=503, times=1)
+    _run(engine, gateway, _utc(9, 15))
+    assert [m["state"] for m in _outbox(ok, "+447911100001")] == ["sent", "queued"]
+    # The service's sender runs on its own schedule: here it reaches 09:30 before the tick does.
+    from schedules import dispatcher
+    dispatcher.dispatch(engine, gateway, _utc(9, 30))
+    assert [m["state"] for m in _outbox(ok, "+447911100001")] == ["sent", "expired"]
+    assert _checkin_state(engine) == "sent"  # not raised as undeliverable: the window's end acts
+    _run(engine, gateway, _utc(9, 30), _utc(9, 30, 5))
+    assert _checkin_state(engine) == "escalating"
+    assert len(_outbox(ok, "+447911100002")) == 1
+    assert _trail(engine, "undeliverable") == [("09:30", "Oakfield", "Vera", DAY, "reminder: not sent in time")]
