@@ -699,3 +699,32 @@ def test_a_reminder_that_expired_unsent_just_lapses(
     assert _checkin_state(engine) == "escalating"
     assert len(_outbox(ok, "+447911100002")) == 1
     assert _trail(engine, "undeliverable") == [("09:30", "Oakfield", "Vera", DAY, "reminder: not sent in time")]
+
+
+@pytest.mark.parametrize("code, reason", [(30007, "blocked by the network"), (21408, "account settings")])
+def test_a_prompt_the_network_or_our_account_blocks_is_told_to_the_organiser(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired, code: int, reason: str) -> None:
+    # Nobody can fix these but a person: Margaret is told why, as well as Jo being asked.
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    with freeze_time("2026-12-01 09:01:00"):
+        assert standin.send_status(standin.messages[0].sid, "undelivered", error_code=code)[0] == 200
+    _run(engine, gateway, _utc(9, 1))
+    [notice] = [m for m in standin.messages if m.params["To"] == "+447911100004"]
+    assert f"couldn't reach Vera on 07911 100001 ({reason})" in notice.params["Body"]
+    assert len(_outbox(ok, "+447911100002")) == 1
+
+
+def test_an_opted_out_receipt_tells_no_organiser_about_the_number(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Twilio says she has opted out (21610 on a receipt): a person follows up (Jo), but no
+    # notice says her number is broken, because it isn't.
+    standin, gateway = wired
+    _vera_at_nine(ok)
+    _run(engine, gateway, _utc(9, 0))
+    with freeze_time("2026-12-01 09:01:00"):
+        assert standin.send_status(standin.messages[0].sid, "undelivered", error_code=21610)[0] == 200
+    _run(engine, gateway, _utc(9, 1))
+    assert len(_outbox(ok, "+447911100002")) == 1
+    assert not any("couldn't reach" in (m["body"] or "") for m in _outbox(ok, "+447911100004"))
