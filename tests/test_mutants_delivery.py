@@ -728,3 +728,21 @@ def test_an_opted_out_receipt_tells_no_organiser_about_the_number(
     _run(engine, gateway, _utc(9, 1))
     assert len(_outbox(ok, "+447911100002")) == 1
     assert not any("couldn't reach" in (m["body"] or "") for m in _outbox(ok, "+447911100004"))
+
+
+def test_a_prompt_that_expires_after_she_already_answered_raises_nothing(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Her 09:00 prompt was held (the send timed out) and the service went down; she texted OK
+    # anyway. When the prompt is found expired the next day, her answered check-in stays
+    # answered: nobody is told it was missed.
+    standin, _ = wired
+    gateway = _impatient(standin)
+    _vera_at_nine(ok)
+    standin.delay_next("Messages", 1.5)
+    _run(engine, gateway, _utc(9, 0))
+    with freeze_time("2026-12-01 09:10:00"):
+        ok("receive", "--from", VERA, "OK")
+    assert _checkin_state(engine) == "answered"
+    _run(engine, gateway, datetime(2026, 12, 2, 0, 0, 30, tzinfo=timezone.utc))
+    assert _checkin_state(engine) == "answered"
+    assert _outbox(ok, "+447911100004") == [] and _outbox(ok, "+447911100002") == []
