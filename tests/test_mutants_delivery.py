@@ -353,7 +353,7 @@ def test_a_receipt_for_a_prompt_given_up_on_is_still_recorded(
     impatient = TwilioGateway.from_settings(settings, timeout=0.5)
     _vera_at_nine(ok)
     standin.delay_next("Messages", 1.5)
-    _run(engine, impatient, _utc(9, 0))
+    _send_once(engine, impatient, _utc(9, 0))
     assert _outbox(ok, "+447911100001")[0]["state"] == "queued"  # we don't know it left
     tomorrow = datetime(2026, 12, 2, 0, 0, 30, tzinfo=timezone.utc)
     _run(engine, impatient, tomorrow)
@@ -367,6 +367,16 @@ def test_a_receipt_for_a_prompt_given_up_on_is_still_recorded(
     with freeze_time("2026-12-02 00:01:00"):
         assert standin.send_status(taken.sid, "delivered")[0] == 200
     assert _outbox(ok, "+447911100001")[0]["state"] == "delivered"
+
+
+def _send_once(engine: Engine, gateway: TwilioGateway, moment: datetime) -> None:
+    """A tick that tries one message only: the timed-out send is not tried again in the same
+    pass (a loaded machine can take longer than its backoff to get there)."""
+    from schedules import dispatcher
+    from schedules.engine import step
+
+    step(engine, moment)
+    dispatcher.dispatch(engine, gateway, moment, limit=1)
 
 
 def _impatient(standin: TwilioStandIn) -> TwilioGateway:
@@ -387,7 +397,7 @@ def test_a_receipt_while_a_timed_out_send_waits_to_be_retried_stops_the_retry(
     gateway = _impatient(standin)
     _vera_at_nine(ok)
     standin.delay_next("Messages", 1.5)
-    _run(engine, gateway, _utc(9, 0))
+    _send_once(engine, gateway, _utc(9, 0))
     assert _outbox(ok, "+447911100001")[0]["state"] == "queued"
     [taken] = standin.messages
     with freeze_time("2026-12-01 09:00:01"):
@@ -739,7 +749,7 @@ def test_a_prompt_that_expires_after_she_already_answered_raises_nothing(
     gateway = _impatient(standin)
     _vera_at_nine(ok)
     standin.delay_next("Messages", 1.5)
-    _run(engine, gateway, _utc(9, 0))
+    _send_once(engine, gateway, _utc(9, 0))
     with freeze_time("2026-12-01 09:10:00"):
         ok("receive", "--from", VERA, "OK")
     assert _checkin_state(engine) == "answered"
