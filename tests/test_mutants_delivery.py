@@ -756,3 +756,24 @@ def test_a_prompt_that_expires_after_she_already_answered_raises_nothing(
     _run(engine, gateway, datetime(2026, 12, 2, 0, 0, 30, tzinfo=timezone.utc))
     assert _checkin_state(engine) == "answered"
     assert _outbox(ok, "+447911100004") == [] and _outbox(ok, "+447911100002") == []
+
+
+def test_a_late_failure_receipt_for_an_ask_whose_wait_ran_out_skips_nobody(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Jo's ask went at 09:30; her 20 minutes ran out and Sam was asked at 09:50. A delayed
+    # receipt then says Jo's ask never arrived: her ask is closed already, so Sam keeps his
+    # 20 minutes before the organisers are alerted.
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo,Sam",
+           "--escalation-wait", "20m", "--reminder", "off")
+    _run(engine, gateway, _utc(9, 0), _utc(9, 30), _utc(9, 50), _utc(9, 50, 5))
+    [jo_ask] = [m for m in standin.messages if m.params["To"] == "+447911100002"]
+    assert len(_outbox(ok, "+447911100003")) == 1
+    with freeze_time("2026-12-01 09:51:00"):
+        assert standin.send_status(jo_ask.sid, "undelivered", error_code=30005)[0] == 200
+    _run(engine, gateway, _utc(9, 51), _utc(10, 5))
+    [notice] = _outbox(ok, "+447911100004")  # told Jo's number is bad; not yet alerted
+    assert "couldn't reach Jo" in notice["body"]
+    _run(engine, gateway, _utc(10, 10), _utc(10, 10, 5))
+    assert len(_outbox(ok, "+447911100004")) == 2  # Sam's time up: now the alert
