@@ -19,6 +19,7 @@ from waitress.server import create_server
 from sqlalchemy import Engine, select
 
 from phonetree.db import session_scope
+from phonetree.gateways.base import Gateway
 from phonetree.gateways.twilio import TwilioGateway
 from phonetree.models import CheckIn, Event, Group, Member
 from schedules.engine import tick
@@ -37,7 +38,7 @@ def _utc(hour: int, minute: int, second: int = 0) -> datetime:
     return datetime(2026, 12, 1, hour, minute, second, tzinfo=timezone.utc)  # London is on UTC
 
 
-def _run(engine: Engine, gateway: TwilioGateway, *moments: datetime) -> None:
+def _run(engine: Engine, gateway: Gateway, *moments: datetime) -> None:
     for moment in moments:
         tick(engine, gateway, moment)
 
@@ -327,7 +328,7 @@ def test_a_sending_receipt_for_a_prompt_never_marked_sent_stops_it_going_twice(
         [prompt] = dispatcher._claim(session, _utc(9, 0), 10, dispatcher.LEASE)
         prompt_id = prompt.id
     with caplog.at_level(logging.INFO, logger="phonetree.delivery"), session_scope(engine) as session:
-        assert delivery.message_status(session, _utc(9, 0, 20), session.get(Message, prompt_id), "sending",
+        assert delivery.message_status(session, _utc(9, 0, 20), session.get_one(Message, prompt_id), "sending",
                                        None, None)
     # The operator's log says which message it was, and what was done.
     assert [r.getMessage() for r in caplog.records if r.name == "phonetree.delivery"] == [
@@ -369,7 +370,7 @@ def test_a_receipt_for_a_prompt_given_up_on_is_still_recorded(
     assert _outbox(ok, "+447911100001")[0]["state"] == "delivered"
 
 
-def _send_once(engine: Engine, gateway: TwilioGateway, moment: datetime) -> None:
+def _send_once(engine: Engine, gateway: Gateway, moment: datetime) -> None:
     """A tick that tries one message only: the timed-out send is not tried again in the same
     pass (a loaded machine can take longer than its backoff to get there)."""
     from schedules import dispatcher
@@ -523,7 +524,7 @@ def test_a_receipt_for_an_organisers_notice_does_not_start_the_window_of_a_promp
         assert notice.template == "switched_to_voice"
         notice_id = notice.id
     with session_scope(engine) as session:
-        delivery.message_status(session, _utc(9, 1, 10), session.get(Message, notice_id), "sent", None, None)
+        delivery.message_status(session, _utc(9, 1, 10), session.get_one(Message, notice_id), "sent", None, None)
     assert _checkin_state(engine) == "prompting"
     _run(engine, gateway, _utc(9, 5))  # the call leaves
     with session_scope(engine) as session:
@@ -556,7 +557,7 @@ def test_a_receipt_for_the_retry_of_an_ask_does_not_give_the_contact_longer(
         assert retry.to_phone == "+447911100002"
         retry_id = retry.id
     with session_scope(engine) as session:
-        delivery.message_status(session, _utc(9, 42), session.get(Message, retry_id), "sent", None, None)
+        delivery.message_status(session, _utc(9, 42), session.get_one(Message, retry_id), "sent", None, None)
     _run(engine, gateway, _utc(9, 49))
     assert [m["to"] for m in _outbox(ok, "+447911100003")] == []
     _run(engine, gateway, _utc(9, 50), _utc(9, 50, 5))
