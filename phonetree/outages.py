@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from phonetree.db import session_scope
 from phonetree.models import ProviderOutage
+from phonetree.prepared import Prepared, read
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,15 @@ def current(session: Session, gateway: str | None = None) -> ProviderOutage | No
     return session.scalar(query.order_by(ProviderOutage.started_at, ProviderOutage.id).limit(1))
 
 
+# Every send pass asks this first: one prepared read, not a session (and, on SQLite, a
+# BEGIN IMMEDIATE taking the write lock) around the ORM.
+_FAILING = Prepared(select(exists().where(ProviderOutage.ended_at.is_(None),
+                                          ProviderOutage.gateway == bindparam("gateway"))))
+
+
 def is_failing(engine: Engine, gateway: str) -> bool:
-    with session_scope(engine) as session:
-        return current(session, gateway) is not None
+    with read(engine) as connection:
+        return bool(_FAILING.rows(connection, {"gateway": gateway})[0][0])
 
 
 def failed(session: Session, gateway: str, now: datetime, error: str) -> None:

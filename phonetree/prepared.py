@@ -73,6 +73,19 @@ def finish(bare: Transaction, commit: bool) -> None:
         bare.connection.rollback()
 
 
+@contextmanager
+def read(engine: Engine) -> Iterator[Transaction]:
+    """A read straight on a pooled DBAPI connection, for prepared SELECTs only: no writer lock
+    and, on SQLite, no BEGIN IMMEDIATE (which a SQLAlchemy `Connection` would issue there,
+    taking the database's one write lock to read). On SQLite (autocommit) each statement is
+    its own snapshot; on PostgreSQL the pool rolls the implicit transaction back on return."""
+    dbapi = engine.raw_connection()
+    try:
+        yield Transaction(engine.dialect, dbapi)
+    finally:
+        dbapi.close()  # back to the pool
+
+
 def _call(dialect: Dialect, what: str, call: Callable[[], Any]) -> Any:
     """Run a driver call, raising its errors as SQLAlchemy's (`except OperationalError` works)."""
     try:

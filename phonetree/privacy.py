@@ -8,14 +8,16 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import phonenumbers
-from sqlalchemy import Select, select, true, update
+from sqlalchemy import Engine, Select, bindparam, exists, func, select, true, update
 from sqlalchemy.orm import Session
 
 from phonetree import events, phones, tasks
 from phonetree.checkins import open_checkin
 from phonetree.db import rowcount
 from phonetree.escalation import CLOSED, stand_down
-from phonetree.models import Cascade, CheckIn, Event, Group, Inbound, Member, Message, ProviderOutage, Task
+from phonetree.models import (Cascade, CheckIn, Event, Group, Inbound, Member, Message, ProviderOutage, Task,
+                              UTCDateTime)
+from phonetree.prepared import Prepared, read
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,27 @@ def purge_bodies(session: Session, now: datetime, limit: int | None = None) -> i
     if blanked:
         log.info("retention: blanked the text of %d old message(s)", blanked)
     return blanked
+
+
+# Whether `purge_bodies` would find anything: any kept text older than the shortest retention
+# period in use (looser than the purge's own per-group cutoffs, never stricter), through the
+# same partial indexes. The tick asks this first, in a read, instead of opening a write
+# transaction for three UPDATEs that almost always change nothing.
+_SHORTEST = Prepared(select(func.min(Group.retention_days)))
+_CUTOFF = bindparam("cutoff", type_=UTCDateTime())
+_ANYTHING_OLD = Prepared(select(
+    exists().where(Message.body.is_not(None), Message.created_at < _CUTOFF,
+                   Message.state != "queued", Message.state != "sending")
+    | exists().where(Inbound.body.is_not(None), Inbound.received_at < _CUTOFF)
+    | exists().where(Cascade.text.is_not(None), Cascade.started_at < _CUTOFF)))
+
+
+def anything_to_purge(engine: Engine, now: datetime) -> bool:
+    with read(engine) as connection:
+        days = _SHORTEST.rows(connection)[0][0]
+        if days is None:
+            return False  # no group, no text
+        return bool(_ANYTHING_OLD.rows(connection, {"cutoff": now - timedelta(days=days)})[0][0])
 
 
 def _blank(session: Session, model: Any, column: Any, ids: Select[Any], limit: int | None) -> int:

@@ -5,17 +5,55 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, exists, select
 
 from phonetree import checkins, privacy, rotas, tasks
 from phonetree.db import let_others_write, session_scope
 from phonetree.gateways.base import Gateway
+from phonetree.models import CheckIn, CheckInPlan, Message, Rota, RotaRound, Task, UTCDateTime
+from phonetree.prepared import Prepared, read
 from schedules import dispatcher, planner
 
 
 # Blanking old message text is cheap but needn't run every few seconds.
 PURGE_EVERY = timedelta(hours=1)
 _last_purge: datetime | None = None
+
+
+# What each step would find, in one read: a step whose flag is false is skipped, so a tick with
+# nothing due is one query instead of a transaction per step (ten, each taking SQLite's write
+# lock). Each flag is its step's own WHERE or a looser one (never stricter: a false flag must
+# mean the step would find nothing); a step's own query still decides what it does.
+_NOW, _SOON = bindparam("now", type_=UTCDateTime()), bindparam("soon", type_=UTCDateTime())
+_MARK, _UNTIL = bindparam("mark", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime())
+_DUE_NAMES = ("plans", "rotas", "start", "rounds", "remind", "close", "expire", "send")
+_DUE = Prepared(select(
+    # planner.plan_checkins' own first probe (the plans below the low-water mark) ...
+    exists().where(CheckInPlan.active.is_(True), CheckInPlan.planned_until < _MARK)
+    | exists().where(CheckInPlan.active.is_(True), CheckInPlan.planned_until.is_(None)),
+    # ... and planner.plan_rounds' (the rotas whose next round comes within the horizon)
+    exists().where(Rota.active.is_(True), Rota.next_round_at <= _UNTIL)
+    | exists().where(Rota.active.is_(True), Rota.next_round_at.is_(None)),
+    exists().where(CheckIn.state == "scheduled", CheckIn.due_at <= _NOW),  # checkins.start_due
+    exists().where(RotaRound.state == "scheduled", RotaRound.due_at <= _NOW),  # rotas.prompt_due_rounds
+    exists().where(CheckIn.state == "sent", CheckIn.remind_at <= _NOW),  # checkins.remind_due
+    exists().where(CheckIn.state == "sent", CheckIn.window_ends_at <= _NOW),  # checkins.close_windows
+    # tasks.expire_overdue, less its "ask not sent yet" condition (so true a little more often)
+    exists().where(Task.state == "asked", Task.expires_at <= _NOW),
+    # the dispatcher's claim: a due message, or a lease run out. `soon`, a second on: its claim
+    # reads a clock that has moved on a little since `now`.
+    exists().where(Message.state == "queued", Message.not_before <= _SOON)
+    | exists().where(Message.state == "sending", Message.lease_until < _SOON),
+))
+
+
+def due(engine: Engine, now: datetime) -> dict[str, bool]:
+    """Which of the tick's steps (and the send) have anything to do at `now`."""
+    params = {"now": now, "soon": now + timedelta(seconds=1), "mark": planner.low_water_mark(now),
+              "until": now + planner.HORIZON}
+    with read(engine) as connection:
+        row = _DUE.rows(connection, params)[0]
+    return {name: bool(flag) for name, flag in zip(_DUE_NAMES, row)}
 
 
 @dataclass
@@ -40,45 +78,73 @@ class TickReport:
 
 def step(engine: Engine, now: datetime) -> TickReport:
     """Plan and move items on, each step in its own transaction (short write locks)."""
+    return _steps(engine, now)[0]
+
+
+def _steps(engine: Engine, now: datetime) -> tuple[TickReport, bool]:
+    """`step`, and whether any message is due to send once it is done. A step runs only when
+    `due` says it has something to do; after one has run, `due` is read again (what it did, e.g.
+    a check-in planned for now, may be the next step's work this tick)."""
     report = TickReport()
-    # The planner commits chunk by chunk and stops after its budget; the rest waits a tick.
-    report.planned = planner.plan_checkins(engine, now, budget=planner.BUDGET)
-    with session_scope(engine) as session:
-        report.planned += planner.plan_rounds(session, now)
-    while True:  # a chunk per transaction (see checkins.BATCH)
+    flags = due(engine, now)
+
+    def ran() -> None:
+        flags.update(due(engine, now))
+
+    if flags["plans"]:
+        # The planner commits chunk by chunk and stops after its budget; the rest waits a tick.
+        report.planned = planner.plan_checkins(engine, now, budget=planner.BUDGET)
+        ran()
+    if flags["rotas"]:
         with session_scope(engine) as session:
-            counts = checkins.start_due(session, now)
-        report.prompted += counts["prompted"]
-        report.skipped += counts["skipped"]
-        report.missed += counts["missed"]
-        if not counts["claimed"]:
-            break
-        if counts["claimed"] >= checkins.BATCH:  # a full chunk: more to come, let others in first
-            let_others_write(engine)
-    with session_scope(engine) as session:
-        report.call_prompts = rotas.prompt_due_rounds(session, now)
-    with session_scope(engine) as session:
-        report.reminded = checkins.remind_due(session, now)
-    with session_scope(engine) as session:
-        report.escalated = checkins.close_windows(session, now)
-    with session_scope(engine) as session:
-        report.passed_on = tasks.expire_overdue(session, now)
+            report.planned += planner.plan_rounds(session, now)
+        ran()
+    if flags["start"]:
+        while True:  # a chunk per transaction (see checkins.BATCH)
+            with session_scope(engine) as session:
+                counts = checkins.start_due(session, now)
+            report.prompted += counts["prompted"]
+            report.skipped += counts["skipped"]
+            report.missed += counts["missed"]
+            if not counts["claimed"]:
+                break
+            if counts["claimed"] >= checkins.BATCH:  # a full chunk: more to come, let others in first
+                let_others_write(engine)
+        ran()
+    if flags["rounds"]:
+        with session_scope(engine) as session:
+            report.call_prompts = rotas.prompt_due_rounds(session, now)
+        ran()
+    if flags["remind"]:
+        with session_scope(engine) as session:
+            report.reminded = checkins.remind_due(session, now)
+        ran()
+    if flags["close"]:
+        with session_scope(engine) as session:
+            report.escalated = checkins.close_windows(session, now)
+        ran()
+    if flags["expire"]:
+        with session_scope(engine) as session:
+            report.passed_on = tasks.expire_overdue(session, now)
+        ran()
     global _last_purge
     if _last_purge is None or now - _last_purge >= PURGE_EVERY or now < _last_purge:
-        while True:  # in chunks, each its own short transaction, so no writer waits behind it
+        # A read says whether there is any old text first: there almost never is.
+        while privacy.anything_to_purge(engine, now):
+            # In chunks, each its own short transaction, so no writer waits behind it.
             with session_scope(engine) as session:
                 blanked = privacy.purge_bodies(session, now, limit=privacy.PURGE_CHUNK)
-            if not blanked:
+            if blanked < privacy.PURGE_CHUNK:
                 break
-            if blanked >= privacy.PURGE_CHUNK:
-                let_others_write(engine)
+            let_others_write(engine)
         _last_purge = now
-    return report
+    return report, flags["send"]
 
 
 def tick(engine: Engine, gateway: Gateway, now: datetime) -> TickReport:
     """One whole pass: plan, step items on, then send what is due."""
-    report = step(engine, now)
-    result = dispatcher.dispatch(engine, gateway, now)
-    report.sent, report.failed = result.sent, result.failed
+    report, send_due = _steps(engine, now)
+    if send_due:  # else the dispatcher would claim nothing (and read the outage table first)
+        result = dispatcher.dispatch(engine, gateway, now)
+        report.sent, report.failed = result.sent, result.failed
     return report

@@ -309,7 +309,16 @@ class Sim:
                 self.schedule_tick(self.down_until)  # type: ignore[arg-type]
                 return
             at = self.clock()
-            ok, _ = self.guarded("in a tick", lambda: tick(self.engine, self.gateway, at))
+
+            def ticking() -> Any:
+                # An armed crash dies at the next commit. A tick used to begin with one (the
+                # planner's probe, a write transaction that changed nothing); it now begins with a
+                # read, and commits only what it does: so a crash still armed dies as the tick
+                # starts, where it did, rather than waiting for a tick with something to write.
+                self._maybe_crash()
+                return tick(self.engine, self.gateway, at)
+
+            ok, _ = self.guarded("in a tick", ticking)
             if ok:
                 self.last_tick_clock = at if self.last_tick_clock is None else max(self.last_tick_clock, at)
                 self.checker.after_tick(at)
