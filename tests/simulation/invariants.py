@@ -65,6 +65,9 @@ class Checker:
         self.replies_lost: list[tuple[Said, str]] = []
         self.stand_downs_seen = 0
         self.stood_down: dict[tuple[str, int], int] = {}  # (phone, check-in) -> stand-downs delivered
+        self._watch: Any = None  # a DBAPI connection of its own, for PRAGMA data_version
+        self._version: int | None = None
+        self._rows: tuple[list[CheckIn], list[Task]] | None = None
 
     # -- bookkeeping at the moment something happens
 
@@ -106,10 +109,36 @@ class Checker:
 
     # -- after every step
 
+    def rows(self, session: Session) -> tuple[list[CheckIn], list[Task]]:
+        """Every check-in and task, as phonetree's database has them now. On SQLite, the rows
+        read at the last check when nothing has been committed since (PRAGMA data_version,
+        asked on a connection of the checker's own that never writes: it changes when any other
+        connection commits): the same rows, not re-read. About two steps in five write nothing
+        (a tick with nothing due, a webhook phonetree ignores, a fault starting)."""
+        version = None
+        if self.sim.url.startswith("sqlite"):
+            if self._watch is None:
+                self._watch = self.sim.observer.raw_connection()
+            cursor = self._watch.cursor()
+            version = cursor.execute("PRAGMA data_version").fetchone()[0]
+            cursor.close()
+            if version == self._version and self._rows is not None:
+                return self._rows
+        # Loaded column values stay readable once the session has closed (nothing reads a
+        # relationship of these, which would need it open).
+        self._rows = (list(session.scalars(select(CheckIn).order_by(CheckIn.id))),
+                      list(session.scalars(select(Task).order_by(Task.id))))
+        self._version = version
+        return self._rows
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
     def check(self, final: bool = False) -> Violation | None:
         with Session(self.sim.observer) as session:
-            checkins = list(session.scalars(select(CheckIn).order_by(CheckIn.id)))
-            tasks = list(session.scalars(select(Task).order_by(Task.id)))
+            checkins, tasks = self.rows(session)
             for found in (self.help_reached(session, checkins), self.reply_acted_on(), self.answered_not_escalated(checkins, tasks),
                           self.not_early(checkins, tasks), self.closures(checkins),
                           self.cant_is_said(session, tasks), self.no_duplicates(),
@@ -168,9 +197,9 @@ class Checker:
         for task in tasks:
             if task.checkin_id in answered:
                 return Violation(
-                    "ii-asked", f"{self.name_of(task.subject_id)} answered OK but {task.assignee.name} was asked about them",
+                    "ii-asked", f"{self.name_of(task.subject_id)} answered OK but {self.name_of(task.assignee_id)} was asked about them",
                     expected="nobody asked about a check-in answered OK before escalation",
-                    found=f"task #{task.id} ({task.kind}) to {task.assignee.name} at "
+                    found=f"task #{task.id} ({task.kind}) to {self.name_of(task.assignee_id)} at "
                     f"{task.asked_at.astimezone(LONDON):%H:%M}, state {task.state}",
                     checkin_id=task.checkin_id, member_id=task.subject_id)
         for checkin in checkins:
@@ -196,7 +225,7 @@ class Checker:
             prompt = self.first_prompt(checkin.id)
             if prompt is not None and task.asked_at < prompt.clock + timedelta(seconds=checkin.window_s - 1):
                 return Violation(
-                    "ii-early" + self.transient(checkin.id), f"{task.assignee.name} was asked about {person.name} before the window ran out",
+                    "ii-early" + self.transient(checkin.id), f"{self.name_of(task.assignee_id)} was asked about {person.name} before the window ran out",
                     expected=f"no ask before {(prompt.clock + timedelta(seconds=checkin.window_s)).astimezone(LONDON):%H:%M:%S}"
                     f" (the prompt left at {prompt.clock.astimezone(LONDON):%H:%M:%S}, window {checkin.window_s // 60} min)",
                     found=f"asked at {task.asked_at.astimezone(LONDON):%H:%M:%S}",
