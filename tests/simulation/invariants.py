@@ -17,6 +17,7 @@ through a separate engine) and the ground truth of what people did and the netwo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -537,6 +538,7 @@ class Checker:
         return None
 
 
+@cache  # asked for every plan and day after every step; a pure function of its arguments
 def _local_instant(day: date, hhmm: str) -> datetime:
     """The UTC instant of a local time, by the README's DST rule: a time the clocks skip happens
     once, shifted by the gap (fold=0 does exactly that); a repeated one, the first time."""
