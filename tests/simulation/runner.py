@@ -22,6 +22,11 @@ from twilio.request_validator import RequestValidator
 
 import schedules.engine as engine_module
 from phonetree import db as phonetree_db
+from phonetree import prepared
+try:
+    from phonetree import work
+except ImportError:  # an older commit (see _crash_before_bare_commits)
+    work = None  # type: ignore[assignment]
 from phonetree.checkins import resolve_by_organiser
 from phonetree.plans import add_plan
 from phonetree.db import get_engine, normalise_url, session_scope
@@ -67,6 +72,29 @@ def _on_commit(connection: Any) -> None:
     hook = _CRASH_HOOKS.get(connection.engine)
     if hook is not None:
         hook()
+
+
+def _crash_before_bare_commits() -> None:
+    """A transaction straight on the driver (prepared.transaction, the webhook's bare unit of
+    work in work.py) commits without SQLAlchemy's commit event: an armed crash dies there too.
+    (Only the running scenario's phonetree engine commits that way; the observer never does.
+    Older commits, which a regression seed is checked against, may have neither.)"""
+    for module in (prepared, work):
+        plain = getattr(module, "finish", None)
+        if plain is None or getattr(plain, "crashes", False):
+            continue
+
+        def finish(bare: Any, commit: bool, _plain: Callable[..., None] = plain) -> None:
+            if commit:
+                for hook in list(_CRASH_HOOKS.values()):
+                    hook()
+            _plain(bare, commit)
+
+        finish.crashes = True  # type: ignore[attr-defined]
+        setattr(module, "finish", finish)
+
+
+_crash_before_bare_commits()
 
 
 def _shared_engine(url: str) -> Engine:
