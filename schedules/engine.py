@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, exists, select
+from sqlalchemy import Engine, bindparam, exists, false, select, update
 
 from phonetree import checkins, privacy, rotas, tasks
 from phonetree.db import let_others_write, session_scope
 from phonetree.gateways.base import Gateway
-from phonetree.models import CheckIn, CheckInPlan, Message, Rota, RotaRound, Task, UTCDateTime
-from phonetree.prepared import Prepared, read
+from phonetree.models import CheckIn, CheckInPlan, Message, ProviderOutage, Rota, RotaRound, Task, UTCDateTime
+from phonetree.prepared import Prepared, read, transaction
 from schedules import dispatcher, planner
 
 
@@ -45,6 +45,19 @@ _DUE = Prepared(select(
     exists().where(Message.state == "queued", Message.not_before <= _SOON)
     | exists().where(Message.state == "sending", Message.lease_until < _SOON),
 ))
+
+
+# A write that changes nothing, for a tick whose steps all had nothing to do: the database must
+# still refuse it when it can't be written (a read-only file, PostgreSQL in read-only mode), so
+# such a tick fails as it did when every step opened a write transaction, and /health and the
+# heartbeat notice within a few ticks, not at the next thing due (issue 11 defect 5).
+_TOUCH = Prepared(update(ProviderOutage).where(false()).values(failures=ProviderOutage.failures))
+
+
+def check_writable(engine: Engine) -> None:
+    """Raise (an OperationalError or the like) if the database won't take a write now."""
+    with transaction(engine) as connection:
+        _TOUCH.rowcount(connection)
 
 
 def due(engine: Engine, now: datetime) -> dict[str, bool]:
@@ -87,8 +100,11 @@ def _steps(engine: Engine, now: datetime) -> tuple[TickReport, bool]:
     a check-in planned for now, may be the next step's work this tick)."""
     report = TickReport()
     flags = due(engine, now)
+    steps_run = 0
 
     def ran() -> None:
+        nonlocal steps_run
+        steps_run += 1
         flags.update(due(engine, now))
 
     if flags["plans"]:
@@ -127,6 +143,8 @@ def _steps(engine: Engine, now: datetime) -> tuple[TickReport, bool]:
         with session_scope(engine) as session:
             report.passed_on = tasks.expire_overdue(session, now)
         ran()
+    if not steps_run:
+        check_writable(engine)  # (a step that ran has written, or tried to)
     global _last_purge
     if _last_purge is None or now - _last_purge >= PURGE_EVERY or now < _last_purge:
         # A read says whether there is any old text first: there almost never is.
