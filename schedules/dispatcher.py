@@ -102,13 +102,16 @@ class _Provider:
     one message (the most urgent due) as a probe rather than hammering a provider that is down
     with a morning's queue, and a failed try moves every waiting message to the same next try
     (see `_failed`): so when the provider comes back they are all due together and leave in
-    priority order, urgent first. The first message that leaves ends the outage."""
+    priority order, urgent first. The first answer from the provider that is not a transient
+    failure ends the outage: a message that leaves, or one it refuses for good (a landline, a
+    number that doesn't exist), which proves it is answering just as well. (A probe refused for
+    good used to leave the outage on, and that pass ended with the rest of the queue due.)"""
 
     gateway: str
     failing: bool
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def sent(self, engine: Engine, now: datetime) -> None:
+    def answered(self, engine: Engine, now: datetime) -> None:
         with self._lock:
             if not self.failing:
                 return
@@ -247,6 +250,13 @@ def _release(engine: Engine, ids: list[int]) -> None:
                         .values(state="queued", lease_until=None, attempts=Message.attempts - 1))
 
 
+def _refused_by_provider(error: GatewayError) -> bool:
+    """The provider itself answered with a refusal that retrying won't change (it carries the
+    provider's error code), as opposed to a transient failure or one decided here (an opted-out
+    member, a message past its use, a text too long for a call)."""
+    return error.action != base.RETRY and error.code is not None
+
+
 def _is_prompt(message: Message) -> bool:
     return bool(message.checkin_id) and message.kind == "checkin"
 
@@ -283,8 +293,8 @@ def _mark(engine: Engine, when: datetime, provider: _Provider,
             time.sleep(0.25 * 2 ** attempt)
             continue
         result.add(counts)
-        if error is None:
-            provider.sent(engine, when)
+        if error is None or _refused_by_provider(error):
+            provider.answered(engine, when)
         return
 
 

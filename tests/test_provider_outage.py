@@ -199,3 +199,27 @@ def test_an_ask_that_left_before_the_reply_still_gets_its_stand_down(oakfield, o
     run(engine, twilio_gateway, at(9, 33), at(9, 34))
     assert [(m.template, m.state) for m in sent(engine, to_phone=E164[JO])] == [
         ("escalation", "sent"), ("stand_down", "sent")]
+
+
+def test_a_probe_refused_for_good_ends_the_outage_and_the_rest_leave_in_the_same_pass(
+        oakfield, ok, engine, standin, twilio_gateway):
+    """Found by the long simulation (seed 8001249): after a 429 burst the probe went to a number
+    Twilio refuses for good. That is Twilio answering, so the outage is over; it used to stay on,
+    the pass ended at the probe, and the rest of the queue, due already, waited for another."""
+    for member in ("Jo", "Sam", "Margaret"):
+        with freeze_time("2026-11-30 12:00:00"):
+            ok("checkin", "add", "Oakfield", member, "--at", "09:00", "--escalate-to", "Vera")
+    standin.fail_next("Messages", status=429, code=20429, times=3)  # the three claimed at 09:00
+    tick(engine, twilio_gateway, at(9))
+    assert sorted(m.state for m in sent(engine, kind="checkin")) == ["queued"] * 3
+    assert outage_test_status(engine, at(9))["provider"] is not None
+    standin.fail_next("Messages", status=400, code=21211, message="The 'To' number is not valid")
+    posts = len(standin.requests_to("Messages"))
+    tick(engine, twilio_gateway, at(9, 1))  # one pass: the probe, refused for good, then the rest
+    statuses = [r.status for r in standin.requests_to("Messages")[posts:]]
+    assert statuses[0] == 400 and set(statuses[1:]) == {201}  # (the bad number's own ask to Vera too)
+    assert sorted(m.state for m in sent(engine, kind="checkin")) == ["failed", "sent", "sent"]
+    assert outage_test_status(engine, at(9, 1))["provider"] is None
+    with session_scope(engine) as session:
+        [outage] = session.scalars(select(ProviderOutage))
+        assert outage.ended_at == at(9, 1)
