@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, exists, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from phonetree.db import session_scope
 from phonetree.delivery import undeliverable
 from phonetree.gateways import base
 from phonetree.gateways.base import Gateway, GatewayError, NotSupported, Outgoing
-from phonetree.models import Member, Message
+from phonetree.models import Member, Message, Task
 from phonetree.phones import mask
 from phonetree.prepared import Prepared, Transaction, transaction
 from phonetree.texts import GATHER
@@ -123,6 +123,13 @@ def _claim(session: Session, now: datetime, limit: int, lease: timedelta) -> lis
     # Leases that ran out belong to a worker that died mid-send: put them back in the queue.
     session.execute(update(Message).where(Message.state == "sending", Message.lease_until < now)
                     .values(state="queued", lease_until=None))
+    # An ask, or its retry, whose task has left "asked" since it was queued (passed on when the
+    # wait ran out, done, CANT) is not sent: the chain has moved on without it. (Stand-downs
+    # withdraw their own asks: escalation.stand_down.)
+    session.execute(update(Message).where(
+        Message.state == "queued", Message.not_before <= now, Message.purpose.is_not(None),
+        exists().where(Task.id == Message.task_id, Task.state != "asked"))
+        .values(state="withdrawn"), execution_options={"synchronize_session": False})
     due = (select(Message.id).where(Message.state == "queued", Message.not_before <= now)
            .order_by(Message.priority, Message.not_before, Message.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":

@@ -205,3 +205,32 @@ def test_escalation_keypress_on_a_landline_contact(engine, ok, wired):
     assert status == 200 and "someone else" in twiml
     run(engine, gateway, utc(*DAY, 9, 31))
     assert [m.params["To"] for m in standin.messages][-1] == "+447911100002"  # Jo next, at once
+
+
+def test_a_retry_of_an_ask_is_not_sent_once_the_chain_has_moved_on(engine, oakfield, ok):
+    """Jo's phone is off for her ask (30003): it is to be tried again ten minutes later. Her 5
+    minutes run out first and Sam is asked. The retry, still queued, is not sent then: the chain
+    has moved on without her (it was: "please ring Vera" to Jo after Sam had been asked)."""
+    from phonetree import delivery
+    from phonetree.gateways import base
+    from phonetree.gateways.outbox import OutboxGateway
+    from phonetree.models import Message
+
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo,Sam",
+           "--escalation-wait", "5m", "--reminder", "off")
+    gateway = OutboxGateway()
+
+    def run_at(*moments: tuple[int, int]) -> None:
+        for hour, minute in moments:
+            tick(engine, gateway, utc(*DAY, hour, minute))
+
+    run_at((9, 0), (9, 30))  # no reply: Jo is asked at 09:30
+    with session_scope(engine) as session:
+        ask = session.scalars(select(Message).where(Message.to_phone == "+447911100002")).one()
+        delivery.message_status(session, utc(*DAY, 9, 31), ask, "undelivered", base.RETRY_LATER, "30003")
+    run_at((9, 35))  # her 5 minutes are up: Sam is asked
+    assert [m.template for m in sent(engine, to_phone="+447911100003")] == ["escalation"]
+    run_at((9, 41), (9, 42))
+    assert [(m.purpose, m.state) for m in sent(engine, to_phone="+447911100002")] == [
+        ("ask", "failed"), ("later", "withdrawn")]
