@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from phonetree import events
@@ -134,13 +134,12 @@ def stand_down(session: Session, checkin: CheckIn, now: datetime, why: str = IN_
         .order_by(Task.id)
     ).all()
     # An ask still waiting to go (the provider down, a phone off: retried later) goes with its
-    # task, and whoever it was for is not told: "no need to ring" about a call they were never
-    # asked to make would only puzzle them. An ask that may have left (sent, or in flight) is.
+    # task (the dispatcher withdraws, at claim, any ask whose task has left "asked"), and whoever
+    # it was for is not told: "no need to ring" about a call they were never asked to make would
+    # only puzzle them. An ask that may have left (sent, or in flight) is.
     ids = [task.id for task in tasks]
     reached: set[int] = set()
     if ids:
-        session.execute(update(Message).where(Message.task_id.in_(ids), Message.state == "queued",
-                                              Message.purpose.is_not(None)).values(state="withdrawn"))
         reached = set(session.scalars(select(Message.task_id).where(
             Message.task_id.in_(ids), Message.purpose.is_not(None),
             or_(Message.sent_at.is_not(None), Message.state == "sending"))))
