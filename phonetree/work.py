@@ -75,7 +75,8 @@ class Work:
             self._session.flush()
 
     def _commit(self) -> None:
-        if self._core is not None and self._session is not None:
+        if self._core is not None:
+            assert self._session is not None  # (made together in `session`)
             self._session.commit()  # flushes; the transaction itself is the Connection's
             self._session.close()
             self._core.commit()
@@ -107,19 +108,18 @@ def unit_of_work(engine: Engine) -> Iterator[Work]:
     writer lock and, on SQLite, the same BEGIN IMMEDIATE as `db.session_scope`."""
     with writer_lock(engine):
         dbapi = engine.raw_connection()
-        work: Work | None = None
         try:
-            work = Work(engine, begin(engine, dbapi))
+            bare = begin(engine, dbapi)
+        except BaseException:
+            dbapi.rollback()
+            dbapi.close()
+            raise
+        work = Work(engine, bare)
+        try:
             yield work
             work._commit()
         except BaseException:
-            if work is not None:
-                work._rollback()
-            else:
-                dbapi.rollback()
+            work._rollback()
             raise
         finally:
-            if work is not None:
-                work._close()
-            else:
-                dbapi.close()
+            work._close()
