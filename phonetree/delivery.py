@@ -93,6 +93,7 @@ def tell_organisers(session: Session, now: datetime, group: Group, member: Membe
         values={"contact": organiser.name, "member": member.name, "phone": display(member.phone),
                 "reason": reason},
         dedupe_key=f"message:{message.id}:{template}:{organiser.id}", checkin_id=message.checkin_id,
+        about=member,
     ) for organiser in organisers(session, group.id) if organiser.id != member.id])
 
 

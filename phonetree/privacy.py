@@ -100,9 +100,10 @@ def forget(session: Session, member: Member, now: datetime) -> int:
         checkin = open_checkin(session, member.id)
     group_id = member.group_id
     scrub = _scrubber(member)
-    # Texts to other people that carried their words or their name (a forwarded reply, a
-    # notice, a list of people to ring) lose their text; the counts stay. Any message to their
-    # number, whoever it was filed under, goes.
+    # A message about them (`about`: their forwarded reply, a notice that their number failed
+    # or that they paused) goes whole, as does any message to their number, whoever it was
+    # filed under. Other texts that carried their name (a list of people to ring, a stand-down
+    # naming them) lose it below; the counts stay.
     session.execute(Message.__table__.delete().where(
         ((Message.to_phone == member.phone) & Message.member_id.is_(None)) | ((Message.group_id == group_id) & (
             Message.about_member_id == member.id))))

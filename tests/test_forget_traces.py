@@ -6,12 +6,16 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from freezegun import freeze_time
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
+from sqlalchemy.orm import Session
 
 from cli import cli
 from phonetree.config import Settings
 from phonetree.db import dispose_all, get_engine
+from phonetree import delivery
+from phonetree.gateways.base import BAD_NUMBER
 from phonetree.gateways.outbox import OutboxGateway
+from phonetree.models import Message
 from schedules.engine import tick
 from schedules.runner import Runner
 from tests.conftest import JO, MARGARET, VERA, utc
@@ -122,3 +126,23 @@ def test_sqlite_connections_use_secure_delete(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
     dispose_all()
+
+
+def test_forget_drops_the_organisers_notice_about_their_failed_number(db_url, ok):
+    """A notice to the organisers that Zebediah's number failed is about him, like a forwarded
+    reply of his: forgetting him takes it away whole, check-in or not (a rota call has none),
+    rather than sending Margaret a text about "[forgotten]" on "[forgotten]"."""
+    history(ok, db_url)
+    engine = get_engine(db_url)
+    with Session(engine) as session, session.begin():
+        call = session.scalars(select(Message).where(
+            Message.to_phone == "+447911100006", Message.kind == "call_prompt")).first()
+        assert call is not None and call.checkin_id is None
+        delivery.undeliverable(session, utc(2026, 12, 1, 18, 10), call, BAD_NUMBER)
+    with Session(engine) as session:
+        notices = select(Message).where(Message.template == "undeliverable")
+        assert [m.to_phone for m in session.scalars(notices)] == ["+447911100004"]  # Margaret
+    with freeze_time("2026-12-01 19:00:00"):
+        ok("member", "forget", "Oakfield", "Zebediah", "--yes")
+    with Session(engine) as session:
+        assert session.scalars(notices).all() == []
