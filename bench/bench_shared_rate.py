@@ -40,7 +40,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bench.common import dist, emit, log, phone, target
+from bench.common import dist, emit, log, phone, postgres_server, target
 
 NAME = "shared_rate"
 HELPS = 10
@@ -227,15 +227,10 @@ def main() -> None:
     n = args.n or (300 if args.quick else 1200)
     counts = [int(w) for w in args.workers.split(",")]
 
-    from tests.pg import PostgresServer
-
-    server = PostgresServer()
-    if not server.available:
-        emit(NAME, {"skipped": "PostgreSQL binaries (pg_ctl) not installed"})
-        return
-    base = server.start()
     runs = []
-    try:
+    with postgres_server(NAME) as base:
+        if base is None:
+            return
         for variant in args.variants.split(","):
             for workers in counts:
                 log(f"shared_rate: {variant}, {workers} worker(s), {n} prompts at {args.mps:g}/s, "
@@ -245,8 +240,6 @@ def main() -> None:
                     f"{result['urgent_lateness_s'].get('p99')} s, routine p99 {result['routine_lateness_s'].get('p99')} s, "
                     f"load {result['load_average_before_after']}")
                 runs.append(result)
-    finally:
-        server.stop()
     targets = []
     for r in runs:
         if r["variant"] != "shared":

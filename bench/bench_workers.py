@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.common import WORK, emit, log, target
+from bench.common import WORK, emit, log, postgres_server, target
 
 NAME = "workers"
 LATENCY = 0.020
@@ -140,23 +140,16 @@ def main() -> None:
     m = args.m or (800 if args.quick else 4000)
     counts = [int(w) for w in args.workers.split(",")]
 
-    from tests.pg import PostgresServer
-
-    server = PostgresServer()
-    if not server.available:
-        emit(NAME, {"skipped": "PostgreSQL binaries (pg_ctl) not installed"})
-        return
-    base = server.start()
     runs = []
-    try:
+    with postgres_server(NAME) as base:
+        if base is None:
+            return
         for workers in counts:
             log(f"workers: {workers} worker(s), {m} messages, {LATENCY * 1000:.0f} ms per send")
             result = run(base, workers, m)
             log(f"workers: {workers}: {result['per_s']}/s, duplicates {result['duplicates']}, "
                 f"missing {result['missing']}")
             runs.append(result)
-    finally:
-        server.stop()
     one = next((r for r in runs if r["workers"] == 1), None)
     for r in runs:
         r["speedup_vs_1"] = round(r["per_s"] / one["per_s"], 3) if one else None

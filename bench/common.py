@@ -14,6 +14,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -252,6 +253,24 @@ def on_database(db: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any
     os.environ["BENCH_PG_BASE"] = server.start()
     try:
         return measure()
+    finally:
+        server.stop()
+
+
+@contextmanager
+def postgres_server(name: str) -> Iterator[str | None]:
+    """A throwaway PostgreSQL server for a bench that needs one, stopped afterwards: its base URL,
+    or None when pg_ctl is not installed (the bench's JSON then says "skipped")."""
+    from tests.pg import PostgresServer
+
+    server = PostgresServer()
+    if not server.available:
+        emit(name, {"skipped": "PostgreSQL binaries (pg_ctl) not installed"})
+        yield None
+        return
+    base = server.start()
+    try:
+        yield base
     finally:
         server.stop()
 
