@@ -25,7 +25,7 @@ from phonetree.phones import display, parse_phone
 from phonetree.prepared import Prepared
 from phonetree.errors import PhonetreeError
 from phonetree.replies import Intent, Reply, parse_keypress, parse_reply
-from phonetree.local_times import local_date
+from phonetree.local_times import local, local_date
 from phonetree.work import Work
 
 DEFAULT_PAUSE_DAYS = 7
@@ -208,6 +208,10 @@ def _task_reply(work: Work, now: datetime, sender: _Sender, reply: Reply, text: 
         return
     outcome.member = task.assignee.name
     group = task.group
+    if reply.intent is Intent.DONE and _may_repeat_a_done(session, task):
+        _check_done(session, now, sender, task)
+        outcome.actions.append(f"{task.kind} task kept open: DONE may be about the last call; asked to confirm")
+        return
     if reply.intent is Intent.DONE:
         tasks.done(session, task, now)
         template, what = "thanks", "done"
@@ -221,6 +225,42 @@ def _task_reply(work: Work, now: datetime, sender: _Sender, reply: Reply, text: 
     outcome.actions.append(f"{task.kind} task {what}")
     if own_help:
         _unknown(work, now, sender, reply, text, outcome)
+
+
+# A person asked twice about the same member (say an escalation, then the member's HELP) may
+# text DONE once for each ask. A DONE that could be the second reply to an earlier, already
+# closed request must not close a newer one about the same member: the member may have asked
+# again ("I can't breathe") since the call, and nobody has rung about that yet.
+REPEAT_DONE_WINDOW = timedelta(minutes=30)
+
+
+def _may_repeat_a_done(session: Session, task: Task) -> bool:
+    """The holder's own DONE about the same member closed another task shortly before this one
+    was asked, and they haven't been asked to confirm this one yet."""
+    if task.subject_id is None:
+        return False
+    earlier = session.scalar(select(Task.id).where(
+        Task.assignee_id == task.assignee_id, Task.subject_id == task.subject_id, Task.id != task.id,
+        Task.state == "done", Task.closed_at <= task.asked_at,
+        Task.closed_at >= task.asked_at - REPEAT_DONE_WINDOW).limit(1))
+    if earlier is None:
+        return False
+    return session.scalar(select(Message.id).where(Message.dedupe_key == _check_key(task))) is None
+
+
+def _check_key(task: Task) -> str:
+    return f"task:{task.id}:done_check"
+
+
+def _check_done(session: Session, now: datetime, sender: _Sender, task: Task) -> None:
+    """Ask once whether this DONE is about the newer request; their next DONE closes it."""
+    assert task.subject is not None  # _may_repeat_a_done
+    queue(session, [message_row(now, task.group, task.assignee, kind="confirmation", template="done_check",
+                                values={"name": task.assignee.name, "member": task.subject.name,
+                                        "time": local(task.asked_at, task.group.timezone, date=False,
+                                                      zone=False)},
+                                dedupe_key=_check_key(task), task_id=task.id,
+                                channel=_answer_channel(sender, task.assignee))])
 
 
 def _answer_channel(sender: _Sender, member: Member) -> str:

@@ -62,6 +62,8 @@ SMS: dict[str, str] = {
     "If that seems wrong, please ring them on {phone}.",
     "back_ok": "Welcome back {name}, check-ins start again.",
     "thanks": "Thank you, {name}.",
+    "done_check": "Thanks {name}. {member} asked for a call again at {time}, after your DONE. "
+    "If you've spoken to them since, reply DONE.",
     "cant_ok": "No problem, {name}, we'll ask someone else.",
 }
 
@@ -111,6 +113,8 @@ VOICE: dict[str, str] = {
     "seems wrong, please ring them on {phone}. Goodbye.",
     "back_ok": "Welcome back {name}. Your calls start again. Goodbye.",
     "cant_ok": "No problem {name}. We will ask someone else. Goodbye.",
+    "done_check": "Hello {name}. {member} asked for a call again at {time}. If you have not spoken to "
+    "them since then, please ring them now. Goodbye.",
     "cascade_done": "Hello {name}. The news has reached all {count} people. Goodbye.",
     "cascade_outstanding": "Hello {name}. The news has not reached {people} yet. Please ring them. "
     "Goodbye.",
