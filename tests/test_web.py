@@ -246,3 +246,59 @@ def test_the_quick_ok_is_idempotent_and_never_replaces_the_whole_way(engine, oak
     assert woken == [1]  # Jo is to be stood down
     assert len(sent(engine, to_phone="+447911100002")) == asked + 1
     assert answer_rows(engine, "Sam")["checkins"][0][0] == "answered"
+
+
+@pytest.mark.parametrize("signed_over, accepted", [
+    ("https://tree.example.org/twilio/sms", True),
+    ("https://tree.example.org:443/twilio/sms", True),  # Twilio's back end signs either way
+    ("https://tree.example.org:8443/twilio/sms", False),
+    ("http://tree.example.org:80/twilio/sms", False),
+    ("https://evil.example.org:443/twilio/sms", False),
+])
+def test_one_hmac_accepts_exactly_what_the_validator_accepts(signed_over, accepted):
+    """web.signature_matches computes the second HMAC (URL with the default port) only when the
+    first fails; its answer must be RequestValidator.validate's, for public URLs written with and
+    without the port."""
+    from phonetree.web import signature_matches
+
+    validator = RequestValidator(TOKEN)
+    signature = sign(signed_over, INBOUND)
+    for public in ("https://tree.example.org/twilio/sms", "https://tree.example.org:443/twilio/sms"):
+        assert validator.validate(public, INBOUND, signature) is accepted
+        assert signature_matches(validator, public, INBOUND, signature) is accepted
+    assert signature_matches(validator, PUBLIC + "/twilio/sms", INBOUND, "bm9wZQ==") is False
+    assert signature_matches(validator, PUBLIC + "/twilio/sms", INBOUND, "") is False
+
+
+def test_routine_oks_are_summed_up_once_a_minute_and_the_rest_logged_one_by_one(engine, oakfield, caplog,
+                                                                                monkeypatch):
+    """An OK that changes nothing but its check-in is logged at DEBUG and counted; the count is
+    logged at INFO once a minute. A HELP, a repeat and an unknown number keep a line each. No
+    line carries the number or the text."""
+    import logging
+
+    from phonetree import web
+
+    app = WebhookApp(engine, TOKEN, PUBLIC, account_sid=ACCOUNT)
+    url = PUBLIC + "/twilio/sms"
+    caplog.set_level(logging.INFO, logger="phonetree.web")
+
+    def send(sid: str, body: str, sender: str = "+447911100001") -> None:
+        params = dict(INBOUND, MessageSid="SM" + sid * 32, Body=body, From=sender)
+        assert call(app, "/twilio/sms", params, signature=sign(url, params))[0].startswith("200")
+
+    send("5", "OK")
+    send("6", "ok thanks")
+    assert [r for r in caplog.records if r.name == "phonetree.web"] == []
+    monkeypatch.setattr(web.Tally, "EVERY", 0.0)  # as if a minute had passed
+    send("7", "Fine")
+    infos = [r.getMessage() for r in caplog.records if r.name == "phonetree.web"]
+    assert len(infos) == 1 and infos[0].startswith("inbound SMS: 3 OK replies in the last ")
+    caplog.clear()
+    send("7", "Fine")  # a repeat delivery
+    send("8", "HELP")
+    send("9", "hello?", sender="+447911999999")
+    lines = [r.getMessage() for r in caplog.records if r.name == "phonetree.web"]
+    assert len(lines) == 3 and lines[0].endswith("ok (repeat delivery)") and lines[1].endswith(": help")
+    assert "unknown number" in lines[2]
+    assert not any("7911100001" in line or "7911999999" in line or "hello" in line for line in lines)
