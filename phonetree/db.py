@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, cast
 
 from sqlalchemy import URL, Connection, CursorResult, Engine, Result, create_engine, event, inspect, text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -90,8 +90,36 @@ def make_engine(url: str, key: str | None = None) -> Engine:
             dbapi_connection.isolation_level = None
     else:
         # hide_parameters: an error in a log must not carry the numbers and texts it was writing.
-        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        engine = create_engine(url, hide_parameters=True)
+        _ping_when_idle(engine)
     return engine
+
+
+# A pooled PostgreSQL connection is pinged (one round trip) before use only when it has sat
+# idle this long, as the server may have closed it meanwhile (a restart, an idle timeout).
+# pool_pre_ping's ping on every checkout was one round trip in seven of a webhook's OK
+# (issue 14). A connection that dies while in steady use fails its statement instead, as it
+# could after a ping too, and every caller survives that: a webhook journals the request, a
+# tick or a send pass tries again.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return  # new, or in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool replaces this connection with a new one and checks that out instead.
+            raise DisconnectionError("idle connection closed by the server") from error
 
 
 def alembic_config(url: str) -> "Config":
