@@ -30,8 +30,8 @@ from phonetree.work import Work
 
 # A check-in in these states still awaits an answer or a person (see models.CheckIn's life).
 OPEN_CHECKIN_STATES = ("prompting", "sent", "escalating", "alerted")
-# Check-ins prompted per transaction: at about 0.3 ms each (25k took 7.2 s in one transaction),
-# about 0.15 s, so a webhook's write never waits long behind the morning slot.
+# Check-ins prompted per step at most: the tick sizes its steps to a time budget (phonetree.paced),
+# so the morning slot is many short transactions; this only caps a step on a fast machine.
 BATCH = 500
 
 

@@ -230,10 +230,13 @@ def connection_scope(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
-# Between the chunks of a long job on SQLite, the write lock is left free this long: another
-# process's write (SQLite's busy handler retries at 1 ms rising to 100 ms) or a webhook thread
-# queued on the in-process lock gets in, instead of waiting for the whole job (issue 14).
-WRITER_GAP = 0.05
+# Between the chunks of a long job on SQLite, the write lock is left free this long, so a writer
+# waiting for it gets in instead of waiting for the whole job (issue 14). A webhook thread queued
+# on the in-process lock needs a moment; another process's write waits in SQLite's busy handler,
+# which tries again after sleeps of 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 and then 100 ms each:
+# a gap longer than its longest sleep always holds one of its tries. (At 0.05 s, half its tries
+# missed the gap and it waited 13.6 s behind the 25k slot.)
+WRITER_GAP = 0.12
 
 
 def let_others_write(engine: Engine) -> None:

@@ -22,7 +22,8 @@ from phonetree.prepared import Prepared, read
 log = logging.getLogger(__name__)
 
 
-# Rows blanked per statement by the hourly purge when the runner chunks it (about 0.05 s each).
+# Rows of each table blanked per step of the hourly purge at most: the tick sizes its steps to a
+# time budget (phonetree.paced); this only caps a step on a fast machine.
 PURGE_CHUNK = 2000
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import Engine, bindparam, exists, false, select, update
+from sqlalchemy.orm import Session
 
-from phonetree import checkins, privacy, rotas, tasks
-from phonetree.db import let_others_write, session_scope
+from phonetree import checkins, paced, privacy, rotas, tasks
+from phonetree.db import session_scope
 from phonetree.gateways.base import Gateway
 from phonetree.models import CheckIn, CheckInPlan, Message, ProviderOutage, Rota, RotaRound, Task, UTCDateTime
 from phonetree.prepared import Prepared, read, transaction
@@ -89,12 +91,14 @@ class TickReport:
         return ", ".join(parts) or "nothing due"
 
 
-def step(engine: Engine, now: datetime) -> TickReport:
-    """Plan and move items on, each step in its own transaction (short write locks)."""
-    return _steps(engine, now)[0]
+def step(engine: Engine, now: datetime, queued: Callable[[], None] | None = None) -> TickReport:
+    """Plan and move items on, each step in its own transaction (short write locks). `queued`
+    is called once the first of the morning slot's prompts are committed, so a sender can
+    start on them while the rest are still being written."""
+    return _steps(engine, now, queued)[0]
 
 
-def _steps(engine: Engine, now: datetime) -> tuple[TickReport, bool]:
+def _steps(engine: Engine, now: datetime, queued: Callable[[], None] | None = None) -> tuple[TickReport, bool]:
     """`step`, and whether any message is due to send once it is done. A step runs only when
     `due` says it has something to do; after one has run, `due` is read again (what it did, e.g.
     a check-in planned for now, may be the next step's work this tick)."""
@@ -116,16 +120,24 @@ def _steps(engine: Engine, now: datetime) -> tuple[TickReport, bool]:
             report.planned += planner.plan_rounds(session, now)
         ran()
     if flags["start"]:
-        while True:  # a chunk per transaction (see checkins.BATCH)
-            with session_scope(engine) as session:
-                counts = checkins.start_due(session, now)
+        # Transactions of about paced.BUDGET_S each (at most checkins.BATCH a step), not one
+        # for the whole slot: a webhook's or another process's write waits for one of them.
+        def prompt(session: Session, limit: int) -> tuple[int, bool]:
+            counts = checkins.start_due(session, now, limit)
             report.prompted += counts["prompted"]
             report.skipped += counts["skipped"]
             report.missed += counts["missed"]
-            if not counts["claimed"]:
-                break
-            if counts["claimed"] >= checkins.BATCH:  # a full chunk: more to come, let others in first
-                let_others_write(engine)
+            # Fewer than asked for: none left (or another worker holds the rest and goes on).
+            return counts["claimed"], counts["claimed"] < limit
+
+        woken = False
+
+        def committed(rows: int) -> None:
+            nonlocal woken
+            if queued is not None and rows and report.prompted and not woken:
+                woken = True
+                queued()
+        paced.run(engine, prompt, most=checkins.BATCH, committed=committed)
         ran()
     if flags["rounds"]:
         with session_scope(engine) as session:
@@ -148,13 +160,13 @@ def _steps(engine: Engine, now: datetime) -> tuple[TickReport, bool]:
     global _last_purge
     if _last_purge is None or now - _last_purge >= PURGE_EVERY or now < _last_purge:
         # A read says whether there is any old text first: there almost never is.
-        while privacy.anything_to_purge(engine, now):
-            # In chunks, each its own short transaction, so no writer waits behind it.
-            with session_scope(engine) as session:
-                blanked = privacy.purge_bodies(session, now, limit=privacy.PURGE_CHUNK)
-            if blanked < privacy.PURGE_CHUNK:
-                break
-            let_others_write(engine)
+        if privacy.anything_to_purge(engine, now):
+            def purge(session: Session, limit: int) -> tuple[int, bool]:
+                blanked = privacy.purge_bodies(session, now, limit=limit)
+                # At most `limit` of each table a statement: fewer in all, none of them was full.
+                return blanked, blanked < limit
+            # In time-bounded transactions, as the slot's prompts above.
+            paced.run(engine, purge, most=privacy.PURGE_CHUNK)
         _last_purge = now
     return report, flags["send"]
 

@@ -80,7 +80,8 @@ class Runner:
         self.app.replay_journal()
         try:
             now = clock.now()
-            report = step(self.engine, now)
+            # The sender starts on the morning slot's first prompts while the rest are written.
+            report = step(self.engine, now, queued=self.wake)
             self.outage_since = open_outage_since(self.engine)
         except Exception:  # noqa: BLE001 - keep ticking; the rows keep every promise meanwhile
             log.exception("tick failed; will try again")
