@@ -39,7 +39,8 @@ class Paced:
 def run(engine: Engine, step: Step, most: int, budget_s: float = BUDGET_S, first: int = FIRST,
         committed: Callable[[int], None] | None = None) -> Paced:
     """Run `step` until it says it is finished, each transaction about `budget_s` long (at least
-    one step; a step does at most `most` rows). Each transaction commits what its steps did, so
+    one step; a step does at most `most` rows, and a transaction's steps are all of one size, set
+    from the time per row the last step took). Each transaction commits what its steps did, so
     a crash between two loses nothing done and the rest is still there for the next run.
     `committed` is told each transaction's rows once it has committed."""
     paced = Paced()
@@ -56,10 +57,12 @@ def run(engine: Engine, step: Step, most: int, budget_s: float = BUDGET_S, first
                 rows += done
                 if done:
                     per_row = (ended - began) / done
-                left = budget_s - (ended - started)
-                if finished or left <= 0:
+                if finished:
                     break
-                size = _size(per_row, left, size, most)
+                # Another step of the same size only if it fits in what is left of the budget.
+                fits = _fits(per_row, budget_s - (ended - started), most)
+                if fits is not None and fits < size:
+                    break
         paced.rows += rows
         paced.transactions += 1
         paced.per_transaction.append(rows)
@@ -68,13 +71,14 @@ def run(engine: Engine, step: Step, most: int, budget_s: float = BUDGET_S, first
         if finished:
             return paced
         let_others_write(engine)
-        size = _size(per_row, budget_s, size, most)
+        fits = _fits(per_row, budget_s, most)
+        size = size if fits is None else max(1, fits)
 
 
-def _size(per_row: float | None, seconds: float, size: int, most: int) -> int:
-    """Rows that fit in `seconds` at `per_row` each (unknown: the size so far), 1 to `most`."""
+def _fits(per_row: float | None, seconds: float, most: int) -> int | None:
+    """Rows that fit in `seconds` at `per_row` each, at most `most` (None: not timed yet)."""
     if per_row is None:
-        return size
+        return None
     if per_row <= 0:  # too quick for the clock to see: as many as allowed
         return most
-    return max(1, min(most, int(seconds / per_row)))
+    return max(0, min(most, int(seconds / per_row)))

@@ -27,27 +27,34 @@ log = logging.getLogger(__name__)
 PURGE_CHUNK = 2000
 
 
-def purge_bodies(session: Session, now: datetime, limit: int | None = None) -> int:
+def purge_bodies(session: Session, now: datetime, limit: int | None = None, total: int | None = None) -> int:
     """Blank the text of messages, replies and news older than each group's retention period.
     Counts, times and states stay, so reports still add up. Returns rows blanked.
 
     Set-based, one statement per table per retention period in use (not per group), and found
     through partial indexes on the rows whose text is still kept: the cost grows with what is
     blanked, not with groups or history. With `limit`, blanks at most that many rows of each
-    table, for a caller that commits between chunks (schedules.engine) so no write waits long."""
+    table; with `total`, at most that many in all (fewer than `total` blanked: nothing old is
+    left). Either is for a caller that commits between chunks (schedules.engine) so no write
+    waits long."""
     blanked = 0
     periods = session.scalars(select(Group.retention_days).distinct()).all()
     for days in periods:
         cutoff = now - timedelta(days=days)
         groups = select(Group.id).where(Group.retention_days == days)
-        blanked += _blank(session, Message, Message.body, select(Message.id).where(
-            Message.body.is_not(None), Message.created_at < cutoff,
-            Message.state.not_in(("queued", "sending")), Message.group_id.in_(groups)), limit)
         members = select(Member.id).where(Member.group_id.in_(groups))
-        blanked += _blank(session, Inbound, Inbound.body, select(Inbound.id).where(
-            Inbound.body.is_not(None), Inbound.received_at < cutoff, Inbound.member_id.in_(members)), limit)
-        blanked += _blank(session, Cascade, Cascade.text, select(Cascade.id).where(
-            Cascade.text.is_not(None), Cascade.started_at < cutoff, Cascade.group_id.in_(groups)), limit)
+        for model, column, ids in (
+                (Message, Message.body, select(Message.id).where(
+                    Message.body.is_not(None), Message.created_at < cutoff,
+                    Message.state.not_in(("queued", "sending")), Message.group_id.in_(groups))),
+                (Inbound, Inbound.body, select(Inbound.id).where(
+                    Inbound.body.is_not(None), Inbound.received_at < cutoff, Inbound.member_id.in_(members))),
+                (Cascade, Cascade.text, select(Cascade.id).where(
+                    Cascade.text.is_not(None), Cascade.started_at < cutoff, Cascade.group_id.in_(groups)))):
+            room = limit if total is None else total - blanked if limit is None else min(limit, total - blanked)
+            if room is not None and room <= 0:
+                break
+            blanked += _blank(session, model, column, ids, room)
     if blanked:
         log.info("retention: blanked the text of %d old message(s)", blanked)
     return blanked

@@ -162,10 +162,9 @@ def _steps(engine: Engine, now: datetime, queued: Callable[[], None] | None = No
         # A read says whether there is any old text first: there almost never is.
         if privacy.anything_to_purge(engine, now):
             def purge(session: Session, limit: int) -> tuple[int, bool]:
-                blanked = privacy.purge_bodies(session, now, limit=limit)
-                # At most `limit` of each table a statement: fewer in all, none of them was full.
-                return blanked, blanked < limit
-            # In time-bounded transactions, as the slot's prompts above.
+                blanked = privacy.purge_bodies(session, now, total=limit)
+                return blanked, blanked < limit  # fewer than asked for: nothing old is left
+            # In time-bounded transactions, as the slot's prompts above (at most PURGE_CHUNK a step).
             paced.run(engine, purge, most=privacy.PURGE_CHUNK)
         _last_purge = now
     return report, flags["send"]

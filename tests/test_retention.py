@@ -67,6 +67,19 @@ def test_a_limited_purge_blanks_at_most_that_many_rows_of_each_kind(engine):
     assert kept(engine, "Month") == (3, 3)
 
 
+def test_a_purge_with_a_total_blanks_at_most_that_many_rows_in_all(engine):
+    """The tick's steps (schedules.engine, phonetree.paced) ask for a number of rows in all;
+    fewer than that blanked means nothing old is left."""
+    seed(engine, "Month", 30, old=5, recent=1)
+    seed(engine, "Week", 7, old=3, recent=0)
+    with session_scope(engine) as session:
+        assert privacy.purge_bodies(session, NOW, total=7) == 7
+    assert sum(kept(engine, "Month")) + sum(kept(engine, "Week")) == 2 * 5 + 2 + 2 * 3 - 7
+    with session_scope(engine) as session:
+        assert privacy.purge_bodies(session, NOW, total=20) == 2 * 5 + 2 * 3 - 7  # the rest: < 20
+    assert kept(engine, "Month") == (1, 1) and kept(engine, "Week") == (0, 0)
+
+
 def test_the_tick_purges_in_chunks_until_nothing_old_is_left(engine, monkeypatch):
     seed(engine, "Month", 30, old=7, recent=1)
     seed(engine, "Week", 7, old=5, recent=2)
@@ -75,9 +88,9 @@ def test_the_tick_purges_in_chunks_until_nothing_old_is_left(engine, monkeypatch
     calls: list[int] = []
     real = privacy.purge_bodies
 
-    def counting(session, now, limit=None):  # type: ignore[no-untyped-def]
-        calls.append(limit)
-        return real(session, now, limit)
+    def counting(session, now, limit=None, total=None):  # type: ignore[no-untyped-def]
+        calls.append(limit if total is None else total)  # the tick asks for a total (phonetree.paced)
+        return real(session, now, limit, total)
 
     monkeypatch.setattr(privacy, "purge_bodies", counting)
     engine_module.step(engine, NOW)
