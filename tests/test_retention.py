@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from phonetree import privacy
 from phonetree.db import session_scope
@@ -114,3 +115,32 @@ def test_the_purge_reads_only_rows_whose_text_is_kept(engine):
             conn.exec_driver_sql("SET enable_seqscan = off")
             plan = " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
     assert "ix_messages_unpurged" in plan, plan
+
+
+def test_each_purge_statement_finds_its_rows_through_the_partial_index_of_kept_text(engine):
+    """Whose a row is (its group's period) is asked of each row found, not by an IN over every
+    member: with the IN, SQLite went through ix_inbound_member_id, member by member and the rows
+    already blanked included, so each chunk of the tick's purge cost more than the last (issue
+    14: at 30k members x 31 days it fell to a few rows a second)."""
+    seed(engine, "Month", 30, old=3, recent=1)
+    seed(engine, "Week", 7, old=2, recent=1)  # two periods in use
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("UPDATE messages") or statement.startswith("UPDATE inbound"):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with session_scope(engine) as session:
+            assert privacy.purge_bodies(session, NOW, total=100) == 2 * 3 + 2 * 2
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert len(statements) == 4  # messages and replies, for each period
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL's plan follows its statistics (bench/bench_stalls.py measures it)
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            table = statement.split()[1]
+            assert f"ix_{table}_unpurged" in plan and "member_id" not in plan, plan
