@@ -22,6 +22,10 @@ from phonetree.db import let_others_write, session_scope
 BUDGET_S = 0.1
 # Rows in a job's first step, before any has been timed.
 FIRST = 50
+# Rows a step at least, whatever the last one took: part of a step's time is its statements' own,
+# not its rows', and sized down to a few rows a job would pay that cost per row (it fell to a few
+# rows a second once, behind a purge statement that cost 0.3 s however few rows it blanked).
+LEAST = 20
 
 # One step of a job: do up to `limit` rows in the session's transaction and say how many were
 # done and whether that was the last of them.
@@ -72,7 +76,7 @@ def run(engine: Engine, step: Step, most: int, budget_s: float = BUDGET_S, first
             return paced
         let_others_write(engine)
         fits = _fits(per_row, budget_s, most)
-        size = size if fits is None else max(1, fits)
+        size = size if fits is None else max(min(LEAST, most), fits)
 
 
 def _fits(per_row: float | None, seconds: float, most: int) -> int | None:

@@ -20,7 +20,7 @@ from schedules import engine as engine_module
 from tests.conftest import utc
 
 NOW = utc(2026, 6, 15, 9, 0)
-PER_ROW = 1 / 64  # frozen seconds a row takes (a whole number of microseconds): 6 fit in 0.1 s
+PER_ROW = 0.0032  # frozen seconds a row takes (a whole number of microseconds): 31 fit in 0.1 s
 FIT = int(paced.BUDGET_S / PER_ROW)
 
 
@@ -123,8 +123,8 @@ def test_the_slot_commits_each_time_its_budget_is_spent_and_prompts_everyone_onc
     assert report.prompted == 200
     sizes = commits.per_transaction()
     # The first step's size is a guess (paced.FIRST); after it, each transaction holds what fits
-    # in the budget at the rows' measured speed (6 of them), not a 500-row chunk.
-    assert sizes == [paced.FIRST] + [FIT] * 25, sizes
+    # in the budget at the rows' measured speed (31 of them), not a 500-row chunk.
+    assert sizes == [paced.FIRST] + [FIT] * 4 + [26], sizes
     took = [b - a for (a, _), (b, _) in zip(commits.at[1:], commits.at[2:])]
     assert max(took) <= paced.BUDGET_S + 1e-9, took  # on the frozen clock (the gaps don't move it)
     keys = prompt_messages(engine)
@@ -133,7 +133,7 @@ def test_the_slot_commits_each_time_its_budget_is_spent_and_prompts_everyone_onc
 
 def test_a_crash_between_transactions_loses_nothing_and_the_next_step_prompts_the_rest(engine, frozen,
                                                                                        monkeypatch):
-    seed_slot(engine, 100)
+    seed_slot(engine, 200)
     commits = Commits(engine)
     slow_start_due(monkeypatch, frozen, commits, crash_on_call=4)
     monkeypatch.setattr(engine_module, "_last_purge", NOW)
@@ -142,13 +142,13 @@ def test_a_crash_between_transactions_loses_nothing_and_the_next_step_prompts_th
     committed = sum(commits.per_transaction())
     assert committed == paced.FIRST + 2 * FIT  # the three transactions before the crash
     # What committed is whole (a prompt for each check-in claimed); the crashed one left nothing.
-    assert states(engine) == {"prompting": committed, "scheduled": 100 - committed}
+    assert states(engine) == {"prompting": committed, "scheduled": 200 - committed}
     assert len(prompt_messages(engine)) == committed
     monkeypatch.setattr(checkins, "start_due", _real_start_due)
-    assert engine_module.step(engine, NOW).prompted == 100 - committed
+    assert engine_module.step(engine, NOW).prompted == 200 - committed
     commits.close()
     keys = prompt_messages(engine)
-    assert len(keys) == len(set(keys)) == 100 and states(engine) == {"prompting": 100}
+    assert len(keys) == len(set(keys)) == 200 and states(engine) == {"prompting": 200}
 
 
 _real_start_due = checkins.start_due
@@ -185,9 +185,9 @@ def test_the_purge_commits_each_time_its_budget_is_spent_and_blanks_everything_o
     engine_module.step(engine, NOW)
     commits.close()
     sizes = commits.per_transaction()
-    # The first step's 50 rows (all messages), then what fits in the budget, 6 rows, however
+    # The first step's 50 rows (all messages), then what fits in the budget, 31 rows, however
     # they fall between the tables; nothing old is left.
-    assert sizes == [paced.FIRST] + [FIT] * 11 + [4], sizes
+    assert sizes == [paced.FIRST] + [FIT] * 2 + [8], sizes
     with session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(Message).where(Message.body.is_not(None))) == 0
         assert session.scalar(select(func.count()).select_from(Inbound).where(Inbound.body.is_not(None))) == 0
@@ -204,7 +204,7 @@ def test_a_step_stops_early_within_a_transaction_once_the_budget_is_spent(engine
         calls.append(limit)
         done = min(limit, left[0])
         left[0] -= done
-        frozen.tick(PER_ROW * done)
+        frozen.tick(done / 64)  # a whole number of microseconds
         return done, done < limit
 
     result = paced.run(engine, step, most=1000, budget_s=0.5, first=8)
@@ -212,3 +212,21 @@ def test_a_step_stops_early_within_a_transaction_once_the_budget_is_spent(engine
     # transaction, until a step finds 31 of the 32 asked for.
     assert calls == [8, 8, 8, 8, 32, 32]
     assert result.per_transaction == [32, 32, 31] and result.rows == 95 and left == [0]
+
+
+def test_steps_whose_statements_cost_more_than_the_budget_are_not_sized_down_to_a_few_rows(engine, frozen):
+    """A step's own cost (its statements', whatever its rows) is not the rows': sizing steps by
+    time per row alone shrank them without end behind a slow statement, to a row a step."""
+    left = [200]
+    calls: list[int] = []
+
+    def step(_session: Any, limit: int) -> tuple[int, bool]:
+        calls.append(limit)
+        done = min(limit, left[0])
+        left[0] -= done
+        frozen.tick(0.3 + PER_ROW * done)  # 0.3 s however few rows
+        return done, done < limit
+
+    result = paced.run(engine, step, most=1000)
+    assert calls[0] == paced.FIRST and min(calls) == paced.LEAST, calls
+    assert result.rows == 200 and result.transactions == len(calls) <= 1 + (200 - paced.FIRST) // paced.LEAST + 1
