@@ -9,8 +9,12 @@ slot the purge is marked as just done, so the step prompts the slot and nothing 
 Meanwhile a probe in **another process** makes a small write every 50 ms (BEGIN, one INSERT
 into a table of its own, COMMIT, through SQLAlchemy; on SQLite with a 30 s busy timeout), as a
 webhook or a CLI command of another process would, and reports how long each waited (max, p99).
-`longest_transaction_s` is the longest BEGIN-to-COMMIT of the step's own transactions (on SQLite
-each holds the write lock throughout: db.py begins them IMMEDIATE).
+`longest_transaction_s` is the longest of the step's own transactions, from BEGIN until its
+connection is back in the pool (its COMMIT done, with any WAL checkpoint that COMMIT ran; on
+SQLite each holds the write lock from BEGIN, which db.py makes IMMEDIATE, and the in-process
+writer lock until then). For the slot, `prompts_ready` says when the prompts were committed
+(seconds from the step's start: p50, p99, the last), so ready to send: what the step adds to the
+slot's lateness.
 
 Scenarios (full size; `--scale` divides the member counts, e.g. 10 for a tenth):
 * purge_1m_no_messages: 1M members in groups of 30, no messages at all;
@@ -217,7 +221,9 @@ class InProcessProbe(threading.Thread):
 
 
 class Transactions:
-    """BEGIN to COMMIT/ROLLBACK of this thread's transactions on `engine`."""
+    """BEGIN to the connection's return to the pool (its COMMIT or ROLLBACK done, and on SQLite
+    any checkpoint that COMMIT ran) of this thread's transactions on `engine`, and when the
+    check-ins `start_due` claimed became prompts others could see (the end of their transaction)."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
@@ -225,17 +231,44 @@ class Transactions:
         self.thread = threading.get_ident()
         self.began: dict[int, float] = {}
         self.held: list[float] = []
-        for name, fn in (("begin", self._begin), ("commit", self._end), ("rollback", self._end)):
-            event.listen(engine, name, fn)
+        self.claimed = 0  # claimed by start_due in the transaction under way
+        self.ready: list[tuple[float, int]] = []  # (seconds from `start`, prompts committed then)
+        self.start = time.perf_counter()
+        event.listen(engine, "begin", self._begin)
+        event.listen(engine.pool, "checkin", self._end)
 
     def _begin(self, conn: Any) -> None:
         if threading.get_ident() == self.thread:
-            self.began[id(conn)] = time.perf_counter()
+            self.began[id(conn.connection.dbapi_connection)] = time.perf_counter()
 
-    def _end(self, conn: Any) -> None:
-        began = self.began.pop(id(conn), None)
+    def _end(self, dbapi_connection: Any, _record: Any) -> None:
+        began = self.began.pop(id(dbapi_connection), None)
         if began is not None:
-            self.held.append(time.perf_counter() - began)
+            ended = time.perf_counter()
+            self.held.append(ended - began)
+            if self.claimed:
+                self.ready.append((ended - self.start, self.claimed))
+                self.claimed = 0
+
+    def count_prompts(self, checkins: Any) -> None:
+        """Wrap the tree's `checkins.start_due` (same signature in both trees) to count claims."""
+        real = checkins.start_due
+
+        def counted(*args: Any, **kwargs: Any) -> dict[str, int]:
+            counts = real(*args, **kwargs)
+            self.claimed += counts["claimed"] if "claimed" in counts else counts["prompted"]
+            return counts
+
+        checkins.start_due = counted
+
+    def prompts_ready(self) -> dict[str, Any]:
+        """Seconds from the step's start until each prompt was committed: p50, p99, last."""
+        times = [at for at, n in self.ready for _ in range(n)]
+        if not times:
+            return {}
+        return {"prompts": len(times), "p50_s": round(percentile(times, 50), 3),
+                "p99_s": round(percentile(times, 99), 3), "last_s": round(times[-1], 3),
+                "first_s": round(times[0], 3)}
 
 
 def job(url: str, scenario: str) -> dict[str, Any]:
@@ -252,9 +285,12 @@ def job(url: str, scenario: str) -> dict[str, Any]:
     if scenario.startswith("slot_"):
         tick._last_purge = NOW  # as if the hourly purge had just run: the step is the slot
     transactions = Transactions(engine)
+    from phonetree import checkins
+    transactions.count_prompts(checkins)
     watcher, webhook = Probe(url), InProcessProbe(engine)
     webhook.start()
     started, cpu = time.perf_counter(), time.process_time()
+    transactions.start = started
     report = tick.step(engine, NOW)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     probe_result, webhook_result = watcher.finish(), webhook.finish()
@@ -271,7 +307,7 @@ def job(url: str, scenario: str) -> dict[str, Any]:
             "step_cpu_s": round(cpu, 3), "prompted": report.prompted,
             "transactions": len(held), "longest_transaction_s": round(max(held, default=0.0), 3),
             "longest_transactions_s": [round(x, 3) for x in sorted(held, reverse=True)[:5]],
-            "transactions_total_s": round(sum(held), 3),
+            "transactions_total_s": round(sum(held), 3), "prompts_ready": transactions.prompts_ready(),
             "writer_probe_other_process": probe_result, "writer_probe_in_process_webhook": webhook_result,
             "db_after": after}
 
