@@ -57,6 +57,7 @@ def run(engine: Engine, step: Step, most: int, budget_s: float = BUDGET_S, first
             while True:
                 began = time.monotonic()
                 done, finished = step(session, size)
+                finished = finished or not done  # a step that found nothing: nothing left to do
                 ended = time.monotonic()
                 rows += done
                 if done:
