@@ -5,17 +5,25 @@ A message is claimed (state `sending`, with a lease) in one short transaction, s
 transaction, then marked. If a worker dies between send and mark, the lease runs out and the
 message is sent again: that lease is the documented duplicate window. Nothing is ever resent
 blindly after an error the provider may have acted on.
+
+Marks are written by a thread of their own (`_Marker`), so a sending thread goes on to its next
+message while the last one's commit runs. But no sending thread lets a request leave before its
+previous message is recorded (`Outgoing.ready`; the twilio gateway waits for it just before the
+request is written, after the client's own work on it): a worker killed at any moment has at
+most one message per sending thread that left unrecorded, as when each thread marked its own.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import random
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import Connection, Engine, bindparam, exists, select, update
 from sqlalchemy.exc import OperationalError
@@ -119,6 +127,103 @@ class _Provider:
         outages.recovered(engine, self.gateway, now)
 
 
+class MarkFailed(Exception):
+    """A message that left could not be recorded (the database refused MARK_ATTEMPTS times):
+    the pass stops rather than send more it could not record. (That message is sent again once
+    its lease runs out: the documented duplicate.)"""
+
+
+@dataclass
+class _Mark:
+    """One message's outcome, waiting to be recorded. `outcome` None: a flush (`_Marker.flush`)."""
+
+    when: datetime
+    outcome: tuple[Message, str | None, GatewayError | None] | None
+    window: PromptWindow | None
+    done: threading.Event = field(default_factory=threading.Event)
+    failed: bool = False
+
+
+class _Marker:
+    """Records outcomes in order on a thread of its own: what is waiting when it gets to them
+    (at most one per sending thread: see `_deliver`) goes in one transaction when they all
+    simply left, so sending threads don't queue behind each other's commits. Once a mark has
+    failed for good every later one fails too, and each sending thread's next `ready` raises
+    MarkFailed: nothing more leaves that could not be recorded."""
+
+    def __init__(self, engine: Engine, provider: _Provider, result: DispatchResult) -> None:
+        self.engine, self.provider, self.result = engine, provider, result
+        self._queue: "queue.SimpleQueue[_Mark | None]" = queue.SimpleQueue()
+        self.failed = False
+        self._thread = threading.Thread(target=self._run, name="mark", daemon=True)
+        self._thread.start()
+
+    def put(self, mark: _Mark) -> None:
+        self._queue.put(mark)
+
+    def wait(self, mark: _Mark) -> None:
+        mark.done.wait()
+        if mark.failed:
+            raise MarkFailed(f"message {mark.outcome[0].id if mark.outcome else '?'} could not be recorded")
+
+    def flush(self) -> None:
+        """Wait until everything handed over so far is recorded (raises MarkFailed if it wasn't)."""
+        barrier = _Mark(datetime.min, None, None)
+        self.put(barrier)
+        self.wait(barrier)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        running = True
+        while running:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    running = False
+                    break
+                batch.append(more)
+            try:
+                self._record(batch)
+            except BaseException:  # noqa: BLE001 - a bug here must not leave senders waiting forever
+                log.exception("recording %d message outcome(s) failed", len(batch))
+                self.failed = True
+            for mark in batch:
+                mark.failed = self.failed and mark.outcome is not None
+                mark.done.set()
+
+    def _record(self, batch: list[_Mark]) -> None:
+        if self.failed:
+            return
+        quick = [m for m in batch if m.outcome is not None and _is_quick(m.outcome)]
+        if quick and not _mark_sent(self.engine, self.provider.gateway, quick):
+            self.failed = True
+            return
+        if quick:
+            self.result.add(DispatchResult(sent=len(quick)))
+            self.provider.answered(self.engine, quick[-1].when)
+        for mark in batch:
+            if mark.outcome is not None and not _is_quick(mark.outcome):
+                if not _mark(self.engine, mark.when, self.provider, mark.outcome, mark.window, self.result):
+                    self.failed = True
+                    return
+
+
+def _is_quick(outcome: tuple[Message, str | None, GatewayError | None]) -> bool:
+    """A message that simply left (not a contact's ask, whose wait starts now): two prepared
+    statements; the rest go through the ORM and the domain's own rules."""
+    return outcome[2] is None and not _is_task_ask(outcome[0])
+
+
 def _claim(session: Session, now: datetime, limit: int, lease: timedelta) -> list[Message]:
     # Leases that ran out belong to a worker that died mid-send: put them back in the queue.
     session.execute(update(Message).where(Message.state == "sending", Message.lease_until < now)
@@ -167,11 +272,22 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
 
     remaining = limit
 
+    marker = _Marker(engine, provider, result)
+    slot = threading.local()  # each sending thread's last message handed to the marker
+
     def deliver(message: Message, recipients: dict[int, Member], windows: dict[int, PromptWindow]) -> bool:
-        """Send one claimed message and mark it; False (nothing done) once stopping.
+        """Send one claimed message and hand it to the marker; False (nothing done) once stopping.
         (Its batch's lookups are arguments: a sending thread may still be on an earlier batch.)"""
         if stop is not None and stop.is_set():
             return False
+        previous: _Mark | None = getattr(slot, "last", None)
+
+        def ready() -> None:
+            # This thread's previous message recorded before this one may leave: a worker
+            # killed now has at most one unrecorded message per sending thread.
+            if previous is not None:
+                marker.wait(previous)
+
         member = recipients.get(message.member_id) if message.member_id else None
         outcome: tuple[Message, str | None, GatewayError | None]
         if member is not None and member.opted_out:
@@ -181,11 +297,13 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
         else:
             if limiters and message.channel in limiters:
                 limiters[message.channel].wait(message.priority)
-            outcome = _send_one(gateway, message)
-        # Marked at once, each in its own transaction: a worker killed mid-batch resends
-        # at most the messages it was sending, never the ones already out.
+            if not gateway.calls_ready:
+                ready()
+            outcome = _send_one(gateway, message, ready)
+        ready()  # whatever the gateway did: at most one waiting per thread
         window = windows.get(message.checkin_id) if _is_prompt(message) else None  # type: ignore[arg-type]
-        _mark(engine, current() if limiters else now, provider, outcome, window, result)
+        slot.last = _Mark(current() if limiters else now, outcome, window)
+        marker.put(slot.last)
         return True
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="send") if threads > 1 else None
@@ -217,16 +335,23 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
                 in_flight, unsent = _settle(in_flight, 0 if probing else threads - 1 if limiters else threads)
             if unsent or (stop is not None and stop.is_set()):
                 in_flight, more = _settle(in_flight, 0)
+                marker.flush()
                 _release(engine, unsent + more)
                 return result
+            if probing or pool is None:
+                # What was sent is recorded before the next claim: an outage a failure started
+                # makes the next pass probe, and a probe's success ends it.
+                marker.flush()
             if probing and provider.failing:
                 break  # still down: the next pass probes again
             if remaining is not None:
                 remaining -= len(claimed)
         _settle(in_flight, 0)
+        marker.flush()
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+        marker.close()
     return result
 
 
@@ -274,35 +399,51 @@ def _is_task_ask(message: Message) -> bool:
 
 def _mark(engine: Engine, when: datetime, provider: _Provider,
           outcome: tuple[Message, str | None, GatewayError | None], window: PromptWindow | None,
-          result: DispatchResult) -> None:
-    """Record what happened to one message. If the database is busy, try again for a while:
-    a message that left but isn't marked would be sent again when its lease runs out."""
+          result: DispatchResult) -> bool:
+    """Record what happened to one message; False if the database refused it for good. If the
+    database is busy, try again for a while: a message that left but isn't marked would be sent
+    again when its lease runs out."""
     message, sid, error = outcome
-    # The common case, a message that left, is two prepared statements in a transaction of their
-    # own; the rest (failures, a contact's ask whose wait starts now) go through the ORM and the
-    # domain's own rules.
-    quick = error is None and not _is_task_ask(message)
     for attempt in range(MARK_ATTEMPTS):
         counts = DispatchResult()
         try:
-            if quick:
-                with transaction(engine) as connection:
-                    _record_sent(connection, when, provider.gateway, message, sid, window)
-                counts.sent = 1
-            else:
-                with session_scope(engine) as session:
-                    _record(session, when, provider, outcome, counts)
+            with session_scope(engine) as session:
+                _record(session, when, provider, outcome, counts)
         except OperationalError:
             if attempt == MARK_ATTEMPTS - 1:
                 log.error("could not record message %s after %d tries; it may be sent again when its "
                           "lease runs out", message.id, MARK_ATTEMPTS)
-                return
+                return False
             time.sleep(0.25 * 2 ** attempt)
             continue
         result.add(counts)
         if error is None or _refused_by_provider(error):
             provider.answered(engine, when)
-        return
+        return True
+    return False  # pragma: no cover - the loop returns
+
+
+def _mark_sent(engine: Engine, gateway_name: str, marks: list[_Mark]) -> bool:
+    """Record messages that simply left, in one transaction of their own (two prepared statements
+    each); retried like `_mark`. False if the database refused for good."""
+    for attempt in range(MARK_ATTEMPTS):
+        try:
+            with transaction(engine) as connection:
+                for mark in marks:
+                    assert mark.outcome is not None
+                    message, sid, _ = mark.outcome
+                    _record_sent(connection, mark.when, gateway_name, message, sid, mark.window)
+        except OperationalError:
+            if attempt == MARK_ATTEMPTS - 1:
+                for mark in marks:
+                    assert mark.outcome is not None
+                    log.error("could not record message %s after %d tries; it may be sent again when "
+                              "its lease runs out", mark.outcome[0].id, MARK_ATTEMPTS)
+                return False
+            time.sleep(0.25 * 2 ** attempt)
+            continue
+        return True
+    return False  # pragma: no cover - the loop returns
 
 
 _messages = Message.__table__
@@ -319,13 +460,17 @@ def _record_sent(connection: Connection | Transaction, when: datetime, gateway_n
     log.debug("message %s sent via %s", message.id, gateway_name)
 
 
-def _send_one(gateway: Gateway, message: Message) -> tuple[Message, str | None, GatewayError | None]:
+def _send_one(gateway: Gateway, message: Message,
+              ready: Callable[[], None] | None = None) -> tuple[Message, str | None, GatewayError | None]:
     out = Outgoing(
         message_id=message.id, to=message.to_phone, channel=message.channel, kind=message.kind,
         body=message.body or "", gather=message.template in GATHER, validity_s=message.validity_s,
+        ready=ready,
     )
     try:
         return message, gateway.send(out), None
+    except MarkFailed:
+        raise  # not sent: the one before it could not be recorded
     except GatewayError as error:
         return message, None, error
     except NotSupported as error:

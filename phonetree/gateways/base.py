@@ -5,7 +5,8 @@ dispatcher what to do next; nothing provider-specific leaks past this file's sub
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 
 class NotSupported(Exception):
@@ -44,10 +45,16 @@ class Outgoing:
     body: str               # the SMS text, or the words to speak
     validity_s: int | None = None  # drop it at the provider if not delivered by then
     gather: bool = False    # voice: ask for a keypress (1 / 2) after the words
+    # The dispatcher's "go": called just before the request leaves (it waits until this sending
+    # thread's previous message is recorded, and raises if that failed). A gateway whose
+    # `calls_ready` is True calls it itself, as late as it can; otherwise the dispatcher calls
+    # it before `send`.
+    ready: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class Gateway:
     name = "base"
+    calls_ready = False  # see Outgoing.ready
 
     def send_sms(self, out: Outgoing) -> str:
         """Send an SMS; return the provider's id for it."""
