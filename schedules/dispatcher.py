@@ -194,8 +194,12 @@ class _Marker:
                 batch.append(more)
             try:
                 self._record(batch)
-            except BaseException:  # noqa: BLE001 - a bug here must not leave senders waiting forever
+            except Exception:  # noqa: BLE001 - a refusal or a bug: senders must not wait forever
                 log.exception("recording %d message outcome(s) failed", len(batch))
+                for mark in batch:
+                    if mark.outcome is not None:
+                        log.error("could not record message %s; it may be sent again when its lease "
+                                  "runs out", mark.outcome[0].id)
                 self.failed = True
             for mark in batch:
                 mark.failed = self.failed and mark.outcome is not None
@@ -203,6 +207,10 @@ class _Marker:
 
     def _record(self, batch: list[_Mark]) -> None:
         if self.failed:
+            for mark in batch:
+                if mark.outcome is not None:
+                    log.error("could not record message %s: the database refused an earlier mark; it may "
+                              "be sent again when its lease runs out", mark.outcome[0].id)
             return
         quick = [m for m in batch if m.outcome is not None and _is_quick(m.outcome)]
         if quick and not _mark_sent(self.engine, self.provider.gateway, quick):
