@@ -174,7 +174,8 @@ def _accepted(resource: object, what: str, label: str, out: Outgoing) -> str:
     sid = getattr(resource, "sid", None)
     if not sid:
         raise GatewayError(f"Twilio accepted the {what} but gave no id", False, base.RETRY)
-    log.debug("%s %s to %s queued at Twilio as %s", label, out.message_id, mask(out.to), sid)
+    if log.isEnabledFor(logging.DEBUG):  # mask() parses the number: ~250 calls a message, not for nothing
+        log.debug("%s %s to %s queued at Twilio as %s", label, out.message_id, mask(out.to), sid)
     return str(sid)
 
 
