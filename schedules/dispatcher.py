@@ -23,7 +23,6 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import Connection, Engine, bindparam, exists, select, update
 from sqlalchemy.exc import OperationalError
@@ -307,7 +306,11 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
                 limiters[message.channel].wait(message.priority)
             if not gateway.calls_ready:
                 ready()
-            outcome = _send_one(gateway, message, ready)
+            _sending.ready = ready
+            try:
+                outcome = _send_one(gateway, message)
+            finally:
+                _sending.ready = None
         ready()  # whatever the gateway did: at most one waiting per thread
         window = windows.get(message.checkin_id) if _is_prompt(message) else None  # type: ignore[arg-type]
         slot.last = _Mark(current() if limiters else now, outcome, window)
@@ -468,12 +471,16 @@ def _record_sent(connection: Connection | Transaction, when: datetime, gateway_n
     log.debug("message %s sent via %s", message.id, gateway_name)
 
 
-def _send_one(gateway: Gateway, message: Message,
-              ready: Callable[[], None] | None = None) -> tuple[Message, str | None, GatewayError | None]:
+# The sending thread's `ready` for the message in hand (set by `dispatch`'s deliver), so that
+# `_send_one(gateway, message)` stays the one seam tests wrap.
+_sending = threading.local()
+
+
+def _send_one(gateway: Gateway, message: Message) -> tuple[Message, str | None, GatewayError | None]:
     out = Outgoing(
         message_id=message.id, to=message.to_phone, channel=message.channel, kind=message.kind,
         body=message.body or "", gather=message.template in GATHER, validity_s=message.validity_s,
-        ready=ready,
+        ready=getattr(_sending, "ready", None),
     )
     try:
         return message, gateway.send(out), None
