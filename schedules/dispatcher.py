@@ -265,9 +265,11 @@ def dispatch(engine: Engine, gateway: Gateway, now: datetime, limit: int | None 
     is set (the service is shutting down) it stops after the message in hand and puts what it
     had claimed back in the queue, rather than finishing a burst that may take minutes.
 
-    `threads` messages are sent at once, each marked the moment it leaves: against a provider
-    100-300 ms away one at a time manages only 3-10 a second, below a sender's 10 a second. A
-    worker killed mid-send repeats at most the messages in flight: `threads` of them."""
+    `threads` messages are sent at once, each handed to the marker the moment it leaves: against
+    a provider 100-300 ms away one at a time manages only 3-10 a second, below a sender's 10 a
+    second. A worker killed mid-send repeats at most one message per sending thread: the one in
+    flight, or the one just sent whose mark is being committed (the next waits for it).
+    Raises MarkFailed once a mark is refused for good (see `_Marker`)."""
     result = DispatchResult()
     started = time.monotonic()
     provider = _Provider(gateway.name, outages.is_failing(engine, gateway.name))
