@@ -3,6 +3,7 @@
     pip install -e ".[test,mutation]"
     nice -n 19 python -m bench.mutation --module replies
     nice -n 19 python -m bench.mutation --module replies --module tasks --jobs 1
+    nice -n 19 python -m bench.mutation --module escalation --only 'phonetree.escalation.x_ask*'
     python -m bench.mutation --list
 
 Each module is mutated by mutmut 3 in its own scratch copy of the repo
@@ -18,10 +19,15 @@ every survivor; `.mutation/<module>/survivors.diff` holds each survivor's diff (
 A survivor gets a test (tests/test_mutants_*.py) or a line in bench/mutation_equivalents.md
 saying why no test can tell it from the original. Every run starts from a fresh copy (mutmut's
 cache would otherwise keep verdicts from code or tests that have since changed).
+
+`--only GLOB` (repeatable) runs just the mutants whose names match (fnmatch, as mutmut 3 matches
+the names given to `mutmut run`; e.g. `phonetree.escalation.x_ask_next*`, `*x__expired__*`), so a
+run stopped part-way can be finished function by function; the summary then counts only those.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -120,23 +126,44 @@ def tests_run(work: Path) -> list[str]:
     return [line.strip() for line in lines[start:] if line.startswith("    ")]
 
 
+def only_globs(work: Path) -> list[str]:
+    """The --only globs the scratch copy was run with (none: every mutant)."""
+    path = work / "only.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def results(work: Path) -> dict[str, str]:
-    """mutant name -> status, from mutmut's per-file meta data."""
+    """mutant name -> status, from mutmut's per-file meta data; with --only, just the mutants it
+    matched (the others were never meant to run, so they are not "not checked")."""
+    globs = only_globs(work)
     out: dict[str, str] = {}
     for meta in (work / "mutants").rglob("*.meta"):
         data = json.loads(meta.read_text())
         for name, code in data.get("exit_code_by_key", {}).items():
+            if globs and not any(name == g or fnmatch.fnmatch(name, g) for g in globs):
+                continue
             out[name] = "not checked" if code is None else STATUS.get(code, "suspicious")
     return out
 
 
-def run(module: str, jobs: int, deselect: list[str], tag: str | None) -> dict[str, object]:
-    work = prepare(module, deselect, tag)
+def run(module: str, jobs: int, deselect: list[str], tag: str | None, only: list[str],
+        resume: bool = False) -> dict[str, object]:
+    work = scratch(module, tag)
+    counted = only
+    if resume and (work / "setup.cfg").exists():
+        # The same copy: mutmut reuses its per-test coverage and keeps the verdicts so far (it
+        # re-runs only the mutants named now); the summary covers the mutants of every --only run
+        # in it (none: all of them).
+        earlier = only_globs(work)
+        counted = [*earlier, *(g for g in only if g not in earlier)] if earlier and only else []
+    else:
+        work = prepare(module, deselect, tag)
+    (work / "only.json").write_text(json.dumps(counted) + "\n")
     started = time.monotonic()
     mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
     log = work / "mutmut.log"
     with log.open("w") as out:
-        proc = subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=ENV,
+        proc = subprocess.run([*mutmut, "run", "--max-children", str(jobs), *only], cwd=work, env=ENV,
                               stdout=out, stderr=subprocess.STDOUT)
     return report(module, tag, round(time.monotonic() - started), proc.returncode)
 
@@ -160,7 +187,7 @@ def report(module: str, tag: str | None = None, seconds: int | None = None,
     killed = counts["killed"] + counts["timeout"]
     total = sum(counts.values())
     summary = {
-        "module": module, "file": MODULES[module][0], "tests": tests_run(work),
+        "module": module, "file": MODULES[module][0], "tests": tests_run(work), "only": only_globs(work),
         "mutants": total, "killed": counts["killed"], "timeout": counts["timeout"],
         "survived": counts["survived"], "other": {k: v for k, v in counts.items()
                                                   if k not in ("killed", "timeout", "survived")},
@@ -180,6 +207,11 @@ def main() -> None:
     parser.add_argument("--deselect", action="append", default=[], metavar="TEST",
                         help="leave out tests whose name holds TEST (red on the clean code); repeatable")
     parser.add_argument("--tag", help="scratch copy .mutation/<module>-TAG, so two runs of a module can coexist")
+    parser.add_argument("--only", action="append", default=[], metavar="GLOB",
+                        help="run only the mutants whose names match GLOB (mutmut's fnmatch); repeatable")
+    parser.add_argument("--resume", action="store_true",
+                        help="run again in the existing scratch copy (same code and tests: its coverage and "
+                             "verdicts are kept) instead of a fresh one; with --only, just those mutants")
     parser.add_argument("--report", action="store_true",
                         help="summarise the last run in .mutation/<module> again, without running")
     args = parser.parse_args()
@@ -190,7 +222,7 @@ def main() -> None:
     os.nice(19 - os.nice(0))  # a shared machine: take only idle CPU (a no-op under nice -n 19)
     for module in args.module:
         summary = (report(module, args.tag) if args.report
-                   else run(module, args.jobs, args.deselect, args.tag))
+                   else run(module, args.jobs, args.deselect, args.tag, args.only, args.resume))
         print(json.dumps(summary), flush=True)
 
 

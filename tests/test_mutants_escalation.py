@@ -213,3 +213,21 @@ def test_a_call_asked_for_goes_to_the_organisers_when_there_are_some(
     assert _texts(ok, NINE + timedelta(minutes=25)) == [
         ("+447911100004", "alert", "Hi Margaret, Vera asked for a call and no one has rung yet. "
                                    "Please ring them on 07911 100001, then reply DONE.")]
+
+
+def test_a_check_in_missed_before_midnight_is_named_by_its_day(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # A window that runs past midnight: Vera's 23:45 check-in on Monday ends at 00:15 on
+    # Tuesday, and Jo is asked then. "hasn't replied today" would be about the wrong day
+    # (escalation.on_day): the text names the day the check-in was for, as the member's group
+    # reads the calendar (an ask on the day itself says "today": the whole-chain test above).
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("group", "set", "Oakfield", "--quiet", "off")
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "23:45", "--window", "30m", "--escalate-to", "Jo",
+           "--escalation-wait", "20m", "--reminder", "off")
+    monday = datetime(2026, 11, 30, 23, 45, tzinfo=timezone.utc)  # GMT: the same wall clock
+    ticker(monday)
+    ticker(monday + timedelta(minutes=30))
+    [(to, kind, body)] = [t for t in _texts(ok, monday + timedelta(minutes=30)) if t[1] == "escalation"]
+    assert (to, body) == ("+447911100002", "Hi Jo, Vera hasn't replied on Mon 30 Nov. Please ring them on "
+                                           "07911 100001, then reply DONE, or CANT if you can't.")
