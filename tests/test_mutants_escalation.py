@@ -231,3 +231,51 @@ def test_a_check_in_missed_before_midnight_is_named_by_its_day(
     [(to, kind, body)] = [t for t in _texts(ok, monday + timedelta(minutes=30)) if t[1] == "escalation"]
     assert (to, body) == ("+447911100002", "Hi Jo, Vera hasn't replied on Mon 30 Nov. Please ring them on "
                                            "07911 100001, then reply DONE, or CANT if you can't.")
+
+
+def test_each_check_in_asks_the_contacts_of_its_own_plan(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # Vera has two check-ins a day, each with its own contacts: Jo for the morning one, Sam for
+    # the evening one. A missed evening check-in asks Sam, not the morning's Jo
+    # (escalation.chain_for: the check-in's own plan, not the member's first).
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("group", "set", "Oakfield", "--quiet", "off")
+        for at, contact in (("09:00", "Jo"), ("18:00", "Sam")):
+            ok("checkin", "add", "Oakfield", "Vera", "--at", at, "--window", "30m", "--escalate-to", contact,
+               "--escalation-wait", "20m", "--reminder", "off")
+    ticker(NINE)
+    with freeze_time(_at(NINE + timedelta(minutes=5))):
+        ok("receive", "--from", "07911 100001", "OK")
+    evening = NINE + timedelta(hours=9)
+    ticker(evening)
+    ticker(evening + timedelta(minutes=30))
+    assert [row[1:] for row in _trail(engine, evening) if row[1] == "escalated"] == [
+        ("escalated", "Oakfield", "Vera", "2026-12-01", "asked Sam (no reply to the check-in)")]
+    assert [(to, kind) for to, kind, _ in _texts(ok, evening + timedelta(minutes=30))] == [
+        ("+447911100003", "escalation")]
+
+
+def test_a_call_asked_for_before_any_check_in_later_reaches_the_new_first_contact(
+        ok: Callable[..., Result], engine: Engine) -> None:
+    # Brook has no organiser. Vera, who has no check-in yet, asks for a call: everyone else is
+    # alerted, and both Jo and Sam say they can't. Then Vera is given a check-in with Sam as her
+    # first contact, and her next words go to Sam: with no organiser and nobody holding her call,
+    # the first named contact reads them, taken from the plan she has now even though her call
+    # was asked for before it existed (escalation.chain_for's look-up of the member's plan).
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("group", "add", "Brook", "--timezone", "Europe/London")
+        ok("member", "add", "Brook", "Vera", "--phone", "07911 100001")
+        ok("member", "add", "Brook", "Jo", "--phone", JO)
+        ok("member", "add", "Brook", "Sam", "--phone", SAM)
+        ok("receive", "--from", "07911 100001", "HELP")
+        ok("receive", "--from", JO, "cant")
+        ok("receive", "--from", SAM, "cant")
+        ok("checkin", "add", "Brook", "Vera", "--at", "09:00", "--escalate-to", "Sam")
+        ok("receive", "--from", "07911 100001", "the door is locked")
+    help_call = "help:2026-12-01T10:00:00+00:00"  # the check-in made for the call
+    assert [row[1:] for row in _trail(engine, NINE) if row[1] in ("alerted", "reply_forwarded")] == [
+        ("alerted", "Brook", "Vera", help_call, "asked for a call (replied HELP); organisers alerted: Jo, Sam"),
+        ("reply_forwarded", "Brook", "Vera", help_call, "to Sam"),
+    ]
+    forwarded = [(to, body) for to, kind, body in _texts(ok, NINE) if kind == "info"]
+    assert [to for to, _ in forwarded] == ["+447911100003"] and "the door is locked" in forwarded[0][1]
