@@ -257,25 +257,27 @@ def test_each_check_in_asks_the_contacts_of_its_own_plan(
 
 def test_a_call_asked_for_before_any_check_in_later_reaches_the_new_first_contact(
         ok: Callable[..., Result], engine: Engine) -> None:
-    # Brook has no organiser. Vera, who has no check-in yet, asks for a call: everyone else is
-    # alerted, and both Jo and Sam say they can't. Then Vera is given a check-in with Sam as her
-    # first contact, and her next words go to Sam: with no organiser and nobody holding her call,
-    # the first named contact reads them, taken from the plan she has now even though her call
-    # was asked for before it existed (escalation.chain_for's look-up of the member's plan).
+    # Brook has no organiser. Vera, who has no check-in yet, asks for a call: with no contacts of
+    # hers to ask (Jo's check-in, whose contact is Sam, is not hers), everyone else is alerted,
+    # and both Jo and Sam say they can't. Then Vera is given a check-in with Jo as her first
+    # contact, and her next words go to Jo: with no organiser and nobody holding her call, the
+    # first named contact reads them, taken from the plan she has now even though her call was
+    # asked for before it existed (escalation.chain_for's look-up of the member's own plan).
     with freeze_time("2026-12-01 10:00:00"):
         ok("group", "add", "Brook", "--timezone", "Europe/London")
         ok("member", "add", "Brook", "Vera", "--phone", "07911 100001")
         ok("member", "add", "Brook", "Jo", "--phone", JO)
         ok("member", "add", "Brook", "Sam", "--phone", SAM)
+        ok("checkin", "add", "Brook", "Jo", "--at", "09:00", "--escalate-to", "Sam")
         ok("receive", "--from", "07911 100001", "HELP")
         ok("receive", "--from", JO, "cant")
         ok("receive", "--from", SAM, "cant")
-        ok("checkin", "add", "Brook", "Vera", "--at", "09:00", "--escalate-to", "Sam")
+        ok("checkin", "add", "Brook", "Vera", "--at", "09:00", "--escalate-to", "Jo")
         ok("receive", "--from", "07911 100001", "the door is locked")
     help_call = "help:2026-12-01T10:00:00+00:00"  # the check-in made for the call
     assert [row[1:] for row in _trail(engine, NINE) if row[1] in ("alerted", "reply_forwarded")] == [
         ("alerted", "Brook", "Vera", help_call, "asked for a call (replied HELP); organisers alerted: Jo, Sam"),
-        ("reply_forwarded", "Brook", "Vera", help_call, "to Sam"),
+        ("reply_forwarded", "Brook", "Vera", help_call, "to Jo"),
     ]
     forwarded = [(to, body) for to, kind, body in _texts(ok, NINE) if kind == "info"]
-    assert [to for to, _ in forwarded] == ["+447911100003"] and "the door is locked" in forwarded[0][1]
+    assert [to for to, _ in forwarded] == ["+447911100002"] and "the door is locked" in forwarded[0][1]
