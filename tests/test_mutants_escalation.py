@@ -255,20 +255,23 @@ def test_each_check_in_asks_the_contacts_of_its_own_plan(
         ("+447911100003", "escalation")]
 
 
-def test_a_call_asked_for_before_any_check_in_later_reaches_the_new_first_contact(
+def test_a_call_asked_for_with_no_check_in_running_later_reaches_her_new_first_contact(
         ok: Callable[..., Result], engine: Engine) -> None:
-    # Brook has no organiser. Vera, who has no check-in yet, asks for a call: with no contacts of
-    # hers to ask (Jo's check-in, whose contact is Sam, is not hers), everyone else is alerted,
-    # and both Jo and Sam say they can't. Then Vera is given a check-in with Jo as her first
-    # contact, and her next words go to Jo: with no organiser and nobody holding her call, the
-    # first named contact reads them, taken from the plan she has now even though her call was
-    # asked for before it existed (escalation.chain_for's look-up of the member's own plan).
+    # Brook has no organiser. Vera, whose check-in was stopped, asks for a call: with no contacts
+    # of hers to ask (not Sam, the stopped check-in's, nor Sam as Jo's contact: that check-in is
+    # not hers), everyone else is alerted, and both Jo and Sam say they can't. Then Vera is given
+    # a new check-in with Jo as her first contact, and her next words go to Jo: with no organiser
+    # and nobody holding her call, the first named contact reads them, taken from the plan she
+    # has now although her call was asked for before it existed (escalation.chain_for's look-up
+    # of the member's own active plan).
     with freeze_time("2026-12-01 10:00:00"):
         ok("group", "add", "Brook", "--timezone", "Europe/London")
         ok("member", "add", "Brook", "Vera", "--phone", "07911 100001")
         ok("member", "add", "Brook", "Jo", "--phone", JO)
         ok("member", "add", "Brook", "Sam", "--phone", SAM)
         ok("checkin", "add", "Brook", "Jo", "--at", "09:00", "--escalate-to", "Sam")
+        ok("checkin", "add", "Brook", "Vera", "--at", "08:00", "--escalate-to", "Sam")
+        ok("checkin", "remove", "Brook", "Vera")
         ok("receive", "--from", "07911 100001", "HELP")
         ok("receive", "--from", JO, "cant")
         ok("receive", "--from", SAM, "cant")
