@@ -282,5 +282,8 @@ def test_a_call_asked_for_with_no_check_in_running_later_reaches_her_new_first_c
         ("alerted", "Brook", "Vera", help_call, "asked for a call (replied HELP); organisers alerted: Jo, Sam"),
         ("reply_forwarded", "Brook", "Vera", help_call, "to Jo"),
     ]
+    # Her acknowledgement names nobody: the chain ran straight out ("organisers"), to several people.
+    assert [body for to, kind, body in _texts(ok, NINE) if to == "+447911100001"] == [
+        "Thanks Vera, we've asked someone to ring you."]
     forwarded = [(to, body) for to, kind, body in _texts(ok, NINE) if kind == "info"]
     assert [to for to, _ in forwarded] == ["+447911100002"] and "the door is locked" in forwarded[0][1]
