@@ -287,3 +287,24 @@ def test_a_call_asked_for_with_no_check_in_running_later_reaches_her_new_first_c
         "Thanks Vera, we've asked someone to ring you."]
     forwarded = [(to, body) for to, kind, body in _texts(ok, NINE) if kind == "info"]
     assert [to for to, _ in forwarded] == ["+447911100002"] and "the door is locked" in forwarded[0][1]
+
+
+def test_a_contact_asked_about_two_members_says_which_one_they_reached(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # Jo is the contact of both Vera and Pat, and both miss their 09:00 check-ins: Jo holds two
+    # asks. "DONE Vera" closes the one about Vera (inbound reads whom each ask is about, the
+    # task's subject, which escalation.ask records), and Pat's stays with Jo.
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "add", "Oakfield", "Pat", "--phone", PAT)
+        for member in ("Vera", "Pat"):
+            ok("checkin", "add", "Oakfield", member, "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+               "--escalation-wait", "20m", "--reminder", "off")
+    ticker(NINE)
+    ticker(NINE + timedelta(minutes=30))
+    with freeze_time(_at(NINE + timedelta(minutes=35))):
+        ok("receive", "--from", JO, "DONE Vera")
+    assert [row[1:] for row in _trail(engine, NINE + timedelta(minutes=35))] == [
+        ("resolved", "Oakfield", "Vera", "2026-12-01", "by Jo")]
+    with session_scope(engine) as session:
+        asks = {t.subject.name: t.state for t in session.scalars(select(Task)) if t.subject is not None}
+    assert asks == {"Vera": "done", "Pat": "asked"}
