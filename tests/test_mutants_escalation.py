@@ -192,7 +192,10 @@ def test_an_ask_that_never_reached_jo_passes_on_and_is_not_called_cant(
             [call] = standin.calls
             assert standin.send_call_status(call.sid, "no-answer")[0] == 200
     assert [row[1:] for row in _trail(engine, NINE + timedelta(minutes=32))
-            if row[1] in ("contact_cant", "contact_unreachable", "escalated")] == [
+            if row[1] in ("contact_cant", "contact_unreachable", "escalated", "undeliverable")] == [
+        # The failed text is on record against the check-in it asked about (the ask's checkin_id).
+        *([("undeliverable", "Oakfield", "Jo", "2026-12-01", "escalation: number not in use")]
+          if channel == "sms" else []),
         ("contact_unreachable", "Oakfield", "Vera", "2026-12-01", f"Jo ({said})"),
         ("escalated", "Oakfield", "Vera", "2026-12-01", "asked Sam (Jo couldn't be reached)"),
     ]
