@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, select, text
 
 from phonetree.config import Settings
 from phonetree.db import normalise_url, session_scope
@@ -23,6 +23,7 @@ from phonetree.models import CheckIn, Message
 from schedules import dispatcher
 from schedules.engine import step
 from tests.test_faults import message_ids_posted, seed_due_checkins
+from tests.test_journal import ReadOnly
 from tests.twilio_standin import TwilioStandIn
 
 PUBLIC = "https://tree.example.org"
@@ -97,27 +98,6 @@ def test_no_request_leaves_before_the_senders_previous_message_is_recorded(
         assert set(session.scalars(select(CheckIn.state))) == {"sent"}
 
 
-class RefusesWrites:
-    """From `on` the database refuses writes (SQLite's query_only, PostgreSQL's read-only
-    transactions), set on each connection as it is checked out."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine, self.on = engine, False
-        event.listen(engine, "checkout", self._checkout)
-
-    def _checkout(self, dbapi_connection, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
-        cursor = dbapi_connection.cursor()
-        if self.engine.dialect.name == "sqlite":
-            cursor.execute(f"PRAGMA query_only={'ON' if self.on else 'OFF'}")
-        else:
-            cursor.execute(f"SET SESSION CHARACTERISTICS AS TRANSACTION READ {'ONLY' if self.on else 'WRITE'}")
-            dbapi_connection.commit()
-        cursor.close()
-
-    def remove(self) -> None:
-        event.remove(self.engine, "checkout", self._checkout)
-
-
 @pytest.mark.parametrize("threads", [1, 4])
 def test_a_mark_the_database_refuses_stops_the_pass_and_the_message_is_not_lost(
         engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, threads: int):
@@ -130,7 +110,7 @@ def test_a_mark_the_database_refuses_stops_the_pass_and_the_message_is_not_lost(
     count = 12
     queued_prompts(engine, count)
     monkeypatch.setattr(dispatcher, "MARK_ATTEMPTS", 2)  # 0.25 s of retries, not 8 s
-    fault = RefusesWrites(engine)
+    fault = ReadOnly(engine)  # refuses writes at the database itself
 
     class Turning(TwilioStandIn):
         turned = False
