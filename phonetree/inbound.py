@@ -259,7 +259,7 @@ def _check_done(session: Session, now: datetime, sender: _Sender, task: Task) ->
                                 values={"name": task.assignee.name, "member": task.subject.name,
                                         "time": local(task.asked_at, task.group.timezone, date=False,
                                                       zone=False)},
-                                dedupe_key=_check_key(task), task_id=task.id,
+                                dedupe_key=_check_key(task), task_id=task.id, checkin_id=task.checkin_id,
                                 channel=_answer_channel(sender, task.assignee))])
 
 

@@ -94,9 +94,13 @@ class Checker:
                     select(CheckIn.id).join(Member, Member.id == CheckIn.member_id)
                     .where(Member.phone == said.phone, CheckIn.help_requested_at.is_not(None),
                            CheckIn.state.in_(OPEN_CHECKIN_STATES)).limit(1)) is not None
+                # A DONE that may repeat the sender's last one about the same member is answered
+                # with a request to confirm (inbound._may_repeat_a_done): held, not lost.
+                confirm = said.meaning in DONES and task is not None and session.scalar(
+                    select(Message.id).where(Message.dedupe_key == f"task:{task.id}:done_check")) is not None
                 if task is not None and task.state in ("done", "cant"):
                     pass  # acted on (or repeated)
-                elif task is not None and not own_help:
+                elif task is not None and not own_help and not confirm:
                     self.replies_lost.append((said, task.state))
         if said.meaning in HELPS:
             expected = {m for m, open_ in before.items() if open_} or set(before)
