@@ -52,7 +52,8 @@ def save_seed(seed: int, database: str, result: Result) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", type=int, default=100)
+    parser.add_argument("--scenarios", type=int, default=None,
+                        help="how many (default 100, or as many as --minutes allows)")
     parser.add_argument("--seed", type=int, default=None, help="the first seed (default: a fresh one)")
     parser.add_argument("--minutes", type=float, default=None, help="stop starting new scenarios after this long")
     parser.add_argument("--postgres", type=float, default=0.0, help="the share of scenarios run on PostgreSQL")
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = crashes = ran = 0
     failing: list[int] = []
     try:
-        for n in range(args.scenarios):
+        # --minutes alone means as many as fit: the default 100 capped a 75-minute run at 100.
+        count = args.scenarios if args.scenarios is not None else (10**9 if args.minutes is not None else 100)
+        for n in range(count):
             if args.minutes is not None and time.monotonic() - started > args.minutes * 60:
                 break
             seed = first + n
