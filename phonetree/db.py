@@ -277,10 +277,15 @@ def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict]) 
     made idempotent (two ticks at the same instant insert each row once). Returns rows inserted."""
     if not rows:
         return 0
+    table = model.__table__  # type: ignore[attr-defined]
+    # A key that is not a column would be dropped without a word (a misspelt "stat" leaves the
+    # column to its default): say so instead.
+    unknown = set().union(*rows) - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"not columns of {table.name}: {', '.join(sorted(unknown))}")
     connection = session.connection()
     dialect_insert = insert_for(connection.dialect.name)
     # RETURNING counts what was really inserted: executemany's rowcount is unreliable across
     # drivers once SQLAlchemy batches rows into multi-VALUES statements.
-    table = model.__table__  # type: ignore[attr-defined]
     statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
     return len(connection.execute(statement, rows).all())
