@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
@@ -235,16 +235,33 @@ REPEAT_DONE_WINDOW = timedelta(minutes=30)
 
 
 def _may_repeat_a_done(session: Session, task: Task) -> bool:
-    """The holder's own DONE about the same member closed another task shortly before this one
-    was asked, and they haven't been asked to confirm this one yet."""
+    """The holder's own DONE about the same member closed another check-in's request shortly
+    before this one was asked, they had been sent more asks about that check-in than they had
+    answered DONE by then (so one reply was still to come), and they haven't been asked to
+    confirm this one yet."""
     if task.subject_id is None:
         return False
-    earlier = session.scalar(select(Task.id).where(
+    earlier = session.scalar(select(Task.checkin_id).where(
         Task.assignee_id == task.assignee_id, Task.subject_id == task.subject_id, Task.id != task.id,
-        Task.state == "done", Task.closed_at <= task.asked_at,
-        Task.closed_at >= task.asked_at - REPEAT_DONE_WINDOW).limit(1))
+        Task.checkin_id.is_not(None), Task.checkin_id != task.checkin_id, Task.state == "done",
+        Task.closed_at <= task.asked_at, Task.closed_at >= task.asked_at - REPEAT_DONE_WINDOW)
+        .order_by(Task.closed_at.desc()).limit(1))
     if earlier is None:
         return False
+    held = select(Task.id).where(Task.assignee_id == task.assignee_id, Task.checkin_id == earlier)
+    # Each time an ask (or its retry, or redial: the rows with a purpose) went out may have its
+    # own reply: a send that timed out after leaving went twice. Counting tries that never left
+    # too errs on the side of asking.
+    asks = session.execute(select(func.coalesce(func.sum(Message.attempts), 0), func.min(Message.sent_at)).where(
+        Message.task_id.in_(held), Message.purpose.is_not(None), Message.sent_at.is_not(None))).one()
+    if not asks[0]:
+        return False
+    phone = select(Member.phone).where(Member.id == task.assignee_id).scalar_subquery()
+    dones = session.scalar(select(func.count()).select_from(Inbound).where(
+        Inbound.member_id.in_(select(Member.id).where(Member.phone == phone)),
+        Inbound.intent == Intent.DONE.value, Inbound.received_at >= asks[1], Inbound.received_at < task.asked_at))
+    if (dones or 0) >= asks[0]:
+        return False  # every ask about it has had its DONE: this one is about the newer request
     return session.scalar(select(Message.id).where(Message.dedupe_key == _check_key(task))) is None
 
 
