@@ -23,6 +23,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import Connection, Engine, bindparam, exists, select, update
 from sqlalchemy.exc import OperationalError
@@ -413,50 +414,55 @@ def _is_task_ask(message: Message) -> bool:
 def _mark(engine: Engine, when: datetime, provider: _Provider,
           outcome: tuple[Message, str | None, GatewayError | None], window: PromptWindow | None,
           result: DispatchResult) -> bool:
-    """Record what happened to one message; False if the database refused it for good. If the
-    database is busy, try again for a while: a message that left but isn't marked would be sent
-    again when its lease runs out."""
-    message, sid, error = outcome
-    for attempt in range(MARK_ATTEMPTS):
-        counts = DispatchResult()
-        try:
-            with session_scope(engine) as session:
-                _record(session, when, provider, outcome, counts)
-        except OperationalError:
-            if attempt == MARK_ATTEMPTS - 1:
-                log.error("could not record message %s after %d tries; it may be sent again when its "
-                          "lease runs out", message.id, MARK_ATTEMPTS)
-                return False
-            time.sleep(0.25 * 2 ** attempt)
-            continue
-        result.add(counts)
-        if error is None or _refused_by_provider(error):
-            provider.answered(engine, when)
-        return True
-    return False  # pragma: no cover - the loop returns
+    """Record what happened to one message (through the ORM and the domain's own rules); False
+    if the database refused it for good."""
+    message, _, error = outcome
+    counts = DispatchResult()
+
+    def write() -> None:
+        nonlocal counts
+        counts = DispatchResult()  # a try that rolled back counts nothing
+        with session_scope(engine) as session:
+            _record(session, when, provider, outcome, counts)
+
+    if not _retried(write, [message.id]):
+        return False
+    result.add(counts)
+    if error is None or _refused_by_provider(error):
+        provider.answered(engine, when)
+    return True
 
 
 def _mark_sent(engine: Engine, gateway_name: str, marks: list[_Mark]) -> bool:
     """Record messages that simply left, in one transaction of their own (two prepared statements
-    each); retried like `_mark`. False if the database refused for good."""
-    for attempt in range(MARK_ATTEMPTS):
-        try:
-            with transaction(engine) as connection:
-                for mark in marks:
-                    assert mark.outcome is not None
+    each); False if the database refused for good."""
+    outcomes = [mark.outcome for mark in marks if mark.outcome is not None]
+
+    def write() -> None:
+        with transaction(engine) as connection:
+            for mark in marks:
+                if mark.outcome is not None:
                     message, sid, _ = mark.outcome
                     _record_sent(connection, mark.when, gateway_name, message, sid, mark.window)
+
+    return _retried(write, [message.id for message, _, _ in outcomes])
+
+
+def _retried(write: Callable[[], None], message_ids: list[int]) -> bool:
+    """Run `write`, one transaction of marks, until it commits. If the database is busy, try again
+    for a while: a message that left but isn't marked would be sent again when its lease runs
+    out. False, with each message logged, if it never did."""
+    for attempt in range(MARK_ATTEMPTS):
+        try:
+            write()
+            return True
         except OperationalError:
-            if attempt == MARK_ATTEMPTS - 1:
-                for mark in marks:
-                    assert mark.outcome is not None
-                    log.error("could not record message %s after %d tries; it may be sent again when "
-                              "its lease runs out", mark.outcome[0].id, MARK_ATTEMPTS)
-                return False
-            time.sleep(0.25 * 2 ** attempt)
-            continue
-        return True
-    return False  # pragma: no cover - the loop returns
+            if attempt < MARK_ATTEMPTS - 1:
+                time.sleep(0.25 * 2 ** attempt)
+    for message_id in message_ids:
+        log.error("could not record message %s after %d tries; it may be sent again when its lease "
+                  "runs out", message_id, MARK_ATTEMPTS)
+    return False
 
 
 _messages = Message.__table__
