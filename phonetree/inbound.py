@@ -208,7 +208,7 @@ def _task_reply(work: Work, now: datetime, sender: _Sender, reply: Reply, text: 
         return
     outcome.member = task.assignee.name
     group = task.group
-    if reply.intent is Intent.DONE and _may_repeat_a_done(session, task):
+    if reply.intent is Intent.DONE and _may_repeat_a_done(session, task, sender.ids):
         _check_done(session, now, sender, task)
         outcome.actions.append(f"{task.kind} task kept open: DONE may be about the last call; asked to confirm")
         return
@@ -234,7 +234,7 @@ def _task_reply(work: Work, now: datetime, sender: _Sender, reply: Reply, text: 
 REPEAT_DONE_WINDOW = timedelta(minutes=30)
 
 
-def _may_repeat_a_done(session: Session, task: Task) -> bool:
+def _may_repeat_a_done(session: Session, task: Task, sender_ids: list[int]) -> bool:
     """The holder's own DONE about the same member closed another check-in's request shortly
     before this one was asked, they had been sent more asks about that check-in than they had
     answered DONE by then (so one reply was still to come), and they haven't been asked to
@@ -256,9 +256,8 @@ def _may_repeat_a_done(session: Session, task: Task) -> bool:
         Message.task_id.in_(held), Message.purpose.is_not(None), Message.sent_at.is_not(None))).one()
     if not asks[0]:
         return False
-    phone = select(Member.phone).where(Member.id == task.assignee_id).scalar_subquery()
     dones = session.scalar(select(func.count()).select_from(Inbound).where(
-        Inbound.member_id.in_(select(Member.id).where(Member.phone == phone)),
+        Inbound.member_id.in_(sender_ids),  # a reply is recorded under the first member with its number
         Inbound.intent == Intent.DONE.value, Inbound.received_at >= asks[1], Inbound.received_at < task.asked_at))
     if (dones or 0) >= asks[0]:
         return False  # every ask about it has had its DONE: this one is about the newer request
