@@ -23,6 +23,12 @@ cache would otherwise keep verdicts from code or tests that have since changed).
 `--only GLOB` (repeatable) runs just the mutants whose names match (fnmatch, as mutmut 3 matches
 the names given to `mutmut run`; e.g. `phonetree.escalation.x_ask_next*`, `*x__expired__*`), so a
 run stopped part-way can be finished function by function; the summary then counts only those.
+
+`--recheck TEST_FILE` (repeatable) re-runs each survivor of the last run against the test files
+given, as they are in this tree now (copied into the scratch copy's mutants/), one pytest per
+survivor with `MUTANT_UNDER_TEST` set: the "after" figure once tests are written for survivors,
+and the check of a survivor against tests outside the module's selection. Its verdicts go to
+`.mutation/<module>/recheck.json`; the mutmut run's own verdicts are left as they were.
 """
 from __future__ import annotations
 
@@ -199,6 +205,34 @@ def report(module: str, tag: str | None = None, seconds: int | None = None,
     return summary
 
 
+def recheck(module: str, tag: str | None, test_files: list[str], only: list[str]) -> dict[str, object]:
+    """Each survivor of the last run (matching `only`, if given) against `test_files` as they are
+    now: killed when a test fails, survived when they all pass (the selection's -k included)."""
+    work = scratch(module, tag)
+    survivors = [name for name, s in sorted(results(work).items()) if s == "survived"
+                 and (not only or any(fnmatch.fnmatch(name, g) for g in only))]
+    for name in test_files:  # the tests as they are now (written for these survivors, say)
+        shutil.copy2(ROOT / name, work / "mutants" / name)
+    keyword = next(line.strip() for line in (work / "setup.cfg").read_text().splitlines()
+                   if line.strip().startswith("not postgresql"))
+    verdicts: dict[str, str] = {}
+    started = time.monotonic()
+    for name in survivors:
+        proc = subprocess.run([sys.executable, "-m", "pytest", *PYTEST_ARGS, "-k", keyword, *test_files],
+                              cwd=work / "mutants", env={**ENV, "MUTANT_UNDER_TEST": name},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        verdicts[name] = {0: "survived", 1: "killed"}.get(proc.returncode, f"exit {proc.returncode}")
+        print(f"{name}: {verdicts[name]}", file=sys.stderr, flush=True)
+    counts = Counter(verdicts.values())
+    summary = {"module": module, "tests": test_files, "only": only, "survivors_rechecked": len(verdicts),
+               "killed": counts["killed"], "survived": counts["survived"],
+               "other": {k: v for k, v in counts.items() if k not in ("killed", "survived")},
+               "seconds": round(time.monotonic() - started),
+               "still_surviving": sorted(n for n, v in verdicts.items() if v != "killed")}
+    (work / "recheck.json").write_text(json.dumps({**summary, "verdicts": verdicts}, indent=2) + "\n")
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--module", action="append", choices=sorted(MODULES), help="repeatable")
@@ -212,6 +246,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="run again in the existing scratch copy (same code and tests: its coverage and "
                              "verdicts are kept) instead of a fresh one; with --only, just those mutants")
+    parser.add_argument("--recheck", action="append", default=[], metavar="TEST_FILE",
+                        help="re-run the last run's survivors against these test files as they are now "
+                             "(with --only, just the survivors matching); repeatable")
     parser.add_argument("--report", action="store_true",
                         help="summarise the last run in .mutation/<module> again, without running")
     args = parser.parse_args()
@@ -222,6 +259,7 @@ def main() -> None:
     os.nice(19 - os.nice(0))  # a shared machine: take only idle CPU (a no-op under nice -n 19)
     for module in args.module:
         summary = (report(module, args.tag) if args.report
+                   else recheck(module, args.tag, args.recheck, args.only) if args.recheck
                    else run(module, args.jobs, args.deselect, args.tag, args.only, args.resume))
         print(json.dumps(summary), flush=True)
 
