@@ -24,7 +24,7 @@ cache would otherwise keep verdicts from code or tests that have since changed).
 the names given to `mutmut run`; e.g. `phonetree.escalation.x_ask_next*`, `*x__expired__*`), so a
 run stopped part-way can be finished function by function; the summary then counts only those.
 
-`--recheck TEST_FILE` (repeatable) re-runs each survivor of the last run against the test files
+`--recheck TEST_FILE` (repeatable; `file::test` too) re-runs each survivor of the last run against the test files
 given, as they are in this tree now (copied into the scratch copy's mutants/), one pytest per
 survivor with `MUTANT_UNDER_TEST` set: the "after" figure once tests are written for survivors,
 and the check of a survivor against tests outside the module's selection. Its verdicts go to
@@ -211,7 +211,7 @@ def recheck(module: str, tag: str | None, test_files: list[str], only: list[str]
     work = scratch(module, tag)
     survivors = [name for name, s in sorted(results(work).items()) if s == "survived"
                  and (not only or any(fnmatch.fnmatch(name, g) for g in only))]
-    for name in test_files:  # the tests as they are now (written for these survivors, say)
+    for name in {t.split("::")[0] for t in test_files}:  # as they are now (written for these survivors, say)
         shutil.copy2(ROOT / name, work / "mutants" / name)
     keyword = next(line.strip() for line in (work / "setup.cfg").read_text().splitlines()
                    if line.strip().startswith("not postgresql"))

@@ -5,6 +5,7 @@ holder asked to confirm, in the channel they used; a message that will never arr
 what it carried (delivery.undeliverable)."""
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from click.testing import Result
@@ -14,11 +15,17 @@ from sqlalchemy import Engine, select
 from phonetree import delivery
 from phonetree.db import session_scope
 from phonetree.gateways import base
-from phonetree.models import Event, Message, Task
-from tests.conftest import JO, SAM, VERA, sent
+from phonetree.gateways.twilio import TwilioGateway
+from phonetree.models import CheckIn, Event, Group, Inbound, Member, Message, Task
+from schedules.engine import tick
+from tests.conftest import JO, LANDLINE, MARGARET, SAM, VERA, sent, snapshot, utc
+from tests.test_delivery import wired  # noqa: F401 - the fixture: the stand-in, our webhooks, the gateway
 from tests.test_help_stays_asked import E164, add_checkin, at, receive, templates_to, vera_open
+from tests.test_shared_numbers import E164 as SHARED, at as shared_at, receive as shared_receive, two_groups  # noqa: F401
+from tests.twilio_standin import TwilioStandIn
 
 Ticker = Callable[..., object]
+Wired = tuple[TwilioStandIn, TwilioGateway]
 
 
 def test_a_held_done_is_checked_by_text_and_if_that_never_arrives_the_call_passes_on(
@@ -61,3 +68,148 @@ def test_a_held_done_is_checked_by_text_and_if_that_never_arrives_the_call_passe
         assert failed.checkin_id == checkin.id
     assert templates_to(engine, SAM) == ["help"]
     assert [c.state for c in vera_open(engine)] == ["escalating"]
+
+
+def _said(twiml: str) -> list[str]:
+    return re.findall(r"<Say[^>]*>(.*?)</Say>", twiml)
+
+
+def test_what_a_landline_member_hears_after_each_key_and_what_each_key_does(
+        ok: Callable[..., Result], engine: Engine, wired: Wired) -> None:
+    # Lil, on a landline, is called for her 09:00 check-in each day, through the real client,
+    # the stand-in and our gather webhook. What she hears back is the whole of her answer, so
+    # each reply is pinned word for word. Tue: a key that means nothing (the call ends; the
+    # organiser rings her and resolves it); Wed: 1 (OK); Thu: 1 again, on a new call (a new
+    # call's key is a new answer, never taken for a repeat of yesterday's); Fri: 2, and Twilio
+    # delivers that gather twice: Jo is asked once.
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("group", "add", "Hill", "--timezone", "Europe/London")
+        ok("member", "add", "Hill", "Lil", "--phone", LANDLINE)
+        ok("member", "add", "Hill", "Jo", "--phone", JO)
+        ok("member", "add", "Hill", "Margaret", "--phone", MARGARET, "--role", "organiser")
+        ok("checkin", "add", "Hill", "Lil", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "off")
+
+    def call_on(day: int) -> str:
+        tick(engine, gateway, utc(2026, 12, day, 9, 0))
+        return standin.calls[-1].sid
+
+    def press(sid: str, digits: str, day: int) -> list[str]:
+        with freeze_time(utc(2026, 12, day, 9, 2)):
+            status, twiml = standin.press_key(sid, digits)
+        assert status == 200
+        return _said(twiml)
+
+    def states() -> list[str]:
+        with session_scope(engine) as session:
+            return list(session.scalars(select(CheckIn.state).where(CheckIn.state != "scheduled")
+                                        .order_by(CheckIn.due_at)))
+
+    tuesday = call_on(1)
+    assert press(tuesday, "7", 1) == ["Sorry, we didn't catch that. Someone may ring you later. Goodbye."]
+    assert states() == ["sent"]
+    with freeze_time(utc(2026, 12, 1, 9, 10)):
+        ok("resolve", "Hill", "Lil", "--note", "rang her")
+    wednesday = call_on(2)
+    assert press(wednesday, "1", 2) == ["Thank you. Glad you're OK. Goodbye."]
+    assert states() == ["resolved", "answered"]
+    thursday = call_on(3)
+    assert press(thursday, "1", 3) == ["Thank you. Glad you're OK. Goodbye."]
+    assert states() == ["resolved", "answered", "answered"]
+    friday = call_on(4)
+    assert press(friday, "2", 4) == ["Thank you. We're asking someone to ring you now. Goodbye."]
+    assert press(friday, "2", 4) == ["Thank you. Goodbye."]  # the same gather again: nothing more
+    tick(engine, gateway, utc(2026, 12, 4, 9, 2))
+    assert [m.params["Body"][:22] for m in standin.messages if m.params["To"] == "+447911100002"] == [
+        "Hi Jo, Lil has asked f"]
+    with session_scope(engine) as session:
+        assert [(i.channel, i.intent) for i in session.scalars(select(Inbound).order_by(Inbound.id))] == [
+            ("voice", "ok"), ("voice", "ok"), ("voice", "help")]  # the meaningless key: no reply
+
+
+def test_a_key_on_a_call_about_nobody_we_know_is_thanked_and_changes_nothing(
+        oakfield: str, engine: Engine) -> None:
+    # A call whose person is no longer on record (forgotten while the call rang): the key is
+    # thanked for, and nobody's check-in is touched.
+    from phonetree import inbound
+
+    before = snapshot(engine)
+    with session_scope(engine) as session:
+        words = inbound.keypress(session, at(9, 1), Message(member_id=None, template="checkin"), "2",
+                                 "CA" + "3" * 32)
+    assert words == "Thank you. Goodbye."
+    assert snapshot(engine) == before
+
+
+def test_stop_reaches_every_membership_of_the_number_even_one_already_marked(
+        two_groups: list[str], ok: Callable[..., Result], engine: Engine) -> None:
+    # Pat is in Alpha and Beta. Pat's Alpha membership is already marked opted out (as a 21610
+    # on one of Alpha's texts marks it: that membership only). Pat's STOP then marks the Beta one
+    # as well, with its own event and Beta's organiser told; nothing is recorded or sent again
+    # for Alpha. START brings both back, each group's organiser told.
+    with session_scope(engine) as session:
+        alpha_pat = session.scalars(select(Member).join(Group).where(Group.name == "Alpha", Member.name == "Pat")).one()
+        alpha_pat.opted_out = True
+
+    def trail(kind: str) -> list[tuple[str, str]]:
+        with session_scope(engine) as session:
+            return [(g, m) for g, m in session.execute(
+                select(Group.name, Member.name).select_from(Event).join(Group, Group.id == Event.group_id)
+                .join(Member, Member.id == Event.member_id).where(Event.kind == kind).order_by(Event.id))]
+
+    def notices(template: str) -> list[str]:
+        return [m.to_phone for m in sent(engine, template=template)]
+
+    shared_receive(ok, "STOP", shared_at(10))
+    with session_scope(engine) as session:
+        assert sorted((m.group.name, m.opted_out) for m in session.scalars(
+            select(Member).where(Member.name == "Pat"))) == [("Alpha", True), ("Beta", True)]
+    assert trail("opted_out") == [("Beta", "Pat")]
+    assert notices("opted_out") == [SHARED["Nell"]]
+    shared_receive(ok, "START", shared_at(11))
+    with session_scope(engine) as session:
+        assert [m.opted_out for m in session.scalars(select(Member).where(Member.name == "Pat"))] == [False, False]
+    assert trail("opted_in") == [("Alpha", "Pat"), ("Beta", "Pat")]
+    assert notices("opted_in") == [SHARED["Margaret"], SHARED["Nell"]]
+
+
+def test_pause_and_back_by_text_are_confirmed_by_text_and_told_every_time(
+        oakfield: str, ok: Callable[..., Result], engine: Engine) -> None:
+    # Vera is called rather than texted, but she texts PAUSE 3 (Tuesday), then PAUSE 2 (she has
+    # changed her plans), then BACK: each is confirmed by text, word for word, and each pause is
+    # told to Margaret, the second as well as the first. BACK resumes her check-ins.
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "set", "Oakfield", "Vera", "--channel", "voice")
+    receive(ok, VERA, "PAUSE 3", at(10))
+    receive(ok, VERA, "pause 2", at(11))
+    said = receive(ok, VERA, "BACK", at(12))
+    assert "check-ins resumed" in said
+    to_vera = sent(engine, to_phone=E164[VERA])
+    assert [(m.template, m.channel, m.body) for m in to_vera] == [
+        ("pause_ok", "sms", "Thanks Vera, check-ins are paused until Thu 03 Dec. Reply BACK to start again."),
+        ("pause_ok", "sms", "Thanks Vera, check-ins are paused until Wed 02 Dec. Reply BACK to start again."),
+        ("back_ok", "sms", "Welcome back Vera, check-ins start again."),
+    ]
+    assert [m.template for m in sent(engine, to_phone="+447911100004")] == ["paused_notice", "paused_notice"]
+    with session_scope(engine) as session:
+        vera = session.scalars(select(Member).where(Member.name == "Vera")).one()
+        assert vera.paused_until is None
+        assert [(e.kind, e.detail) for e in session.scalars(
+            select(Event).where(Event.member_id == vera.id, Event.kind.in_(("paused", "resumed")))
+            .order_by(Event.id))] == [("paused", "by reply, until 2026-12-03"), ("paused", "by reply, until 2026-12-02"),
+                                      ("resumed", None)]
+    with freeze_time(at(13)):
+        ok("member", "forget", "Oakfield", "Vera", "--yes")
+    assert sent(engine, to_phone=E164[VERA]) == []
+    assert [m.body for m in sent(engine) if m.body and "Vera" in m.body] == []
+
+
+def test_a_pause_from_a_number_in_two_groups_is_told_to_both_groups_organisers(
+        two_groups: list[str], ok: Callable[..., Result], engine: Engine) -> None:
+    shared_receive(ok, "PAUSE", shared_at(10))
+    assert sorted(m.to_phone for m in sent(engine, template="paused_notice")) == sorted(
+        [SHARED["Margaret"], SHARED["Nell"]])
+    with session_scope(engine) as session:
+        assert [m.paused_until is not None for m in session.scalars(select(Member).where(Member.name == "Pat"))] == [
+            True, True]
