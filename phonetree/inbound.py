@@ -289,15 +289,26 @@ def _task_meant(session: Session, held: list[Task], text: str) -> Task | None:
     reply names another member of the group, whom no open ask is about (one stood down since,
     say): then it is about them, and None (applied to the newest it would close a check-in
     nobody reached)."""
-    words = set(re.findall(r"[a-z']+", text.lower()))
-    named = [t for t in held if t.subject is not None and t.subject.name.lower() in words]
+    said = _words(text)
+    named = [t for t in held if t.subject is not None and _names(said, t.subject.name)]
     if named:
-        return named[0]
-    senders = {t.assignee.name.lower() for t in held}
+        return max(named, key=lambda t: len(_words(t.subject.name)) if t.subject else 0)  # "Mary Ann" over "Ann"
+    senders = {_words(t.assignee.name) for t in held}
     others = session.scalars(select(Member.name).where(Member.group_id.in_({t.group_id for t in held})))
-    if any(name.lower() in words and name.lower() not in senders for name in others):
+    if any(_names(said, name) and _words(name) not in senders for name in others):
         return None
     return held[0]
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """The words of a text or a name, caseless, accents kept ("Zoë", "Siân", "O'Neill")."""
+    return tuple(re.findall(r"[\w']+", text.replace("\u2019", "'").casefold()))
+
+
+def _names(said: tuple[str, ...], name: str) -> bool:
+    """Whether the words said include the name, all its words in a row ("DONE Mary Ann")."""
+    wanted = _words(name)
+    return bool(wanted) and any(said[i:i + len(wanted)] == wanted for i in range(len(said) - len(wanted) + 1))
 
 
 def _pause(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, outcome: Outcome) -> None:

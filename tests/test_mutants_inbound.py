@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+import pytest
 from click.testing import Result
 from freezegun import freeze_time
 from sqlalchemy import Engine, select
@@ -213,3 +214,29 @@ def test_a_pause_from_a_number_in_two_groups_is_told_to_both_groups_organisers(
     with session_scope(engine) as session:
         assert [m.paused_until is not None for m in session.scalars(select(Member).where(Member.name == "Pat"))] == [
             True, True]
+
+
+@pytest.mark.parametrize("first, reply", [("Mary Ann", "DONE Mary Ann"), ("Zoë", "done zoë"),
+                                          ("Siân", "DONE SIÂN, all fine")])
+def test_a_done_naming_a_member_of_several_words_or_letters_closes_only_their_call(
+        ok: Callable[..., Result], engine: Engine, first: str, reply: str) -> None:
+    # Jo is asked about two members' calls, the newest Pat's. "DONE Mary Ann" (a chosen name of
+    # two words, or one with an accent) names the other: it closes that one, never Pat's, whom
+    # nobody has rung. Before, a name matched only if it was one plain a-z word, and the DONE
+    # closed the newest ask, Pat's.
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("group", "add", "Brook", "--timezone", "Europe/London")
+        ok("member", "add", "Brook", first, "--phone", VERA)
+        ok("member", "add", "Brook", "Pat", "--phone", "07911 100005")
+        ok("member", "add", "Brook", "Jo", "--phone", JO)
+        ok("member", "add", "Brook", "Margaret", "--phone", MARGARET, "--role", "organiser")
+        for name in (first, "Pat"):
+            ok("checkin", "add", "Brook", name, "--at", "09:00", "--escalate-to", "Jo")
+    receive(ok, VERA, "HELP", at(10, 1))
+    receive(ok, "07911 100005", "HELP", at(10, 2))
+    receive(ok, JO, reply, at(10, 10))
+    with session_scope(engine) as session:
+        still = {m.name: c.state for c, m in session.execute(
+            select(CheckIn, Member).join(Member, Member.id == CheckIn.member_id)
+            .where(CheckIn.state.in_(("escalating", "alerted", "resolved"))))}
+    assert still == {first: "resolved", "Pat": "escalating"}
