@@ -391,18 +391,19 @@ def _unknown(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str
         member = sender.in_group(group_id)
         outcome.member = member.name
         items = [c for c in open_items if c.group_id == group_id]
-        readers = _readers(session, member, items)
+        # Only to whoever can be sent a text: a reader who is called, or opted out, has it on status.
+        readers = [r for r in _readers(session, member, items) if r.channel == "sms" and not r.opted_out]
         group = member.group
         queue(session, [message_row(now, group, reader, kind="info", template="forward", channel="sms",
                                     values={"member": member.name, "phone": display(member.phone),
                                             "text": text.strip()},
                                     dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}",
                                     about=member)
-                        for reader in readers if reader.channel == "sms" and not reader.opted_out])
+                        for reader in readers])
         events.record(session, now, "reply_forwarded", group_id=group_id, member_id=member.id,
                       checkin_id=items[0].id if items else None,
                       detail="to " + (", ".join(r.name for r in readers) or "nobody: shown on status"))
-        outcome.actions.append("passed to " + (", ".join(r.name for r in readers) or "status (no organiser)"))
+        outcome.actions.append("passed to " + (", ".join(r.name for r in readers) or "status (nobody to text)"))
 
 
 def _groups_concerned(session: Session, sender: _Sender, open_items: list[CheckIn]) -> list[int]:

@@ -240,3 +240,77 @@ def test_a_done_naming_a_member_of_several_words_or_letters_closes_only_their_ca
             select(CheckIn, Member).join(Member, Member.id == CheckIn.member_id)
             .where(CheckIn.state.in_(("escalating", "alerted", "resolved"))))}
     assert still == {first: "resolved", "Pat": "escalating"}
+
+
+def _forwarded(engine: Engine) -> list[tuple[str, str, int | None, str | None, object]]:
+    """The trail of words passed on: (group, member, check-in, detail, when), oldest first."""
+    with session_scope(engine) as session:
+        return [tuple(row) for row in session.execute(
+            select(Group.name, Member.name, Event.checkin_id, Event.detail, Event.at)
+            .join(Group, Group.id == Event.group_id).join(Member, Member.id == Event.member_id)
+            .where(Event.kind == "reply_forwarded").order_by(Event.id))]
+
+
+def test_words_to_an_open_check_in_answer_it_and_reach_the_organiser_and_go_when_the_member_goes(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # Vera's 09:00 prompt has gone; she texts a few words back. They count as contact (the check-in
+    # is answered, in those words on the record), Margaret is sent them by text, and the trail says
+    # where they went. Later Vera asks for a call and texts again: the call stays asked for. When
+    # Vera is forgotten, the texts that carried her words go with her.
+    add_checkin(ok)
+    ticker(at(9))
+    said = receive(ok, VERA, "lovely morning, off to the shops", at(9, 5))
+    assert said.strip() == "Vera: unknown: counted as contact: check-in answered; passed to Margaret"
+    with session_scope(engine) as session:
+        checkin = session.scalars(select(CheckIn).where(CheckIn.occurrence == "2026-12-01")).one()
+        assert (checkin.state, checkin.outcome) == ("answered", "replied (unrecognised text, passed to a person)")
+        checkin_id = checkin.id
+    assert _forwarded(engine) == [("Oakfield", "Vera", checkin_id, "to Margaret", at(9, 5))]
+    [forward] = sent(engine, template="forward")
+    assert (forward.to_phone, forward.channel) == ("+447911100004", "sms")
+    assert "lovely morning, off to the shops" in (forward.body or "")
+    receive(ok, VERA, "HELP", at(9, 20))
+    said = receive(ok, VERA, "please hurry", at(9, 21))
+    assert said.strip() == "Vera: unknown: a call was asked for: it stays asked for; passed to Jo, Margaret"
+    assert [row[3] for row in _forwarded(engine)] == ["to Margaret", "to Jo, Margaret"]
+    with freeze_time(at(10)):
+        ok("member", "forget", "Oakfield", "Vera", "--yes")
+    assert [m.id for m in sent(engine, template="forward")] == []
+
+
+def test_words_with_nothing_open_go_to_the_group_that_wrote_last_and_only_to_who_can_read_a_text(
+        two_groups: list[str], ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # Pat, in Alpha and Beta, has nothing open and holds nothing. Beta wrote to Pat last (Alpha on
+    # Monday, Beta on Tuesday), so Pat's words go to Beta's organiser alone, by text. In Alpha, a
+    # text from Pat with nothing ever sent by either group goes to both; then, with Nell called
+    # rather than texted and Margaret opted out, nobody can be sent the words: the trail says so
+    # and status keeps them.
+    from tests.test_shared_numbers import add_checkins
+
+    add_checkins(ok, groups=("Alpha",))
+    ticker(utc(2026, 11, 30, 9, 0))
+    shared_receive(ok, "OK", utc(2026, 11, 30, 9, 1))
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "remove", "Alpha", "Pat")
+    add_checkins(ok, groups=("Beta",))
+    ticker(shared_at(9))
+    shared_receive(ok, "OK", shared_at(9, 1))
+    with freeze_time("2026-12-01 09:02:00"):
+        ok("checkin", "remove", "Beta", "Pat")
+    shared_receive(ok, "the bus was late again", shared_at(10))
+    assert [m.to_phone for m in sent(engine, template="forward")] == [SHARED["Nell"]]
+    assert _forwarded(engine) == [("Beta", "Pat", None, "to Nell", shared_at(10))]
+
+
+def test_words_from_a_number_nobody_has_written_to_go_to_each_of_its_groups_who_can_read_them(
+        two_groups: list[str], ok: Callable[..., Result], engine: Engine) -> None:
+    shared_receive(ok, "hello, is this the right number?", shared_at(10))
+    assert sorted(m.to_phone for m in sent(engine, template="forward")) == sorted([SHARED["Margaret"], SHARED["Nell"]])
+    with freeze_time("2026-12-01 10:30:00"):
+        ok("member", "set", "Beta", "Nell", "--channel", "voice")
+    with session_scope(engine) as session:
+        session.scalars(select(Member).where(Member.name == "Margaret")).one().opted_out = True
+    shared_receive(ok, "hello again", shared_at(11))
+    assert len(sent(engine, template="forward")) == 2  # nobody new: one is called, one opted out
+    assert sorted(row[:4] for row in _forwarded(engine) if row[4] == shared_at(11)) == [
+        ("Alpha", "Pat", None, "to nobody: shown on status"), ("Beta", "Pat", None, "to nobody: shown on status")]
