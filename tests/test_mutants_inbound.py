@@ -203,6 +203,7 @@ def test_pause_and_back_by_text_are_confirmed_by_text_and_told_every_time(
     with freeze_time(at(13)):
         ok("member", "forget", "Oakfield", "Vera", "--yes")
     assert sent(engine, to_phone=E164[VERA]) == []
+    assert sent(engine, template="paused_notice") == []  # about her: gone whole, not just her name
     assert [m.body for m in sent(engine) if m.body and "Vera" in m.body] == []
 
 
@@ -281,10 +282,8 @@ def test_words_to_an_open_check_in_answer_it_and_reach_the_organiser_and_go_when
 def test_words_with_nothing_open_go_to_the_group_that_wrote_last_and_only_to_who_can_read_a_text(
         two_groups: list[str], ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
     # Pat, in Alpha and Beta, has nothing open and holds nothing. Beta wrote to Pat last (Alpha on
-    # Monday, Beta on Tuesday), so Pat's words go to Beta's organiser alone, by text. In Alpha, a
-    # text from Pat with nothing ever sent by either group goes to both; then, with Nell called
-    # rather than texted and Margaret opted out, nobody can be sent the words: the trail says so
-    # and status keeps them.
+    # Monday, Beta on Tuesday; Alpha has written to Jo since, which is not to Pat), so Pat's words
+    # go to Beta's organiser alone, by text.
     from tests.test_shared_numbers import add_checkins
 
     add_checkins(ok, groups=("Alpha",))
@@ -297,6 +296,7 @@ def test_words_with_nothing_open_go_to_the_group_that_wrote_last_and_only_to_who
     shared_receive(ok, "OK", shared_at(9, 1))
     with freeze_time("2026-12-01 09:02:00"):
         ok("checkin", "remove", "Beta", "Pat")
+    shared_receive(ok, "PAUSE", shared_at(9, 30), phone="07911 100002")  # Alpha writes since, to Jo, not Pat
     shared_receive(ok, "the bus was late again", shared_at(10))
     assert [m.to_phone for m in sent(engine, template="forward")] == [SHARED["Nell"]]
     assert _forwarded(engine) == [("Beta", "Pat", None, "to Nell", shared_at(10))]
@@ -304,6 +304,9 @@ def test_words_with_nothing_open_go_to_the_group_that_wrote_last_and_only_to_who
 
 def test_words_from_a_number_nobody_has_written_to_go_to_each_of_its_groups_who_can_read_them(
         two_groups: list[str], ok: Callable[..., Result], engine: Engine) -> None:
+    # Neither group has written to Pat yet: the words go to both organisers. Then, with Nell
+    # called rather than texted and Margaret opted out, nobody can be sent them: the trail says
+    # so (before, it named them both as if they had been sent the words).
     shared_receive(ok, "hello, is this the right number?", shared_at(10))
     assert sorted(m.to_phone for m in sent(engine, template="forward")) == sorted([SHARED["Margaret"], SHARED["Nell"]])
     with freeze_time("2026-12-01 10:30:00"):
@@ -314,3 +317,17 @@ def test_words_from_a_number_nobody_has_written_to_go_to_each_of_its_groups_who_
     assert len(sent(engine, template="forward")) == 2  # nobody new: one is called, one opted out
     assert sorted(row[:4] for row in _forwarded(engine) if row[4] == shared_at(11)) == [
         ("Alpha", "Pat", None, "to nobody: shown on status"), ("Beta", "Pat", None, "to nobody: shown on status")]
+
+
+def test_an_ok_says_what_it_answered_and_whom_it_stood_down(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    add_checkin(ok)
+    assert receive(ok, VERA, "OK", at(8)).strip() == "Vera: ok: nothing open; no change"
+    ticker(at(9))
+    ticker(at(9, 30))  # no reply: Jo is asked
+    assert receive(ok, VERA, "ok thanks", at(9, 40)).strip() == (
+        "Vera: ok: check-in answered (2026-12-01); 1 contact(s) stood down")
+    with session_scope(engine) as session:
+        checkin = session.scalars(select(CheckIn).where(CheckIn.occurrence == "2026-12-01")).one()
+        assert (checkin.state, checkin.outcome) == ("answered", "replied OK")
+    assert receive(ok, VERA, "OK", at(9, 41)).strip() == "Vera: ok: nothing open; no change"
