@@ -47,9 +47,6 @@ class Outcome:
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
 
 
-_BY_PHONE = select(Member).where(Member.phone == bindparam("phone")).order_by(Member.id)  # built once
-
-
 def e164_of(phone: str) -> str | None:
     """The number as stored (validated E.164), or None if it is no phone number."""
     if _E164.fullmatch(phone):
@@ -58,11 +55,6 @@ def e164_of(phone: str) -> str | None:
         return parse_phone(phone)
     except PhonetreeError:
         return None
-
-
-def members_for_phone(session: Session, phone: str) -> list[Member]:
-    e164 = e164_of(phone)
-    return [] if e164 is None else list(session.scalars(_BY_PHONE, {"phone": e164}))
 
 
 # Every reply starts with two prepared statements (phonetree.prepared), run on the session's own
