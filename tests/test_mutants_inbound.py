@@ -6,6 +6,7 @@ what it carried (delivery.undeliverable)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Callable
 
 import pytest
@@ -331,3 +332,70 @@ def test_an_ok_says_what_it_answered_and_whom_it_stood_down(
         checkin = session.scalars(select(CheckIn).where(CheckIn.occurrence == "2026-12-01")).one()
         assert (checkin.state, checkin.outcome) == ("answered", "replied OK")
     assert receive(ok, VERA, "OK", at(9, 41)).strip() == "Vera: ok: nothing open; no change"
+
+
+def _asked_twice_answered_once(ok: Callable[..., Result], ticker: Ticker) -> None:
+    """Jo is asked about Vera's check-in twice (the escalation at 09:30, then Vera's HELP at
+    09:35) and texts DONE once, at 09:40: one reply to those texts may still be on its way."""
+    add_checkin(ok)
+    ticker(at(9))
+    ticker(at(9, 30))
+    receive(ok, VERA, "HELP", at(9, 35))
+    ticker(at(9, 35))
+    receive(ok, JO, "done", at(9, 40))
+
+
+@pytest.mark.parametrize("minutes, held", [(30, True), (40, False)])
+def test_a_done_is_held_only_within_half_an_hour_of_the_last_one(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker, minutes: int, held: bool) -> None:
+    # Vera asks for a call again 30 minutes after Jo's DONE (the edge of the window, inclusive) or
+    # 40 minutes after: Jo's next DONE is held and checked at 30, and closes the call at once at 40.
+    _asked_twice_answered_once(ok, ticker)
+    again = at(9, 40) + timedelta(minutes=minutes)
+    receive(ok, VERA, "I can't breathe", again)
+    ticker(again)
+    receive(ok, JO, "done", again + timedelta(minutes=1))
+    assert bool(sent(engine, to_phone=E164[JO], template="done_check")) is held
+    assert bool(vera_open(engine)) is held
+
+
+def test_a_done_is_not_held_for_a_call_someone_else_closed_or_jo_could_not_make(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # Jo was asked about Vera's check-in and said CANT; Sam rang and said DONE. Vera then asks for
+    # a call and Jo, asked first, says DONE: nothing Jo sent before can be mistaken for it (her
+    # one reply was CANT, and the DONE was Sam's), so it closes the call at once.
+    add_checkin(ok)
+    ticker(at(9))
+    ticker(at(9, 30))
+    receive(ok, JO, "cant", at(9, 31))
+    ticker(at(9, 31))
+    receive(ok, SAM, "done", at(9, 35))
+    assert vera_open(engine) == []
+    receive(ok, VERA, "HELP", at(9, 40))
+    ticker(at(9, 40))
+    receive(ok, JO, "done", at(9, 45))
+    assert not sent(engine, to_phone=E164[JO], template="done_check")
+    assert vera_open(engine) == []
+
+
+def test_a_done_is_not_held_because_of_an_earlier_call_about_someone_else(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    # Jo was asked twice about Pat (an escalation, then Pat's HELP) and said DONE once; then Vera
+    # asks for a call and Jo says DONE: a reply still owed about Pat is no reason to doubt this
+    # one about Vera.
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "add", "Oakfield", "Pat", "--phone", "07911 100005")
+        ok("checkin", "add", "Oakfield", "Pat", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--escalation-wait", "20m")
+    add_checkin(ok)
+    ticker(at(9))
+    receive(ok, VERA, "OK", at(9, 5))
+    ticker(at(9, 30))
+    receive(ok, "07911 100005", "HELP", at(9, 32))
+    ticker(at(9, 32))
+    receive(ok, JO, "done", at(9, 35))
+    receive(ok, VERA, "HELP", at(9, 40))
+    ticker(at(9, 40))
+    receive(ok, JO, "done", at(9, 45))
+    assert not sent(engine, to_phone=E164[JO], template="done_check")
+    assert vera_open(engine) == []
