@@ -163,13 +163,14 @@ def test_stop_reaches_every_membership_of_the_number_even_one_already_marked(
     def notices(template: str) -> list[str]:
         return [m.to_phone for m in sent(engine, template=template)]
 
-    shared_receive(ok, "STOP", shared_at(10))
+    assert receive(ok, "07911 100005", "STOP", shared_at(10)).strip() == "Pat: stop: opted out; organisers told"
     with session_scope(engine) as session:
         assert sorted((m.group.name, m.opted_out) for m in session.scalars(
             select(Member).where(Member.name == "Pat"))) == [("Alpha", True), ("Beta", True)]
     assert trail("opted_out") == [("Beta", "Pat")]
     assert notices("opted_out") == [SHARED["Nell"]]
-    shared_receive(ok, "START", shared_at(11))
+    assert receive(ok, "07911 100005", "START", shared_at(11)).strip() == (
+        "Pat: start: opted back in; organisers told")
     with session_scope(engine) as session:
         assert [m.opted_out for m in session.scalars(select(Member).where(Member.name == "Pat"))] == [False, False]
     assert trail("opted_in") == [("Alpha", "Pat"), ("Beta", "Pat")]
@@ -186,7 +187,7 @@ def test_pause_and_back_by_text_are_confirmed_by_text_and_told_every_time(
     receive(ok, VERA, "PAUSE 3", at(10))
     receive(ok, VERA, "pause 2", at(11))
     said = receive(ok, VERA, "BACK", at(12))
-    assert "check-ins resumed" in said
+    assert said.strip() == "Vera: back: check-ins resumed"
     to_vera = sent(engine, to_phone=E164[VERA])
     assert [(m.template, m.channel, m.body) for m in to_vera] == [
         ("pause_ok", "sms", "Thanks Vera, check-ins are paused until Thu 03 Dec. Reply BACK to start again."),
