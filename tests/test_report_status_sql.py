@@ -206,6 +206,22 @@ def test_a_median_reply_to_the_microsecond(engine):
     assert report.weeks[0].median_reply_minutes == one and report.totals.median_reply_minutes == one
 
 
+def test_a_reply_sent_in_the_last_half_millisecond_of_a_second_is_timed_exactly(engine):
+    """SQLite's date functions round a time to the millisecond, so 09:00:00.9997 read as
+    09:00:01: taking the whole seconds from the rounded time and the microseconds from the
+    text made this reply 1 s short (3 min 59.0003 s instead of 4 min 0.0003 s)."""
+    sent = utc(2026, 12, 1, 9, 0, 0, 999700)
+    answered = utc(2026, 12, 1, 9, 4, 1, 0)
+    with session_scope(engine) as session:
+        group = _group(session, "Elm", "Europe/London")
+        (a,) = _members(session, group, 1)
+        session.add(_checkin(group, a, utc(2026, 12, 1, 9), 1, sent_at=sent, answered_at=answered))
+    with session_scope(engine) as session:
+        report = weekly_report(session, session.scalar(select(Group)), utc(2026, 12, 2), weeks=1)
+    exact = (answered - sent).total_seconds() / 60
+    assert report.weeks[0].median_reply_minutes == exact == report.totals.median_reply_minutes
+
+
 def _selects(engine: Any, run: Any) -> int:
     statements: list[str] = []
 
