@@ -106,8 +106,11 @@ def _reply_micros(dialect: str) -> ColumnElement[Any]:
     difference is written once: a CASE that compared it with 0 and then gave it evaluated the
     date parsing twice per row, the larger part of the report's time on SQLite."""
     if dialect == "postgresql":
-        micros: ColumnElement[Any] = cast(func.extract("epoch", CheckIn.answered_at - CheckIn.sent_at)
-                                          * 1_000_000, BigInteger)
+        # date_part gives the interval's seconds as the nearest double (extract gives numeric,
+        # whose arithmetic was a third of the report's time); times a million and rounded, that
+        # is the exact microsecond count for any interval under 2**50 us (35 years).
+        micros = cast(func.round(func.date_part("epoch", CheckIn.answered_at - CheckIn.sent_at) * 1_000_000),
+                      BigInteger)
         return func.greatest(micros, 0)
     # SQLite keeps SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds from the first 19
     # characters, the six digits after the point as they are. Not strftime of the whole text:
