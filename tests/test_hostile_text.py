@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from sqlalchemy import select, update
 
 from phonetree.db import session_scope
-from phonetree.display_text import safe, safe_json
+from phonetree.display_text import safe, safe_data, safe_json
 from phonetree.models import Inbound, Member
 from tests.conftest import VERA, snapshot, utc
 
@@ -117,3 +117,35 @@ def test_safe_and_safe_json() -> None:
     data = {"t": "x\x1b\x85\u2066\U000e0041y"}
     encoded = safe_json(data)
     assert json.loads(encoded) == data and all(c.isprintable() for c in encoded)
+
+
+class _Tag(str):
+    """A str subclass (as an enum's value can be): escaped like any string."""
+
+
+def _reference_safe_data(data: object) -> object:
+    """safe_data as it was before its fast paths: the meaning they must keep."""
+    if isinstance(data, str):
+        return safe(data)
+    if isinstance(data, dict):
+        return {_reference_safe_data(k): _reference_safe_data(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_reference_safe_data(v) for v in data)
+    return data
+
+
+def test_safe_data_escapes_every_string_wherever_it_sits() -> None:
+    """Keys, values, lists inside dicts, tuples inside lists, str subclasses; numbers, None,
+    booleans and dates pass through as they are."""
+    data = {
+        HOSTILE: NAME, "plain": "ok", "": "", "n": 3, "f": 1.5, "b": True, "none": None, "at": utc(2026, 12, 1),
+        "open": [{"member": NAME, "asked": [{"name": HOSTILE, "state": "asked"}], "note": None}],
+        "pairs": [(NAME, 1), ("ok", HOSTILE)], "tag": _Tag("\x1b[2J"), _Tag("k\x07"): [_Tag("v")],
+        "nested": [[NAME, ["\u202e", {"deep\x9b": "\u200b"}]]],
+    }
+    got = safe_data(data)
+    assert got == _reference_safe_data(data)
+    assert not any(raw in text for text in strings_in(got) for raw in RAW)
+    assert not any(raw in key for key in got for raw in RAW)
+    assert got["pairs"][1] == ("ok", safe(HOSTILE)) and type(got["pairs"][1]) is tuple
+    assert got["tag"] == "\\x1b[2J" and got["at"] is data["at"] and got["b"] is True

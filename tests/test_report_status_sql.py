@@ -297,3 +297,17 @@ def test_status_lists_what_it_did_and_reads_the_same_whatever_is_open(engine):
         data = group_status(session, group, now)
     assert [i["member"] for i in data["open"]] == ["P0", "P1", "P2", "P3", "P4", "P5", "P6"]
     assert many == one
+
+
+def test_status_times_are_worked_out_once_per_instant_and_keep_their_offsets():
+    """The status's memo of formatted instants: an instant met again gives the same text, and
+    the same instant given in another zone still prints its own offset (equal datetimes in
+    different zones are equal dict keys)."""
+    from phonetree.status import _Times, _iso, _local
+
+    times = _Times(LONDON)
+    summer = utc(2026, 7, 1, 8, 0)
+    assert times.iso(summer) == _iso(summer) == "2026-07-01T08:00:00+00:00"
+    assert times.iso(summer.astimezone(LONDON)) == "2026-07-01T09:00:00+01:00"
+    assert times.iso(utc(2026, 7, 1, 8, 0)) == "2026-07-01T08:00:00+00:00" and times.iso(None) is None
+    assert times.local(summer) == times.local(summer.astimezone(LONDON)) == _local(summer, LONDON) == "Wed 01 Jul 09:00"
