@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, ColumnElement, Integer, String, and_, case, cast, func, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from phonetree.errors import PhonetreeError
 from phonetree.checkins import OPEN_CHECKIN_STATES
@@ -165,7 +165,7 @@ def weekly_report(session: Session, group: Group, now: datetime, weeks: int = 8)
     replied = and_(CheckIn.state == "answered", CheckIn.sent_at.is_not(None), CheckIn.answered_at.is_not(None))
     reply = case((replied, cast(_reply_micros(dialect), String)), else_=None)
 
-    def count(condition: ColumnElement[Any]) -> ColumnElement[Any]:
+    def count(condition: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[Any]:
         return func.sum(case((condition, 1), else_=0))
 
     week = _week_of(CheckIn.due_at, bounds, 0, weeks).label("week")
