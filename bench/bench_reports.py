@@ -49,7 +49,7 @@ def _due(day: int) -> datetime:
 
 def build(url: str, members: int, days: int) -> dict[str, int]:
     from phonetree.db import get_engine
-    from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
+    from phonetree.models import CheckIn, Event, Group, Inbound, Member, Message, Task
 
     from bench.common import insert_rows
 
@@ -65,11 +65,12 @@ def build(url: str, members: int, days: int) -> dict[str, int]:
         "paused_until": NOW.date() if i % 500 == 7 else None, "opted_out": i % 1000 == 3,
         "phone_problem": "landline, can't take texts" if i % 1000 == 5 else None, "created_at": created,
     } for i in range(1, members + 1)))
-    ids = {"checkin": 0, "message": 0, "inbound": 0, "task": 0}
+    ids = {"checkin": 0, "message": 0, "inbound": 0, "task": 0, "event": 0}
     checkins: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     inbound: list[dict[str, Any]] = []
     tasks: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []  # only the trail of words passed on, which status reads
 
     def nxt(kind: str) -> int:
         ids[kind] += 1
@@ -80,7 +81,7 @@ def build(url: str, members: int, days: int) -> dict[str, int]:
             return
         # Check-ins first: the rest refer to them.
         for table, rows in ((CheckIn.__table__, checkins), (Message.__table__, messages),
-                            (Inbound.__table__, inbound), (Task.__table__, tasks)):
+                            (Inbound.__table__, inbound), (Task.__table__, tasks), (Event.__table__, events)):
             if rows:
                 insert_rows(engine, table, rows)
                 rows.clear()
@@ -126,6 +127,9 @@ def build(url: str, members: int, days: int) -> dict[str, int]:
                     inbound.append({"id": nxt("inbound"), "provider_sid": None, "member_id": i, "channel": "sms",
                                     "body": "running late, will text later", "intent": "unknown",
                                     "received_at": sent + timedelta(minutes=3)})
+                    events.append({"id": nxt("event"), "at": sent + timedelta(minutes=3), "group_id": 1,
+                                   "member_id": i, "checkin_id": cid, "kind": "reply_forwarded",
+                                   "detail": "to m1"})
             elif 90 <= r < 95 or r == 99:
                 kind = "alert" if r == 99 else "escalation"
                 closed = day > 0

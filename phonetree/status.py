@@ -6,11 +6,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from phonetree import outages
 from phonetree.checkins import OPEN_CHECKIN_STATES
-from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
+from phonetree.models import CheckIn, Event, Group, Inbound, Member, Message, Task
 
 RECENT_REPLIES = timedelta(days=2)
 
@@ -99,10 +99,16 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
                CheckIn.due_at <= now + timedelta(hours=24))
         .order_by(CheckIn.due_at, CheckIn.id)
     ).all()
+    # The words passed on in this group (inbound._unknown's trail), whoever they reached: a reply
+    # is recorded under the first member with its number, who may be in another group, and words
+    # about one group are never shown to another.
+    in_group, sender = aliased(Member), aliased(Member)
     unread = read(
-        select(Member.name, Inbound.received_at, Inbound.body).join(Member, Member.id == Inbound.member_id)
-        .where(Member.group_id == group.id, Inbound.intent == "unknown",
-               Inbound.received_at >= now - RECENT_REPLIES)
+        select(in_group.name, Inbound.received_at, Inbound.body).select_from(Event)
+        .join(in_group, in_group.id == Event.member_id)
+        .join(sender, sender.phone == in_group.phone)
+        .join(Inbound, and_(Inbound.member_id == sender.id, Inbound.received_at == Event.at))
+        .where(Event.group_id == group.id, Event.kind == "reply_forwarded", Event.at >= now - RECENT_REPLIES)
         .order_by(Inbound.received_at, Inbound.id)
     ).all()
     failures = read(

@@ -400,3 +400,20 @@ def test_a_done_is_not_held_because_of_an_earlier_call_about_someone_else(
     receive(ok, JO, "done", at(9, 45))
     assert not sent(engine, to_phone=E164[JO], template="done_check")
     assert vera_open(engine) == []
+def test_words_shown_on_status_are_on_the_status_of_the_group_they_concern(
+        two_groups: list[str], ok: Callable[..., Result], engine: Engine, ticker: Ticker) -> None:
+    from phonetree.status import group_status
+    from tests.test_shared_numbers import add_checkins
+
+    add_checkins(ok, groups=("Beta",))
+    ticker(shared_at(9))
+    shared_receive(ok, "OK", shared_at(9, 1))
+    with freeze_time("2026-12-01 09:02:00"):
+        ok("checkin", "remove", "Beta", "Pat")
+        ok("member", "set", "Beta", "Nell", "--channel", "voice")
+    shared_receive(ok, "my grandson is home", shared_at(10))
+    assert _forwarded(engine) == [("Beta", "Pat", None, "to nobody: shown on status", shared_at(10))]
+    with session_scope(engine) as session:
+        unread = {g.name: [r["text"] for r in group_status(session, g, shared_at(10, 5))["replies_to_read"]]
+                  for g in session.scalars(select(Group))}
+    assert unread == {"Alpha": [], "Beta": ["my grandson is home"]}

@@ -15,7 +15,7 @@ from sqlalchemy import event, select
 
 from phonetree.db import session_scope
 from phonetree.checkins import OPEN_CHECKIN_STATES
-from phonetree.models import CheckIn, Group, Inbound, Member, Message, Task
+from phonetree.models import CheckIn, Event, Group, Inbound, Member, Message, Task
 from phonetree.reports import WeekRow, _day_start, weekly_report
 from phonetree.status import group_status
 from tests.conftest import utc
@@ -265,6 +265,10 @@ def test_status_lists_what_it_did_and_reads_the_same_whatever_is_open(engine):
                     received_at=now - timedelta(days=2)),
             Inbound(member_id=people[6].id, channel="sms", body="old words", intent="unknown",
                     received_at=now - timedelta(days=2, seconds=1)),
+            # Each as inbound._unknown passes words on: with their trail in the group.
+            Event(at=now - timedelta(days=2), group_id=group.id, member_id=people[6].id, kind="reply_forwarded"),
+            Event(at=now - timedelta(days=2, seconds=1), group_id=group.id, member_id=people[6].id,
+                  kind="reply_forwarded"),
             Message(group_id=group.id, member_id=people[7].id, to_phone="+447911100001", channel="sms",
                     kind="checkin", template="checkin", priority=3, body="x", dedupe_key="m1", state="failed",
                     created_at=now - timedelta(days=3), not_before=now, error="old failure"),
