@@ -40,12 +40,7 @@ def test_a_held_done_is_checked_by_text_and_if_that_never_arrives_the_call_passe
     # once, not after Jo's 20 minutes, and the failure is on the check-in's record.
     with freeze_time("2026-11-30 12:00:00"):
         ok("member", "set", "Oakfield", "Jo", "--channel", "voice")
-    add_checkin(ok)
-    ticker(at(9))
-    ticker(at(9, 30))  # no reply: Jo is asked
-    receive(ok, VERA, "HELP", at(9, 35))
-    ticker(at(9, 35))
-    receive(ok, JO, "done", at(9, 40))
+    _asked_twice_answered_once(ok, ticker)
     receive(ok, VERA, "I can't breathe", at(9, 42))
     ticker(at(9, 42))
     assert templates_to(engine, JO) == ["escalation", "help", "thanks", "help"]
