@@ -14,7 +14,7 @@ from click.testing import Result
 from freezegun import freeze_time
 from sqlalchemy import Engine, select
 
-from phonetree import delivery
+from phonetree import delivery, inbound
 from phonetree.db import session_scope
 from phonetree.gateways import base
 from phonetree.gateways.twilio import TwilioGateway
@@ -121,16 +121,14 @@ def test_what_a_landline_member_hears_after_each_key_and_what_each_key_does(
     assert [m.params["Body"][:22] for m in standin.messages if m.params["To"] == "+447911100002"] == [
         "Hi Jo, Lil has asked f"]
     with session_scope(engine) as session:
-        assert [(i.channel, i.intent) for i in session.scalars(select(Inbound).order_by(Inbound.id))] == [
-            ("voice", "ok"), ("voice", "ok"), ("voice", "help")]  # the meaningless key: no reply
+        assert [(i.channel, i.intent, i.body) for i in session.scalars(select(Inbound).order_by(Inbound.id))] == [
+            ("voice", "ok", "1"), ("voice", "ok", "1"), ("voice", "help", "2")]  # the meaningless key: no reply
 
 
 def test_a_key_on_a_call_about_nobody_we_know_is_thanked_and_changes_nothing(
         oakfield: str, engine: Engine) -> None:
     # A call whose person is no longer on record (forgotten while the call rang): the key is
     # thanked for, and nobody's check-in is touched.
-    from phonetree import inbound
-
     before = snapshot(engine)
     with session_scope(engine) as session:
         words = inbound.keypress(session, at(9, 1), Message(member_id=None, template="checkin"), "2",
@@ -310,7 +308,8 @@ def test_words_from_a_number_nobody_has_written_to_go_to_each_of_its_groups_who_
         ok("member", "set", "Beta", "Nell", "--channel", "voice")
     with session_scope(engine) as session:
         session.scalars(select(Member).where(Member.name == "Margaret")).one().opted_out = True
-    shared_receive(ok, "hello again", shared_at(11))
+    assert receive(ok, "07911 100005", "hello again", shared_at(11)).strip() == (
+        "Pat: unknown: passed to status (nobody to text); passed to status (nobody to text)")
     assert len(sent(engine, template="forward")) == 2  # nobody new: one is called, one opted out
     assert sorted(row[:4] for row in _forwarded(engine) if row[4] == shared_at(11)) == [
         ("Alpha", "Pat", None, "to nobody: shown on status"), ("Beta", "Pat", None, "to nobody: shown on status")]
@@ -419,3 +418,71 @@ def test_words_shown_on_status_are_on_the_status_of_the_group_they_concern(
         unread = {g.name: [r["text"] for r in group_status(session, g, shared_at(10, 5))["replies_to_read"]]
                   for g in session.scalars(select(Group))}
     assert unread == {"Alpha": [], "Beta": ["my grandson is home"]}
+
+
+def test_what_a_landline_contact_hears_after_each_key_on_a_call_asking_them_to_ring(
+        ok: Callable[..., Result], engine: Engine, wired: Wired) -> None:
+    # Lil, on a landline, is Vera's first contact and is called when Vera doesn't reply. Tue: she
+    # presses 1 (she will ring): the ask is done; a key on that call once it is sorted changes
+    # nothing. Wed: a key that means nothing leaves the ask with her. Thu: 2, and Jo is asked.
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("group", "add", "Hill", "--timezone", "Europe/London")
+        ok("member", "add", "Hill", "Vera", "--phone", VERA)
+        ok("member", "add", "Hill", "Lil", "--phone", LANDLINE)
+        ok("member", "add", "Hill", "Jo", "--phone", JO)
+        ok("member", "add", "Hill", "Margaret", "--phone", MARGARET, "--role", "organiser")
+        ok("checkin", "add", "Hill", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Lil,Jo",
+           "--reminder", "off")
+
+    def ask_call(day: int) -> str:
+        tick(engine, gateway, utc(2026, 12, day, 9, 0))
+        tick(engine, gateway, utc(2026, 12, day, 9, 30))
+        return standin.calls[-1].sid
+
+    def press(sid: str, digits: str, day: int) -> list[str]:
+        with freeze_time(utc(2026, 12, day, 9, 31)):
+            status, twiml = standin.press_key(sid, digits)
+        assert status == 200
+        return _said(twiml)
+
+    def lils_asks() -> list[str]:
+        with session_scope(engine) as session:
+            return list(session.scalars(select(Task.state).join(Member, Member.id == Task.assignee_id)
+                                        .where(Member.name == "Lil").order_by(Task.id)))
+
+    tuesday = ask_call(1)
+    assert press(tuesday, "1", 1) == ["Thank you. Please ring them now. Goodbye."]
+    assert lils_asks() == ["done"]
+    before = snapshot(engine)
+    with session_scope(engine) as session:
+        ask = session.scalars(select(Message).where(Message.channel == "voice")).one()
+        assert inbound.keypress(session, utc(2026, 12, 1, 9, 40), ask, "2", tuesday) == (
+            "Thank you. This has been sorted already. Goodbye.")
+    assert snapshot(engine) == before
+    wednesday = ask_call(2)
+    assert press(wednesday, "9", 2) == ["Sorry, we didn't catch that. Goodbye."]
+    assert lils_asks() == ["done", "asked"]
+    with freeze_time(utc(2026, 12, 2, 9, 35)):
+        ok("resolve", "Hill", "Vera", "--note", "rang her")
+    thursday = ask_call(3)
+    assert press(thursday, "2", 3) == ["That's fine, we'll ask someone else. Goodbye."]
+    tick(engine, gateway, utc(2026, 12, 3, 9, 31))
+    assert lils_asks()[-1] == "cant"
+    assert [m.params["To"] for m in standin.messages][-1] == "+447911100002"  # Jo, at once
+
+
+def test_a_key_on_the_reminder_call_answers_the_check_in(
+        oakfield: str, ok: Callable[..., Result], engine: Engine, wired: Wired) -> None:
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "set", "Oakfield", "Vera", "--channel", "voice")
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "15m")
+    tick(engine, gateway, at(9))
+    tick(engine, gateway, at(9, 15))
+    assert len(standin.calls) == 2  # the prompt, unanswered, then the reminder
+    with freeze_time(at(9, 16)):
+        status, twiml = standin.press_key(standin.calls[-1].sid, "1")
+    assert (status, _said(twiml)) == (200, ["Thank you. Glad you're OK. Goodbye."])
+    assert vera_open(engine) == []
