@@ -213,7 +213,7 @@ def test_a_pause_from_a_number_in_two_groups_is_told_to_both_groups_organisers(
 
 
 @pytest.mark.parametrize("first, reply", [("Mary Ann", "DONE Mary Ann"), ("Zoë", "done zoë"),
-                                          ("Siân", "DONE SIÂN, all fine")])
+                                          ("Siân", "DONE SIÂN, all fine"), ("Jo'anne", "done jo\u2019anne")])
 def test_a_done_naming_a_member_of_several_words_or_letters_closes_only_their_call(
         ok: Callable[..., Result], engine: Engine, first: str, reply: str) -> None:
     # Jo is asked about two members' calls, the newest Pat's. "DONE Mary Ann" (a chosen name of
@@ -486,3 +486,37 @@ def test_a_key_on_the_reminder_call_answers_the_check_in(
         status, twiml = standin.press_key(standin.calls[-1].sid, "1")
     assert (status, _said(twiml)) == (200, ["Thank you. Glad you're OK. Goodbye."])
     assert vera_open(engine) == []
+
+
+def test_a_done_names_the_longest_name_it_holds_and_not_the_senders_own_or_another_groups(
+        ok: Callable[..., Result], engine: Engine) -> None:
+    # Jo holds asks about Ann, then Mary Ann (the newest). "DONE Mary Ann" names both names, and
+    # means the longer: Mary Ann's closes, Ann's stays. Then "Jo here, DONE" names only Jo herself,
+    # which is not someone else: it closes the ask she holds (Ann's). Pat is in another group:
+    # "DONE, Pat says hi" is no reason to doubt Jo's DONE about Sam.
+    with freeze_time("2026-12-01 10:00:00"):
+        ok("group", "add", "Brook", "--timezone", "Europe/London")
+        ok("group", "add", "Fen", "--timezone", "Europe/London")
+        ok("member", "add", "Fen", "Pat", "--phone", "07911 100005")
+        for name, phone in (("Ann", VERA), ("Mary Ann", "07911 100006"), ("Sam", SAM)):
+            ok("member", "add", "Brook", name, "--phone", phone)
+        ok("member", "add", "Brook", "Jo", "--phone", JO)
+        ok("member", "add", "Brook", "Margaret", "--phone", MARGARET, "--role", "organiser")
+        for name in ("Ann", "Mary Ann", "Sam"):
+            ok("checkin", "add", "Brook", name, "--at", "09:00", "--escalate-to", "Jo")
+
+    def states() -> dict[str, str]:
+        with session_scope(engine) as session:
+            return {m.name: c.state for c, m in session.execute(
+                select(CheckIn, Member).join(Member, Member.id == CheckIn.member_id)
+                .where(CheckIn.state.in_(("escalating", "resolved"))))}
+
+    receive(ok, VERA, "HELP", at(10, 1))
+    receive(ok, "07911 100006", "HELP", at(10, 2))
+    receive(ok, JO, "DONE Mary Ann", at(10, 10))
+    assert states() == {"Ann": "escalating", "Mary Ann": "resolved"}
+    receive(ok, JO, "Jo here, DONE", at(10, 12))
+    assert states() == {"Ann": "resolved", "Mary Ann": "resolved"}
+    receive(ok, SAM, "HELP", at(10, 20))
+    receive(ok, JO, "DONE, Pat says hi", at(10, 25))
+    assert states() == {"Ann": "resolved", "Mary Ann": "resolved", "Sam": "resolved"}
