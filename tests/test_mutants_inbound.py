@@ -490,10 +490,11 @@ def test_a_key_on_the_reminder_call_answers_the_check_in(
 
 def test_a_done_names_the_longest_name_it_holds_and_not_the_senders_own_or_another_groups(
         ok: Callable[..., Result], engine: Engine) -> None:
-    # Jo holds asks about Ann, then Mary Ann (the newest). "DONE Mary Ann" names both names, and
+    # Jo holds asks about Mary Ann, then Ann (the newest). "DONE Mary Ann" names both names, and
     # means the longer: Mary Ann's closes, Ann's stays. Then "Jo here, DONE" names only Jo herself,
-    # which is not someone else: it closes the ask she holds (Ann's). Pat is in another group:
-    # "DONE, Pat says hi" is no reason to doubt Jo's DONE about Sam.
+    # which is not someone else: it closes the ask she holds (Ann's). Asked about Sam, "DONE Ann"
+    # is about Ann, whom no ask is about now: it closes nothing. Pat is in another group: "DONE,
+    # Pat says hi" is no reason to doubt Jo's DONE about Sam.
     with freeze_time("2026-12-01 10:00:00"):
         ok("group", "add", "Brook", "--timezone", "Europe/London")
         ok("group", "add", "Fen", "--timezone", "Europe/London")
@@ -511,12 +512,14 @@ def test_a_done_names_the_longest_name_it_holds_and_not_the_senders_own_or_anoth
                 select(CheckIn, Member).join(Member, Member.id == CheckIn.member_id)
                 .where(CheckIn.state.in_(("escalating", "resolved"))))}
 
-    receive(ok, VERA, "HELP", at(10, 1))
-    receive(ok, "07911 100006", "HELP", at(10, 2))
+    receive(ok, "07911 100006", "HELP", at(10, 1))
+    receive(ok, VERA, "HELP", at(10, 2))
     receive(ok, JO, "DONE Mary Ann", at(10, 10))
     assert states() == {"Ann": "escalating", "Mary Ann": "resolved"}
     receive(ok, JO, "Jo here, DONE", at(10, 12))
     assert states() == {"Ann": "resolved", "Mary Ann": "resolved"}
     receive(ok, SAM, "HELP", at(10, 20))
+    receive(ok, JO, "DONE Ann", at(10, 22))
+    assert states() == {"Ann": "resolved", "Mary Ann": "resolved", "Sam": "escalating"}
     receive(ok, JO, "DONE, Pat says hi", at(10, 25))
     assert states() == {"Ann": "resolved", "Mary Ann": "resolved", "Sam": "resolved"}
