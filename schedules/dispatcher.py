@@ -436,16 +436,14 @@ def _mark(engine: Engine, when: datetime, provider: _Provider,
 def _mark_sent(engine: Engine, gateway_name: str, marks: list[_Mark]) -> bool:
     """Record messages that simply left, in one transaction of their own (two prepared statements
     each); False if the database refused for good."""
-    outcomes = [mark.outcome for mark in marks if mark.outcome is not None]
-
     def write() -> None:
         with transaction(engine) as connection:
             for mark in marks:
-                if mark.outcome is not None:
-                    message, sid, _ = mark.outcome
-                    _record_sent(connection, mark.when, gateway_name, message, sid, mark.window)
+                assert mark.outcome is not None
+                message, sid, _ = mark.outcome
+                _record_sent(connection, mark.when, gateway_name, message, sid, mark.window)
 
-    return _retried(write, [message.id for message, _, _ in outcomes])
+    return _retried(write, [mark.outcome[0].id for mark in marks if mark.outcome is not None])
 
 
 def _retried(write: Callable[[], None], message_ids: list[int]) -> bool:
