@@ -25,7 +25,6 @@ check-in asked for out of turn with HELP is due when it was asked for):
 """
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -100,7 +99,7 @@ def _week_of(column: Any, bounds: list[datetime], lo: int, hi: int) -> ColumnEle
                 else_=_week_of(column, bounds, mid, hi))
 
 
-def _reply_micros(dialect: str) -> ColumnElement[Any]:
+def _reply_micros(dialect: str, version: tuple[int | str, ...]) -> ColumnElement[Any]:
     """answered_at - sent_at in whole microseconds, exactly (not a float of days), so the SQL
     orders replies exactly as Python's timedelta would; negative durations count as 0. The
     difference is written once: a CASE that compared it with 0 and then gave it evaluated the
@@ -117,15 +116,17 @@ def _reply_micros(dialect: str) -> ColumnElement[Any]:
     # SQLite's date functions round to the millisecond, so ...:00.9997 would read as ...:01 and
     # the reply be a second out. max() of two arguments is SQLite's scalar max.
     def parts(column: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-        return (_epoch_seconds(func.substr(column, 1, 19)), cast(func.substr(column, 21), Integer))
+        return (_epoch_seconds(func.substr(column, 1, 19), version), cast(func.substr(column, 21), Integer))
     (a_s, a_us), (s_s, s_us) = parts(CheckIn.answered_at), parts(CheckIn.sent_at)
     return func.max((a_s - s_s) * 1_000_000 + (a_us - s_us), 0)
 
 
-def _epoch_seconds(text: ColumnElement[Any]) -> ColumnElement[Any]:
+def _epoch_seconds(text: ColumnElement[Any], version: tuple[int | str, ...]) -> ColumnElement[Any]:
     """Whole seconds since 1970 of SQLite's "YYYY-MM-DD HH:MM:SS". unixepoch() (SQLite 3.38)
-    parses it in about half the time strftime('%s') takes, the larger cost of a long report."""
-    if sqlite3.sqlite_version_info >= (3, 38, 0):
+    parses it in about half the time strftime('%s') takes, the larger cost of a long report.
+    `version` is the connection's own SQLite (an encrypted database's is SQLCipher's, not the
+    sqlite3 module's)."""
+    if version >= (3, 38, 0):
         return func.unixepoch(text)
     return cast(func.strftime("%s", text), Integer)
 
@@ -158,12 +159,13 @@ def weekly_report(session: Session, group: Group, now: datetime, weeks: int = 8)
     # Where each week begins in UTC: a check-in belongs to the week of its local due date.
     bounds = [_day_start(start, zone) for start in [*starts, after]]
 
-    dialect = session.get_bind().dialect.name
+    bind = session.connection().dialect  # connected: its server_version_info is the database's SQLite
+    dialect = bind.name
     # Check-ins a person was asked about: one set, read once (not an EXISTS per check-in).
     person_asked = CheckIn.id.in_(select(Task.checkin_id).where(
         Task.group_id == group.id, Task.kind.in_(("escalation", "alert")), Task.checkin_id.is_not(None)))
     replied = and_(CheckIn.state == "answered", CheckIn.sent_at.is_not(None), CheckIn.answered_at.is_not(None))
-    reply = case((replied, cast(_reply_micros(dialect), String)), else_=None)
+    reply = case((replied, cast(_reply_micros(dialect, bind.server_version_info or ()), String)), else_=None)
 
     def count(condition: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ColumnElement[Any]:
         return func.sum(case((condition, 1), else_=0))
