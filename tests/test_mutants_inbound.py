@@ -6,7 +6,7 @@ what it carried (delivery.undeliverable)."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 import pytest
@@ -71,6 +71,26 @@ def _said(twiml: str) -> list[str]:
     return re.findall(r"<Say[^>]*>(.*?)</Say>", twiml)
 
 
+def _hill(ok: Callable[..., Result], checking_in: str, contacts: str) -> None:
+    """Hill: Vera (a mobile), Lil (a landline), Jo, and Margaret organising; `checking_in` has a
+    09:00 check-in, no reminder, followed up by `contacts`."""
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("group", "add", "Hill", "--timezone", "Europe/London")
+        for name, phone in (("Vera", VERA), ("Lil", LANDLINE), ("Jo", JO)):
+            ok("member", "add", "Hill", name, "--phone", phone)
+        ok("member", "add", "Hill", "Margaret", "--phone", MARGARET, "--role", "organiser")
+        ok("checkin", "add", "Hill", checking_in, "--at", "09:00", "--window", "30m", "--escalate-to", contacts,
+           "--reminder", "off")
+
+
+def _press(standin: TwilioStandIn, sid: str, digits: str, when: datetime) -> list[str]:
+    """A key pressed on call `sid` at `when`, through our gather webhook: what the caller hears."""
+    with freeze_time(when):
+        status, twiml = standin.press_key(sid, digits)
+    assert status == 200
+    return _said(twiml)
+
+
 def test_what_a_landline_member_hears_after_each_key_and_what_each_key_does(
         ok: Callable[..., Result], engine: Engine, wired: Wired) -> None:
     # Lil, on a landline, is called for her 09:00 check-in each day, through the real client,
@@ -80,23 +100,14 @@ def test_what_a_landline_member_hears_after_each_key_and_what_each_key_does(
     # call's key is a new answer, never taken for a repeat of yesterday's); Fri: 2, and Twilio
     # delivers that gather twice: Jo is asked once.
     standin, gateway = wired
-    with freeze_time("2026-11-30 12:00:00"):
-        ok("group", "add", "Hill", "--timezone", "Europe/London")
-        ok("member", "add", "Hill", "Lil", "--phone", LANDLINE)
-        ok("member", "add", "Hill", "Jo", "--phone", JO)
-        ok("member", "add", "Hill", "Margaret", "--phone", MARGARET, "--role", "organiser")
-        ok("checkin", "add", "Hill", "Lil", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
-           "--reminder", "off")
+    _hill(ok, "Lil", "Jo")
 
     def call_on(day: int) -> str:
         tick(engine, gateway, utc(2026, 12, day, 9, 0))
         return standin.calls[-1].sid
 
     def press(sid: str, digits: str, day: int) -> list[str]:
-        with freeze_time(utc(2026, 12, day, 9, 2)):
-            status, twiml = standin.press_key(sid, digits)
-        assert status == 200
-        return _said(twiml)
+        return _press(standin, sid, digits, utc(2026, 12, day, 9, 2))
 
     def states() -> list[str]:
         with session_scope(engine) as session:
@@ -426,14 +437,7 @@ def test_what_a_landline_contact_hears_after_each_key_on_a_call_asking_them_to_r
     # presses 1 (she will ring): the ask is done; a key on that call once it is sorted changes
     # nothing. Wed: a key that means nothing leaves the ask with her. Thu: 2, and Jo is asked.
     standin, gateway = wired
-    with freeze_time("2026-11-30 12:00:00"):
-        ok("group", "add", "Hill", "--timezone", "Europe/London")
-        ok("member", "add", "Hill", "Vera", "--phone", VERA)
-        ok("member", "add", "Hill", "Lil", "--phone", LANDLINE)
-        ok("member", "add", "Hill", "Jo", "--phone", JO)
-        ok("member", "add", "Hill", "Margaret", "--phone", MARGARET, "--role", "organiser")
-        ok("checkin", "add", "Hill", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Lil,Jo",
-           "--reminder", "off")
+    _hill(ok, "Vera", "Lil,Jo")
 
     def ask_call(day: int) -> str:
         tick(engine, gateway, utc(2026, 12, day, 9, 0))
@@ -441,10 +445,7 @@ def test_what_a_landline_contact_hears_after_each_key_on_a_call_asking_them_to_r
         return standin.calls[-1].sid
 
     def press(sid: str, digits: str, day: int) -> list[str]:
-        with freeze_time(utc(2026, 12, day, 9, 31)):
-            status, twiml = standin.press_key(sid, digits)
-        assert status == 200
-        return _said(twiml)
+        return _press(standin, sid, digits, utc(2026, 12, day, 9, 31))
 
     def lils_asks() -> list[str]:
         with session_scope(engine) as session:
@@ -482,9 +483,7 @@ def test_a_key_on_the_reminder_call_answers_the_check_in(
     tick(engine, gateway, at(9))
     tick(engine, gateway, at(9, 15))
     assert len(standin.calls) == 2  # the prompt, unanswered, then the reminder
-    with freeze_time(at(9, 16)):
-        status, twiml = standin.press_key(standin.calls[-1].sid, "1")
-    assert (status, _said(twiml)) == (200, ["Thank you. Glad you're OK. Goodbye."])
+    assert _press(standin, standin.calls[-1].sid, "1", at(9, 16)) == ["Thank you. Glad you're OK. Goodbye."]
     assert vera_open(engine) == []
 
 
