@@ -24,11 +24,13 @@ cache would otherwise keep verdicts from code or tests that have since changed).
 the names given to `mutmut run`; e.g. `phonetree.escalation.x_ask_next*`, `*x__expired__*`), so a
 run stopped part-way can be finished function by function; the summary then counts only those.
 
-`--recheck TEST_FILE` (repeatable; `file::test` too) re-runs each survivor of the last run against the test files
-given, as they are in this tree now (copied into the scratch copy's mutants/), one pytest per
-survivor with `MUTANT_UNDER_TEST` set: the "after" figure once tests are written for survivors,
-and the check of a survivor against tests outside the module's selection. Its verdicts go to
-`.mutation/<module>/recheck.json`; the mutmut run's own verdicts are left as they were.
+`--recheck TEST_FILE` (repeatable; `file::test` too) re-runs each survivor of the last run
+against the test files given, as they are in this tree now (copied into the scratch copy's
+mutants/), one pytest per survivor with `MUTANT_UNDER_TEST` set: a check of survivors against
+tests outside the module's selection. Its verdicts go to `.mutation/<module>/recheck.json`; the
+mutmut run's own verdicts are left as they were. A new pytest per survivor costs 20-35 s here;
+for many survivors `--resume --only NAME...` in the copy is quicker (mutmut forks from a loaded
+process, and picks up new tests copied into the copy).
 """
 from __future__ import annotations
 
