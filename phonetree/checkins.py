@@ -346,7 +346,10 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
         session.add(checkin)
         session.flush()
     elif checkin.state in ("escalating", "alerted"):
-        # Already with a person: make it urgent and tell whoever holds it now.
+        # Already with a person: make it urgent and tell whoever holds it now. Whoever was asked
+        # since a HELP knows already and is not asked again: a member texting HELP three times in
+        # a panic must not send Jo the same text three times (inbound passes on their words).
+        knew = checkin.help_requested_at is not None
         checkin.urgent = True
         checkin.help_requested_at = now
         events.record(session, now, "help", group_id=checkin.group_id, member_id=member.id,
@@ -354,7 +357,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
         open_tasks = [t for t in checkin.tasks if t.state == "asked"]
         if open_tasks:
             group = checkin.group
-            for task in open_tasks:
+            for task in [] if knew else open_tasks:
                 ask(session, now, group, checkin, task.assignee, task.kind,
                      "help" if task.kind == "escalation" else "help_alert",
                      f"{task.dedupe_key}:help", task.expires_at, repetition=task.repetition)

@@ -157,7 +157,12 @@ def _help(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, o
     of its groups), the first reachable contact is asked at once. One acknowledgement goes
     back, by text when they texted; a keypress is answered by the call itself."""
     session = work.session
-    open_ids = {c.member_id for c in open_checkins(session, sender.ids)}
+    open_items = open_checkins(session, sender.ids)
+    open_ids = {c.member_id for c in open_items}
+    # A HELP already with a person is not asked of them again (request_help): they are texted
+    # these words instead, which may say more ("I can't breathe").
+    newest = {c.member_id: c for c in reversed(open_items)}.values()  # the one request_help takes
+    again = [c for c in newest if c.help_requested_at is not None and c.state in ("escalating", "alerted")]
     targets = [m for m in sender.members if m.id in open_ids] or sender.members
     asked: list[tuple[CheckIn, str]] = []
     for member in targets:
@@ -166,6 +171,8 @@ def _help(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, o
     outcome.actions += [f"wants a call: asked {who} at once" for _, who in asked]
     if sender.channel != "sms":
         return
+    for checkin in again:
+        _pass_on(session, now, sender.in_group(checkin.group_id), [checkin], text, outcome)
     first, who = asked[0][0], asked[0][1]
     group = first.group
     # One group's contact by name; several groups (or only the organisers): "someone", so no
@@ -382,20 +389,26 @@ def _unknown(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str
     for group_id in _groups_concerned(session, sender, open_items):
         member = sender.in_group(group_id)
         outcome.member = member.name
-        items = [c for c in open_items if c.group_id == group_id]
-        # Only to whoever can be sent a text: a reader who is called, or opted out, has it on status.
-        readers = [r for r in _readers(session, member, items) if r.channel == "sms" and not r.opted_out]
-        group = member.group
-        queue(session, [message_row(now, group, reader, kind="info", template="forward", channel="sms",
-                                    values={"member": member.name, "phone": display(member.phone),
-                                            "text": text.strip()},
-                                    dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}",
-                                    about=member)
-                        for reader in readers])
-        events.record(session, now, "reply_forwarded", group_id=group_id, member_id=member.id,
-                      checkin_id=items[0].id if items else None,
-                      detail="to " + (", ".join(r.name for r in readers) or "nobody: shown on status"))
-        outcome.actions.append("passed to " + (", ".join(r.name for r in readers) or "status (nobody to text)"))
+        _pass_on(session, now, member, [c for c in open_items if c.group_id == group_id], text, outcome)
+
+
+def _pass_on(session: Session, now: datetime, member: Member, items: list[CheckIn], text: str,
+             outcome: Outcome) -> None:
+    """A member's words, texted to whoever reads them in one group (`_readers`); with nobody
+    to text, they are on `status` (the trail says which)."""
+    readers = _readers(session, member, items)
+    queue(session, [message_row(now, member.group, reader, kind="info", template="forward", channel="sms",
+                                values={"member": member.name, "phone": display(member.phone),
+                                        "text": text.strip()},
+                                dedupe_key=f"inbound:{member.id}:{now.isoformat()}:{reader.id}",
+                                about=member)
+                    for reader in readers])
+    events.record(session, now, "reply_forwarded", group_id=member.group_id, member_id=member.id,
+                  checkin_id=items[0].id if items else None,
+                  detail="to " + (", ".join(r.name for r in readers) or "nobody: shown on status"))
+    action = "passed to " + (", ".join(r.name for r in readers) or "status (nobody to text)")
+    if action not in outcome.actions:  # several groups with nobody to text: said once
+        outcome.actions.append(action)
 
 
 def _groups_concerned(session: Session, sender: _Sender, open_items: list[CheckIn]) -> list[int]:
@@ -414,14 +427,18 @@ def _groups_concerned(session: Session, sender: _Sender, open_items: list[CheckI
 
 
 def _readers(session: Session, member: Member, items: list[CheckIn]) -> list[Member]:
-    """Who reads a member's words in one group: whoever holds an open task about their call
-    request, and the organisers; with no organiser, the first named contact."""
+    """Who is texted a member's words in one group: whoever holds an open task about their call
+    request, and the organisers; when none of those can be texted (called, or opted out), the
+    first named contact who can."""
+    def textable(people: list[Member]) -> list[Member]:
+        return [p for p in people if p.channel == "sms" and not p.opted_out and p.phone != member.phone]
+
     holders = [t.assignee for c in items if c.help_requested_at is not None
                for t in c.tasks if t.state == "asked"]
-    people = holders + [m for m in organisers(session, member.group_id) if m.id != member.id]
+    people = textable(holders + organisers(session, member.group_id))
     if not people and items:
-        people = chain_for(session, items[0])[:1]
-    return list({p.id: p for p in people if p.phone != member.phone}.values())
+        people = textable(chain_for(session, items[0]))[:1]
+    return list({p.id: p for p in people}.values())
 
 
 def keypress(session: Session, now: datetime, message: Message, digits: str, call_sid: str) -> str:

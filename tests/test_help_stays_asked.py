@@ -75,10 +75,50 @@ def test_words_after_help_never_stand_the_caller_down(helped, ok, ticker, words)
     assert not [t for t in templates_to(engine, JO) if t.startswith("stand_down")]
     [item] = open_on_status(engine, at(9, 8))
     assert item["member"] == "Vera" and item["asked_for_call"] is True
-    # Jo still holds a live ask about Vera (a second HELP re-asks; the first ask may be replaced)
+    # Jo still holds a live ask about Vera (distress words are a HELP: Jo is texted them, not asked again)
     with session_scope(engine) as session:
         holders = [t.assignee.name for t in session.scalars(select(Task).where(Task.state == "asked"))]
     assert holders == ["Jo"]
+
+
+def test_a_help_sent_again_is_not_asked_of_jo_again_but_its_words_reach_her(helped, ok, engine, ticker):
+    """Vera texts HELP at 09:05 (Jo is asked), then HELP again and "I can't breathe". Jo and
+    Margaret are texted each of those as Vera's words; Jo is not sent the same ask three times
+    (before: three "help" texts, and no words), and her wait still runs from 09:05."""
+    receive(ok, VERA, "HELP", at(9, 6))
+    receive(ok, VERA, "I can't breathe", at(9, 7))
+    ticker(at(9, 7))
+    assert templates_to(engine, JO) == ["help", "forward", "forward"]
+    for person in (JO, MARGARET):
+        assert [m.body.rsplit(": ", 1)[1] for m in sent(engine, to_phone=E164[person], template="forward")] == [
+            "HELP", "I can't breathe"]
+    assert not sent(engine, to_phone=E164[SAM])
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.state == "asked")).all()
+        assert (task.assignee.name, task.asked_at, task.expires_at) == ("Jo", at(9, 5), at(9, 25))
+    # Vera is told each time that Jo has been asked.
+    assert [m.body for m in sent(engine, to_phone=E164[VERA], template="help_ack")] == [
+        "Thanks Vera, we've asked Jo to ring you."] * 3
+
+
+@pytest.mark.parametrize("organiser", ["called", "opted out"])
+def test_words_reach_the_first_contact_when_no_organiser_can_be_texted(oakfield, ok, engine, ticker, organiser):
+    """Margaret, the only organiser, is called rather than texted (or has opted out): Vera's
+    words go to her first named contact who can be texted, not only to status (before: the
+    first contact read them only when the group had no organiser at all)."""
+    add_checkin(ok, contacts="Sam,Jo")
+    with session_scope(engine) as session:
+        margaret = session.scalars(select(Member).where(Member.name == "Margaret")).one()
+        if organiser == "called":
+            margaret.channel = "voice"
+        else:
+            margaret.opted_out = True
+        session.scalars(select(Member).where(Member.name == "Sam")).one().channel = "voice"
+    ticker(at(9))
+    assert receive(ok, VERA, "at my sister's till Friday", at(9, 5)).strip() == (
+        "Vera: unknown: counted as contact: check-in answered; passed to Jo")
+    [forward] = sent(engine, template="forward")
+    assert forward.to_phone == E164[JO] and forward.body.endswith(": at my sister's till Friday")
 
 
 @pytest.mark.parametrize("words", ["please hurry", "where are you?", "thank you"])
