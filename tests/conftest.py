@@ -56,6 +56,21 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
+# What says how the tests run, not how phonetree does: kept when a test starts.
+_TEST_SWITCHES = {"PHONETREE_TEST_POSTGRES_URL", "PHONETREE_REQUIRE_POSTGRES", "PHONETREE_REQUIRE_CHROMIUM",
+                  "PHONETREE_REPORT_SCREENSHOT"}
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from phonetree's defaults: a developer's own PHONETREE_DATABASE_URL or
+    PHONETREE_DATABASE_KEY (or Twilio credentials) in the shell would otherwise point tests at
+    their database, or encrypt the tests' ones, and fail them for no fault of the code."""
+    for name in list(os.environ):
+        if name.startswith(("PHONETREE_", "TWILIO_")) and name not in _TEST_SWITCHES:
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str | None]:
     """The base URL of a PostgreSQL server for this test run, or None if there is none."""
