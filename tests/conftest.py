@@ -1,9 +1,11 @@
 """Shared fixtures: a fresh SQLite database per test, the CLI, and a small group."""
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -117,6 +119,27 @@ def fresh_postgres_database(base_url: str) -> str:
     return base_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+_sqlite_template: list[Path] = []
+
+
+def fresh_sqlite_database(path: Path) -> str:
+    """A new SQLite database at `path`, copied from one migrated once per process: running
+    the migrations took a quarter of a second per test, a fifth of the suite's time (and of
+    every mutant's). The copy is private (0600) like a database phonetree makes itself."""
+    if not _sqlite_template:
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="phonetree-template-")
+        atexit.register(shutil.rmtree, directory, True)
+        template = Path(directory) / "template.db"
+        get_engine(f"sqlite:///{template}")  # migrates
+        dispose_all()  # closes it, so the write-ahead log is folded into the file copied
+        _sqlite_template.append(template)
+    shutil.copyfile(_sqlite_template[0], path)
+    path.chmod(0o600)
+    return f"sqlite:///{path}"
+
+
 def drop_postgres_database(base_url: str, url: str) -> None:
     """Drop a test's database once it is done: a thousand of them left for the end cost
     gigabytes and minutes of deleting files. Best effort: a failure here is no test's failure."""
@@ -134,7 +157,7 @@ def drop_postgres_database(base_url: str, url: str) -> None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each test that touches the database runs on SQLite and on a real PostgreSQL."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'phonetree.db'}"
+        yield fresh_sqlite_database(tmp_path / "phonetree.db")
         dispose_all()
         return
     base = request.getfixturevalue("postgres_server")
