@@ -6,6 +6,7 @@ that we can't read still counts as contact and is passed to a person.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -201,10 +202,13 @@ def _task_reply(work: Work, now: datetime, sender: _Sender, reply: Reply, text: 
     if not held or (own_help and reply.intent is Intent.DONE):
         _unknown(work, now, sender, reply, text, outcome)
         return
-    task = _task_meant(session, held, text)
-    if task is None:  # about someone else: a person reads it, nothing is closed by it
-        _unknown(work, now, sender, reply, text, outcome)
+    said = _words(text)
+    task = _named_task(held, said)
+    elsewhere = [] if task else _groups_naming(session, sender, said)
+    if task is None and elsewhere:  # about someone else: their group's people read it, nothing is closed
+        _unknown(work, now, sender, reply, text, outcome, named=elsewhere)
         return
+    task = task or held[0]
     outcome.member = task.assignee.name
     group = task.group
     if reply.intent is Intent.DONE and _may_repeat_a_done(session, task, sender.ids):
@@ -283,20 +287,23 @@ def _answer_channel(sender: _Sender, member: Member) -> str:
     return "sms" if sender.channel == "sms" else member.channel
 
 
-def _task_meant(session: Session, held: list[Task], text: str) -> Task | None:
-    """Someone holding several tasks can say which: "DONE Sam". Otherwise the newest, unless the
-    reply names another member of the group, whom no open ask is about (one stood down since,
-    say): then it is about them, and None (applied to the newest it would close a check-in
-    nobody reached)."""
-    said = _words(text)
+def _named_task(held: list[Task], said: tuple[str, ...]) -> Task | None:
+    """Someone holding several tasks can say which: "DONE Sam" (the longest name said wins:
+    "Mary Ann" over "Ann"). None when no task held is about anyone named."""
     named = [t for t in held if t.subject is not None and _names(said, t.subject.name)]
-    if named:
-        return max(named, key=lambda t: len(_words(t.subject.name)) if t.subject else 0)  # "Mary Ann" over "Ann"
-    senders = {_words(t.assignee.name) for t in held}
-    others = session.scalars(select(Member.name).where(Member.group_id.in_({t.group_id for t in held})))
-    if any(_names(said, name) and _words(name) not in senders for name in others):
-        return None
-    return held[0]
+    return max(named, key=lambda t: len(_words(t.subject.name)) if t.subject else 0, default=None)
+
+
+def _groups_naming(session: Session, sender: _Sender, said: tuple[str, ...]) -> list[int]:
+    """The sender's groups with a member, not the sender, whom the words name. A DONE naming
+    someone no open ask is about (one stood down, or lapsed, since) is about them, in whichever
+    of the sender's groups they are: applied to the newest task held it would close a check-in
+    nobody reached (before: only the held tasks' groups were looked in, so "DONE Olu" from a
+    number in two groups closed the other group's ask about Wyn)."""
+    own = {_words(m.name) for m in sender.members}
+    rows = session.execute(select(Member.group_id, Member.name).where(
+        Member.group_id.in_({m.group_id for m in sender.members}), Member.id.not_in(sender.ids)))
+    return list(dict.fromkeys(g for g, name in rows if _names(said, name) and _words(name) not in own))
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -374,7 +381,7 @@ def _tell_organisers(session: Session, now: datetime, member: Member, template: 
 
 
 def _unknown(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str,
-             outcome: Outcome) -> None:
+             outcome: Outcome, named: Sequence[int] = ()) -> None:
     """Counts as contact, and a person reads it: the organisers of the group(s) it concerns, or
     the first named contact. A check-in with a HELP in force is not answered by it: the call
     stays asked for, and whoever holds it gets the words too."""
@@ -386,7 +393,7 @@ def _unknown(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str
             outcome.actions.append("counted as contact: check-in answered")
         else:
             outcome.actions.append("a call was asked for: it stays asked for")
-    for group_id in _groups_concerned(session, sender, open_items):
+    for group_id in _groups_concerned(session, sender, open_items, named):
         member = sender.in_group(group_id)
         outcome.member = member.name
         _pass_on(session, now, member, [c for c in open_items if c.group_id == group_id], text, outcome)
@@ -411,12 +418,13 @@ def _pass_on(session: Session, now: datetime, member: Member, items: list[CheckI
         outcome.actions.append(action)
 
 
-def _groups_concerned(session: Session, sender: _Sender, open_items: list[CheckIn]) -> list[int]:
+def _groups_concerned(session: Session, sender: _Sender, open_items: list[CheckIn],
+                      named: Sequence[int] = ()) -> list[int]:
     """The groups a member's words are about, so no group reads what concerns another: those with
-    a check-in of theirs open; else those where they hold a task; else the group that last wrote
-    to them; else every group they are in."""
+    a check-in of theirs open, and those of someone the words name (`named`); else those where
+    they hold a task; else the group that last wrote to them; else every group they are in."""
     own = {m.group_id for m in sender.members}
-    ordered = [c.group_id for c in open_items]
+    ordered = [*(c.group_id for c in open_items), *named]
     if not ordered:
         ordered = [t.group_id for t in tasks.open_tasks_for(session, sender.ids)]
     if not ordered:

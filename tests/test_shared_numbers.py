@@ -161,3 +161,30 @@ def test_a_keypress_answers_the_same_persons_check_in_in_every_group_but_not_a_h
                                .join(Group, Group.id == CheckIn.group_id).join(Member, Member.id == CheckIn.member_id)
                                .where(CheckIn.occurrence == "2026-12-01")).all()
     assert sorted(rows) == [("Alpha", "Dot", "sent"), ("Alpha", "Pat", "answered"), ("Beta", "Pat", "answered")]
+
+
+def test_a_done_naming_someone_of_the_other_group_closes_nothing_and_goes_to_that_group(
+        two_groups, ok, engine, ticker):
+    """Long-run seed 11000407. Pat, in Alpha and Beta, was asked about Beta's Olu at 08:30 and
+    let it lapse (08:50: Nell, Beta's organiser, is alerted); at 09:30 Pat is asked about Alpha's
+    Wyn. At 09:40 Pat texts "DONE Olu": it is about Olu, so it closes nothing Pat holds (before:
+    it closed Wyn's check-in as "reached by Pat", though nobody had rung Wyn, because names were
+    looked for only in the groups of the tasks Pat held). Nell reads it; Alpha hears nothing."""
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("member", "add", "Alpha", "Wyn", "--phone", "07911 100007")
+        ok("member", "add", "Beta", "Olu", "--phone", "07911 100008")
+        ok("checkin", "add", "Beta", "Olu", "--at", "08:00", "--window", "30m", "--escalate-to", "Pat",
+           "--escalation-wait", "20m")
+        ok("checkin", "add", "Alpha", "Wyn", "--at", "09:00", "--window", "30m", "--escalate-to", "Pat",
+           "--escalation-wait", "20m")
+    for minute in (8 * 60, 8 * 60 + 30, 8 * 60 + 50, 9 * 60, 9 * 60 + 30):
+        ticker(at(minute // 60, minute % 60))
+    assert to(engine, "Pat") == ["escalation", "escalation"] and to(engine, "Nell") == ["alert"]
+    receive(ok, "DONE Olu", at(9, 40))
+    with session_scope(engine) as session:
+        rows = session.execute(select(Member.name, CheckIn.state).join(Member, Member.id == CheckIn.member_id)
+                               .where(CheckIn.occurrence == "2026-12-01")).all()
+    assert sorted(rows) == [("Olu", "alerted"), ("Wyn", "escalating")]
+    [forward] = sent(engine, template="forward")
+    assert forward.to_phone == E164["Nell"] and forward.body.endswith(": DONE Olu")
+    assert to(engine, "Margaret") == [] and "thanks" not in to(engine, "Pat")

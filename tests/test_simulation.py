@@ -364,7 +364,8 @@ def test_a_done_naming_someone_else_does_not_close_the_check_in_still_asked_abou
     OK (Olu's ask about her stood down) and Olu replied "DONE Margaret". That DONE was applied
     to the one ask he still held, Ned's: Ned's check-in closed as "reached by Olu" though nobody
     had reached Ned. A DONE naming someone is about them: with no open ask about them it is
-    passed to a person and closes nothing. Failed before inbound._task_meant learnt that."""
+    passed to a person and closes nothing. Failed before inbound._task_meant (now _named_task and
+    _groups_naming) learnt that."""
     from phonetree.gateways.outbox import OutboxGateway
     from phonetree.inbound import handle
 
