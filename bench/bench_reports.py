@@ -2,8 +2,9 @@
 (issue 14: 5.1 s / 1.7 s when every row came into Python; targets 0.5 s / 0.3 s, and `status`
 flat in the length of the history).
 
-Two code trees side by side in the same run, each in its own interpreter (`--before`, default
-/work/wt-scale-main: main before the change; `--after`, default this tree), each on its own copy
+Two code trees side by side in the same run, each in its own interpreter (`--before`, a checkout
+of the code before the change, e.g. `git worktree add /tmp/before 3ca8de6`; `--after`, default
+this tree), each on its own copy
 of the same synthetic data, built by that tree's migrations. Each timing is min and median of 3:
 `weekly_report` + the text rendering (8 weeks, the CLI's default), and `group_status` + the CLI's
 text rendering (`cli.render_status`). The renderings of both trees are compared byte for byte
@@ -15,7 +16,7 @@ answered within 0-40 min, 5% escalated to a contact who rang (resolved), 2% paus
 the organiser (resolved). Today: 60% answered, 30% sent and waiting, 5% escalating, 2% skipped,
 2% with a reply to read, 1% alerted. Tomorrow's check-ins are planned (scheduled).
 
-    python -m bench.bench_reports [--quick] [--members 10000] [--days 1,31] [--db sqlite,postgresql]
+    python -m bench.bench_reports --before /tmp/before [--quick] [--members 10000] [--days 1,31] [--db sqlite,postgresql]
 """
 from __future__ import annotations
 
@@ -272,7 +273,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10000)
     parser.add_argument("--days", default="1,31", help="history lengths, comma-separated")
     parser.add_argument("--db", default="sqlite,postgresql")
-    parser.add_argument("--before", default="/work/wt-scale-main", help="the code tree to compare with")
+    parser.add_argument("--before", help="the code tree to compare with (required, except with --child)")
     parser.add_argument("--after", default=str(ROOT))
     parser.add_argument("--reuse", action="store_true", help="SQLite: measure the databases the last run built")
     args = parser.parse_args()
@@ -280,6 +281,8 @@ def main() -> None:
         args.days = int(args.days.split(",")[0])
         child(args)
         return
+    if not args.before:
+        parser.error("--before is required: the code tree to compare with")
     members = 1000 if args.quick else args.members
     history = [int(d) for d in args.days.split(",")]
     trees = {"before": args.before, "after": args.after}
