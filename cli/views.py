@@ -85,6 +85,9 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append("Replies to read:")
         lines += [f"  {r['member']} at {local_iso(r['received_at'], data['timezone'])}: {r['text']}"
                   for r in data["replies_to_read"]]
+    if data["missed_while_down"]:
+        lines.append("Not sent while the service was down (please check on them): "
+                     + ", ".join(f"{m['member']} {m['due_local']}" for m in data["missed_while_down"]))
     if data["upcoming"]:
         lines.append("Next 24 hours: " + ", ".join(f"{u['member']} {u['due_local']}" for u in data["upcoming"]))
     if data["delivery_problems"]:

@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from phonetree import events
 from zoneinfo import ZoneInfo
 
-from phonetree.directory import organisers
+from phonetree.directory import can_be_told, organisers
 from phonetree.errors import PhonetreeError
 from phonetree.escalation import CLOSED, IN_TOUCH, SAYS_OK, ask, ask_next, chain_for, stand_down
 from phonetree.messages import message_row, queue
@@ -105,18 +105,19 @@ def start_due(session: Session, now: datetime, limit: int = BATCH) -> dict[str, 
 def report_missed(session: Session, missed: list[CheckIn], now: datetime) -> None:
     """Check-ins whose day passed while the service was down: tell a human, don't pretend.
     Each person told gets one message for the lot (after days down, one summary, not an alarm
-    per missed day): the organisers, or in a group without one the first named contact."""
+    per missed day): the organisers who can be told, or with none the first named contact who
+    can (a summary to an organiser who has opted out would reach nobody)."""
     by_person: dict[tuple[int, int], tuple[Group, Member, list[CheckIn]]] = {}
     for checkin in missed:
         checkin.state, checkin.closed_at, checkin.outcome = "missed", now, "not sent: service was down"
         group, member = checkin.group, checkin.member
-        people = ([m for m in organisers(session, group.id) if m.id != member.id]
-                  or chain_for(session, checkin)[:1])
+        people = ([m for m in organisers(session, group.id) if can_be_told(m, member)]
+                  or [c for c in chain_for(session, checkin) if can_be_told(c, member)][:1])
         for person in people:
             by_person.setdefault((group.id, person.id), (group, person, []))[2].append(checkin)
         events.record(session, now, "missed", group_id=group.id, member_id=member.id,
                       checkin_id=checkin.id, detail="service down; reported to " +
-                      (", ".join(p.name for p in people) or "nobody: no organiser"))
+                      (", ".join(p.name for p in people) or "nobody who can be told"))
     rows = []
     for group, person, items in by_person.values():
         zone = ZoneInfo(group.timezone)

@@ -288,6 +288,14 @@ def pause_member(session: Session, member: Member, until: date | None, now: date
                   member_id=member.id, detail=detail)
 
 
+def can_be_told(person: Member, about: Member) -> bool:
+    """Whether a message about `about` can reach `person`: someone else (not on the same phone),
+    not opted out, no known problem with their phone. Paused people are still told: a pause
+    stops their own check-ins, not what they hear about others."""
+    return (person.id != about.id and person.phone != about.phone and not person.opted_out
+            and not person.phone_problem)
+
+
 def reachable(member: Member, group: Group, now: datetime) -> bool:
     """Whether asking this person can do any good today: not opted out, no known problem with
     their phone, not paused."""

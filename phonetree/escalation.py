@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from phonetree import events
 from phonetree.db import insert_ignoring_duplicates
-from phonetree.directory import organisers, reachable
+from phonetree.directory import can_be_told, organisers, reachable
 from phonetree.messages import message_row, queue
 from phonetree.models import CheckIn, CheckInPlan, Group, Member, Message, Task
 from phonetree.phones import display
@@ -97,14 +97,10 @@ def alert_organisers(session: Session, checkin: CheckIn, group: Group, now: date
     can be reached: someone asking for help must reach a person."""
     checkin.state = "alerted"
     member = checkin.member
-
-    def can_take(m: Member) -> bool:
-        return m.id != member.id and m.phone != member.phone and not m.opted_out and not m.phone_problem
-
-    people = [m for m in organisers(session, group.id) if can_take(m)]
+    people = [m for m in organisers(session, group.id) if can_be_told(m, member)]
     if not people and checkin.help_requested_at is not None:
         people = [m for m in session.scalars(select(Member).where(Member.group_id == group.id)
-                                             .order_by(Member.id)) if can_take(m)]
+                                             .order_by(Member.id)) if can_be_told(m, member)]
     for organiser in people:
         ask(session, now, group, checkin, organiser, "alert",
             "help_alert" if checkin.urgent else "alert",

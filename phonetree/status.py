@@ -111,6 +111,15 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
         .where(Event.group_id == group.id, Event.kind == "reply_forwarded", Event.at >= now - RECENT_REPLIES)
         .order_by(Inbound.received_at, Inbound.id)
     ).all()
+    # Check-ins whose day passed while the service was down (checkins.report_missed): told to
+    # whoever could be told, and shown here too, for a group where nobody could (few rows, by
+    # the group-state index, whatever the history).
+    missed = read(
+        select(Member.name, CheckIn.due_at).join(Member, Member.id == CheckIn.member_id)
+        .where(CheckIn.group_id == group.id, CheckIn.state == "missed",
+               CheckIn.closed_at >= now - RECENT_REPLIES)
+        .order_by(CheckIn.due_at, CheckIn.id)
+    ).all()
     failures = read(
         select(Member.name, Message.kind, Message.error, Message.created_at)
         .outerjoin(Member, Member.id == Message.member_id)
@@ -135,6 +144,8 @@ def group_status(session: Session, group: Group, now: datetime) -> dict[str, Any
         "upcoming": [{"member": name, "due_at": iso(due_at), "due_local": local(due_at)}
                      for name, due_at in upcoming],
         "replies_to_read": [{"member": name, "received_at": _iso(at), "text": body} for name, at, body in unread],
+        "missed_while_down": [{"member": name, "due_at": iso(due_at), "due_local": local(due_at)}
+                              for name, due_at in missed],
         "paused": [{"member": m.name, "until": m.paused_until.isoformat()} for m in members
                    if m.paused_until is not None and today <= m.paused_until],
         "opted_out": [m.name for m in members if m.opted_out],

@@ -2,6 +2,7 @@
 escalation chain, organisers, late OK, HELP, and the ticks that must do nothing twice."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select
 
 from phonetree.db import session_scope
 from phonetree.gateways.base import Gateway
-from phonetree.models import CheckIn, Task
+from phonetree.models import CheckIn, Member, Task
 from tests.conftest import JO, MARGARET, SAM, VERA, sent, utc
 
 # Tuesday 1 December 2026, GMT: local time == UTC.
@@ -303,6 +304,32 @@ def test_days_missed_while_down_are_reported_never_sent_late_or_raised_as_alarms
             == ["2026-12-01", "2026-12-02"]
     assert len(sent(engine, kind="checkin")) == 1  # today's goes out, late
     assert not sent(engine, kind="escalation")
+
+
+@pytest.mark.parametrize("margaret", ["opted out", "phone not in use"])
+def test_days_missed_while_down_reach_the_first_contact_when_no_organiser_can_be_told(
+        oakfield, ok, engine, ticker, margaret):
+    """Margaret, the only organiser, has opted out (or her number is dead): the summary of the
+    days missed goes to Vera's first named contact, and `status` lists them. Before, it was
+    addressed to Margaret alone, suppressed or failed, and no person heard of the missed days."""
+    add_vera_checkin(ok)
+    with session_scope(engine) as session:
+        organiser = session.scalars(select(Member).where(Member.name == "Margaret")).one()
+        if margaret == "opted out":
+            organiser.opted_out = True
+        else:
+            organiser.phone_problem = "number not in use"
+    ticker(utc(2026, 12, 3, 10, 0))  # down from 30 Nov until 3 Dec 10:00
+    [missed] = sent(engine, kind="alert")
+    assert missed.to_phone == E164[JO] and missed.template == "missed_summary"
+    assert missed.body.startswith("Hi Jo, the service was down, so 2 check-ins between Tue 01 Dec and Wed 02 Dec")
+    with freeze_time("2026-12-03 10:01:00"):
+        text = ok("status", "Oakfield").stdout
+        data = json.loads(ok("status", "Oakfield", "--json").stdout)
+    assert [(m["member"], m["due_local"]) for m in data["missed_while_down"]] == [
+        ("Vera", "Tue 01 Dec 09:00"), ("Vera", "Wed 02 Dec 09:00")]
+    assert ("Not sent while the service was down (please check on them): Vera Tue 01 Dec 09:00, "
+            "Vera Wed 02 Dec 09:00") in text
 
 
 def test_quiet_hours_hold_routine_prompts_until_they_end(oakfield, ok, engine, ticker):
