@@ -75,7 +75,10 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
             checkin = session.get(checkins.CheckIn, message.checkin_id)
             if message.kind == "checkin" and checkin is not None and checkin.state == "prompting":
                 checkins.report_missed(session, [checkin], now)
-        elif message.kind == "checkin" or action != "suppressed":
+        elif message.kind == "checkin" or action not in ("suppressed", base.OPTED_OUT):
+            # A reminder to someone who has opted out since their prompt arrived lapses, whether
+            # we held it back or the provider refused it (their STOP lost in a crash): they had
+            # the prompt and may still reply, and the window's end acts as for any silence.
             checkins.prompt_failed(session, message.checkin_id, now, reason)
     elif message.task_id:
         task = session.get(Task, message.task_id)

@@ -689,6 +689,27 @@ def test_a_reminder_held_back_because_she_opted_out_leaves_the_window_to_run(
     assert len(_outbox(ok, "+447911100002")) == 1
 
 
+def test_a_reminder_the_provider_refuses_because_she_opted_out_leaves_the_window_to_run(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Long-run seed 11101732: her STOP was lost (phonetree crashed answering it, and Twilio does
+    # not retry), so Twilio refuses the 09:15 reminder (21610). As when phonetree holds a
+    # reminder back itself, nothing is raised early: she had the prompt and may still reply, and
+    # the window's end asks Jo (before: Jo was asked at 09:15, in the middle of her window).
+    standin, gateway = wired
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "09:00", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "15m")
+    _run(engine, gateway, _utc(9, 0))
+    standin.fail_next("Messages", status=400, code=21610, message="Attempt to send to unsubscribed recipient")
+    _run(engine, gateway, _utc(9, 15), _utc(9, 16))
+    assert [m["state"] for m in _outbox(ok, "+447911100001")] == ["sent", "failed"]
+    with session_scope(engine) as session:
+        assert session.scalars(select(Member).where(Member.name == "Vera")).one().opted_out
+    assert _checkin_state(engine) == "sent" and _outbox(ok, "+447911100002") == []
+    _run(engine, gateway, _utc(9, 30))
+    assert len(_outbox(ok, "+447911100002")) == 1
+
+
 def test_a_reminder_that_expired_unsent_just_lapses(
         engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
     # The provider was down from before the 09:15 reminder until after the window's end: the
