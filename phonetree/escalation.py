@@ -4,6 +4,7 @@ as the state change it belongs to, so a crash can lose neither."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -52,14 +53,31 @@ def ask(session: Session, now: datetime, group: Group, checkin: CheckIn, contact
     }])
     task = session.scalar(select(Task).where(Task.dedupe_key == key))
     assert task is not None
-    subject = checkin.member
-    queue(session, [message_row(
-        now, group, contact, kind="alert" if kind == "alert" else "escalation",
-        template=template, dedupe_key=f"task:{task.id}:ask", purpose="ask",
+    queue(session, [ask_row(now, task, checkin, template, f"task:{task.id}:ask")])
+
+
+def ask_row(now: datetime, task: Task, checkin: CheckIn, template: str, key: str,
+            channel: str | None = None) -> dict[str, Any]:
+    """The message asking `task`'s holder to ring the member (or, for an alert, to act)."""
+    group, contact, subject = checkin.group, task.assignee, checkin.member
+    return message_row(
+        now, group, contact, kind="alert" if task.kind == "alert" else "escalation",
+        template=template, dedupe_key=key, purpose="ask",
         values={"contact": contact.name, "member": subject.name, "phone": display(subject.phone),
                 "on_day": on_day(checkin, group, now)},
-        checkin_id=checkin.id, task_id=task.id, urgent=checkin.urgent,
-    )])
+        checkin_id=checkin.id, task_id=task.id, urgent=checkin.urgent, channel=channel,
+    )
+
+
+def ring_instead(session: Session, now: datetime, task: Task, message: Message) -> bool:
+    """An ask or alert texted to a number that can't take texts (a landline): the same words
+    are rung instead, and the task stays with them. False when it is not one of ours (or
+    has moved on), for the caller to pass on."""
+    checkin = task.checkin
+    if task.kind not in ("escalation", "alert") or task.state != "asked" or checkin is None:
+        return False
+    queue(session, [ask_row(now, task, checkin, message.template, f"{message.dedupe_key}:voice", channel="voice")])
+    return True
 
 
 def ask_next(session: Session, checkin: CheckIn, now: datetime, reason: str) -> str:

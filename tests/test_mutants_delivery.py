@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from phonetree.db import session_scope
 from phonetree.gateways.base import Gateway
 from phonetree.gateways.twilio import TwilioGateway
-from phonetree.models import CheckIn, Event, Group, Member
+from phonetree.models import CheckIn, Event, Group, Member, Task
 from schedules.engine import tick
 from tests.conftest import JO, LANDLINE, MARGARET, SAM, VERA, outbox_json
 from tests.test_delivery import wired  # noqa: F401 - the fixture: the stand-in, our webhooks, the gateway
@@ -708,6 +708,28 @@ def test_a_reminder_the_provider_refuses_because_she_opted_out_leaves_the_window
     assert _checkin_state(engine) == "sent" and _outbox(ok, "+447911100002") == []
     _run(engine, gateway, _utc(9, 30))
     assert len(_outbox(ok, "+447911100002")) == 1
+
+
+def test_an_alert_texted_to_a_landline_is_rung_instead_and_stays_with_her(
+        engine: Engine, oakfield: str, ok: Ok, wired: Wired) -> None:
+    # Long-run seed 10101552: Vera, with no check-in, asks for a call; with nobody to ask, the
+    # organiser is alerted, by text, and her number is a landline (21614). The same alert is rung
+    # instead and Margaret keeps it (before: it was marked unreachable and passed on, and with no
+    # other organiser nobody held Vera's call).
+    standin, gateway = wired
+    with freeze_time(_at(_utc(10, 0))):  # by the webhook, which sends nothing itself
+        assert standin.send_inbound_sms("+447911100001", "HELP")[0] == 200
+    _run(engine, gateway, _utc(10, 0))
+    [alert] = [m for m in standin.messages if m.params["To"] == "+447911100004"]
+    with freeze_time(_at(_utc(10, 0, 3))):
+        assert standin.send_status(alert.sid, "undelivered", error_code=21614)[0] == 200
+    _run(engine, gateway, _utc(10, 0, 5))
+    [call] = standin.calls
+    assert call.params["To"] == "+447911100004" and "Vera asked for a call" in call.params["Twiml"]
+    with session_scope(engine) as session:
+        [task] = session.scalars(select(Task).where(Task.kind == "alert")).all()
+        assert (task.assignee.name, task.state) == ("Margaret", "asked")
+        assert session.scalars(select(Member.channel).where(Member.name == "Margaret")).one() == "voice"
 
 
 def test_a_reminder_that_expired_unsent_just_lapses(
