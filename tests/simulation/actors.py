@@ -11,7 +11,7 @@ from tests.simulation.truth import Delivery
 from tests.simulation.world import Person, choice_rng
 
 PROMPTS = {"checkin", "reminder"}
-# done_check: "X asked for a call again after your DONE; if you've spoken since, reply DONE"
+# done_check: "X asked for a call again at HH:MM; if you've spoken to them since then, reply DONE"
 # (inbound._may_repeat_a_done), read like any ask about the newer request.
 ASKS = {"escalation", "help", "alert", "help_alert", "done_check"}
 ORGANISER_ASKS = {"alert", "help_alert"}

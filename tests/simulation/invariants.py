@@ -41,6 +41,7 @@ ANSWERS = {"ok", "free", "key_ok"}  # what counts as contact from the member (RE
 HELPS = {"help", "key_help", "distress"}
 DONES = {"done", "key_done"}
 CANTS = {"cant", "key_cant"}
+REPLIES_TO_HOLDERS = {"thanks", "cant_ok"}  # phonetree's answers to a holder's DONE or CANT (a done_check asks again)
 
 
 @dataclass
@@ -145,7 +146,7 @@ class Checker:
         with Session(self.sim.observer) as session:
             checkins, tasks = self.rows(session)
             for found in (self.help_reached(session, checkins), self.reply_acted_on(), self.answered_not_escalated(checkins, tasks),
-                          self.not_early(checkins, tasks), self.closures(checkins),
+                          self.not_early(checkins, tasks), self.closures(checkins, tasks),
                           self.cant_is_said(session, tasks), self.no_duplicates(),
                           self.stand_downs_accurate(checkins),
                           self.nothing_lost(session, checkins), self.deadlines(session, checkins, final)):
@@ -238,8 +239,9 @@ class Checker:
         return None
 
     # (i) and (iii): a check-in is only closed for a reason a person gave
-    def closures(self, checkins: list[CheckIn]) -> Violation | None:
+    def closures(self, checkins: list[CheckIn], tasks: list[Task]) -> Violation | None:
         truth = self.sim.truth
+        by_id = {c.id: c for c in checkins}
         for checkin in checkins:
             if checkin.state in OPEN_CHECKIN_STATES or checkin.state in ("scheduled", "missed"):
                 continue
@@ -249,6 +251,18 @@ class Checker:
             since = helped[0] if helped else None
             dones = [s for s in truth.accepted() if s.meaning in DONES and s.about_checkin == checkin.id
                      and (since is None or s.real >= since)]
+            if not dones and not helped:
+                # A DONE its sender meant for a later check-in of the same member (an ask of theirs
+                # that had lapsed), which phonetree applied to this earlier one they still held (an
+                # organiser's alert left open from the day before): the member was reached after
+                # this one was due, so it is settled, and the later one stays open with someone
+                # asked (long-run seeds 11101473, 10101580). A DONE about an earlier check-in
+                # closing a later one is still a violation (9000064's kind).
+                closed_by = {t.assignee_id: t.closed_at for t in tasks if t.checkin_id == checkin.id and t.state == "done"}
+                dones = [s for s in truth.accepted() if s.meaning in DONES and s.about_checkin in by_id
+                         and by_id[s.about_checkin].member_id == checkin.member_id
+                         and by_id[s.about_checkin].due_at > checkin.due_at
+                         and any(self.phone_of(a) == s.phone and at == s.clock for a, at in closed_by.items())]
             resolved = [r for r in truth.resolves if r[2] == checkin.member_id and (since is None or r[0] >= since)]
             if checkin.state == "answered":
                 wanted = {"ok", "key_ok"} if helped else ANSWERS | DONES | CANTS | {"after_help", "distress"}
@@ -285,7 +299,9 @@ class Checker:
                 continue
             phone = self.phone_of(task.assignee_id)
             person = self.sim.people[self.sim.person_of[task.assignee_id]]
-            asks = [d for d in truth.deliveries if d.task_id == task.id]
+            # The asks that reached them: not the answers to their own reply (a "cant_ok" carries
+            # the task too, and arrives after the CANT it answers; seed 10101590).
+            asks = [d for d in truth.deliveries if d.task_id == task.id and d.template not in REPLIES_TO_HOLDERS]
             subject = self.name_of(task.subject_id) if task.subject_id else "?"
             if task.state == "cant":
                 if [s for s in self.said_by(phone, CANTS) if not asks or s.real >= asks[0].real]:
@@ -375,7 +391,10 @@ class Checker:
             if d.template == "stand_down_ok":
                 ok = any(s.phone == phone and s.meaning in ("ok", "key_ok") for s in earlier)
             elif d.template == "stand_down_reached":
-                ok = any(s.meaning in DONES and s.about_checkin == d.checkin_id for s in earlier)
+                # "X has spoken to <member> now": a DONE about any check-in of that member (one
+                # meant for a later check-in may settle an earlier one: closures' note).
+                ok = any(s.meaning in DONES and s.about_checkin is not None
+                         and member_of.get(s.about_checkin) == member for s in earlier)
             elif d.template == "stand_down_closed":
                 ok = any(r[2] == member and r[0] <= d.real for r in truth.resolves)
             else:  # "has been in touch"
