@@ -238,16 +238,20 @@ REPEAT_DONE_WINDOW = timedelta(minutes=30)
 
 
 def _may_repeat_a_done(session: Session, task: Task, sender_ids: list[int]) -> bool:
-    """The holder's own DONE about the same member closed another check-in's request shortly
-    before this one was asked, they had been sent more asks about that check-in than they had
-    answered DONE by then (so one reply was still to come), and they haven't been asked to
-    confirm this one yet."""
+    """The holder was asked about the same member on another check-in before this one, and that
+    ask ended (their own DONE, stood down because someone else reached the member, or their time
+    ran out) at most a little before this one was asked, or since; they had been sent more asks
+    about that check-in than they had answered DONE by the time this one was asked (so one reply
+    was still to come); and they haven't been asked to confirm this one yet. (Before, only an
+    earlier ask closed by their own DONE counted: a DONE owed to an ask stood down, or one that
+    had lapsed, closed the member's newer call request; long-run seeds 10101340, 10101588.)"""
     if task.subject_id is None:
         return False
     earlier = session.scalar(select(Task.checkin_id).where(
         Task.assignee_id == task.assignee_id, Task.subject_id == task.subject_id, Task.id != task.id,
-        Task.checkin_id.is_not(None), Task.checkin_id != task.checkin_id, Task.state == "done",
-        Task.closed_at <= task.asked_at, Task.closed_at >= task.asked_at - REPEAT_DONE_WINDOW)
+        Task.checkin_id.is_not(None), Task.checkin_id != task.checkin_id,
+        Task.state.in_(("done", "stood_down", "expired")), Task.asked_at < task.asked_at,
+        Task.closed_at >= task.asked_at - REPEAT_DONE_WINDOW)
         .order_by(Task.closed_at.desc()).limit(1))
     if earlier is None:
         return False

@@ -62,8 +62,8 @@ SMS: dict[str, str] = {
     "If that seems wrong, please ring them on {phone}.",
     "back_ok": "Welcome back {name}, check-ins start again.",
     "thanks": "Thank you, {name}.",
-    "done_check": "Thanks {name}. {member} asked for a call again at {time}, after your DONE. "
-    "If you've spoken to them since, reply DONE.",
+    "done_check": "Thanks {name}. {member} asked for a call again at {time}. "
+    "If you've spoken to them since then, reply DONE.",
     "cant_ok": "No problem, {name}, we'll ask someone else.",
 }
 

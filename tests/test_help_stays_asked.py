@@ -176,8 +176,8 @@ def test_a_second_done_about_the_last_call_does_not_close_a_newer_help(oakfield,
     [checkin] = vera_open(engine)
     assert checkin.state == "escalating" and checkin.help_requested_at == at(9, 42)
     [check] = sent(engine, to_phone=E164[JO], template="done_check")
-    assert check.body == ("Thanks Jo. Vera asked for a call again at 09:42, after your DONE. "
-                          "If you've spoken to them since, reply DONE.")
+    assert check.body == ("Thanks Jo. Vera asked for a call again at 09:42. "
+                          "If you've spoken to them since then, reply DONE.")
     [item] = open_on_status(engine, at(9, 43))
     assert item["member"] == "Vera" and item["asked_for_call"] is True
     receive(ok, JO, "done", at(9, 50))
@@ -206,6 +206,49 @@ def test_a_done_long_after_the_last_one_closes_the_newer_help_at_once(helped, ok
     receive(ok, JO, "done", at(9, 55))
     assert vera_open(engine) == []
     assert not sent(engine, to_phone=E164[JO], template="done_check")
+
+
+def _open_held_by_jo(engine) -> list[str]:
+    with session_scope(engine) as session:
+        return sorted(c.occurrence for c in session.scalars(select(CheckIn).where(
+            CheckIn.state.in_(("escalating", "alerted")))) if any(
+            t.state == "asked" and t.assignee.name == "Jo" for t in c.tasks))
+
+
+def test_a_done_that_may_be_owed_to_an_ask_stood_down_does_not_close_her_new_call(helped, ok, engine, ticker):
+    """Long-run seed 10101340. Jo is asked at 09:05 to ring Vera; Margaret resolves it at 09:08
+    (Jo stood down); at 09:12 Vera asks for a call again and Jo is asked; Jo's DONE at 09:14 may
+    be the reply to the 09:05 ask. Jo is asked to confirm, and Vera's new call stays asked for
+    until she does (before: only an earlier ask Jo had herself answered DONE counted, and this
+    DONE closed the new call)."""
+    with freeze_time(at(9, 8)):
+        ok("resolve", "Oakfield", "Vera")
+    receive(ok, VERA, "HELP", at(9, 12))
+    ticker(at(9, 12))
+    receive(ok, JO, "DONE", at(9, 14))
+    [check] = sent(engine, to_phone=E164[JO], template="done_check")
+    assert check.body == "Thanks Jo. Vera asked for a call again at 09:12. If you've spoken to them since then, reply DONE."
+    assert _open_held_by_jo(engine) == ["help:2026-12-01T09:12:00+00:00"]
+    receive(ok, JO, "DONE", at(9, 16))  # confirmed: now it closes
+    assert vera_open(engine) == []
+
+
+def test_a_done_that_may_be_owed_to_a_lapsed_ask_does_not_close_her_newer_call(oakfield, ok, engine, ticker):
+    """Long-run seed 10101588. Vera asks for a call at 08:50, before her 09:00 check-in: Jo is
+    asked (20 minutes). At 09:05 she asks again, on the 09:00 check-in now open: Jo is asked about
+    that too. At 09:10 the first ask lapses and passes to Sam. Jo's DONE at 09:12 may answer
+    either: she is asked to confirm, and the newer call stays with her (before: it closed it)."""
+    add_checkin(ok)
+    receive(ok, VERA, "HELP", at(8, 50))
+    ticker(at(8, 50))
+    ticker(at(9))
+    receive(ok, VERA, "please call", at(9, 5))
+    ticker(at(9, 5))
+    ticker(at(9, 10))
+    assert templates_to(engine, SAM) == ["help"]
+    receive(ok, JO, "DONE", at(9, 12))
+    assert [m.template for m in sent(engine, to_phone=E164[JO])][-1] == "done_check"
+    assert _open_held_by_jo(engine) == ["2026-12-01"]
 
 
 def test_an_organisers_resolve_stands_a_help_down_in_its_own_words(helped, ok, engine):
