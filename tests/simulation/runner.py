@@ -395,6 +395,10 @@ class Sim:
         # A hint already past was there for the tick just run, which left it (an ask still
         # unsent, a broken engine): ticking again at once would only spin.
         due = [h - self.offset for h in hints if h is not None and h - self.offset > self.real]
+        # The end of a provider outage or 429 burst: what waited for it (a prompt whose day ends
+        # soon, held asks) is due then, and a real service ticks within 5 s of it (seed 10101829:
+        # the next tick was the idle one, 2 h on, and a prompt due at 23:55 was reported late).
+        due += [f.end for f in self.scenario.faults if f.kind in ("outage", "burst") and f.end > self.real]
         if not due:
             return idle
         # The runner's tick and send jobs come round every 5 s (PHONETREE_TICK_SECONDS).
