@@ -63,9 +63,11 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
                                         dedupe_key=f"{message.dedupe_key}:voice",
                                         checkin_id=message.checkin_id, channel="voice")])
             return
+        # An ask or alert: the same, rung, and it stays with them (passed on instead, a HELP's
+        # alert to the one other organiser reached nobody).
         task = session.get(Task, message.task_id) if message.task_id else None
         if task is not None and message.purpose is not None and escalation.ring_instead(session, now, task, message):
-            return  # an ask or alert: the same, rung (before: passed on, and a HELP alert to the one other organiser reached nobody)
+            return
     events.record(session, now, "undeliverable", group_id=group.id, member_id=member.id,
                   checkin_id=message.checkin_id, detail=f"{message.kind}: {reason}")
     if message.template in FAILURE_NOTICES:
