@@ -251,15 +251,16 @@ class Checker:
             since = helped[0] if helped else None
             dones = [s for s in truth.accepted() if s.meaning in DONES and s.about_checkin == checkin.id
                      and (since is None or s.real >= since)]
-            if not dones and not helped:
+            if not dones:
                 # A DONE its sender meant for a later check-in of the same member (an ask of theirs
                 # that had lapsed), which phonetree applied to this earlier one they still held (an
                 # organiser's alert left open from the day before): the member was reached after
-                # this one was due, so it is settled, and the later one stays open with someone
-                # asked (long-run seeds 11101473, 10101580). A DONE about an earlier check-in
-                # closing a later one is still a violation (9000064's kind).
+                # this one was due (or asked for), so it is settled, and the later one stays open
+                # with someone asked (long-run seeds 11101473, 10101580, 13000013). A DONE about an
+                # earlier check-in closing a later one is still a violation (9000064's kind).
                 closed_by = {t.assignee_id: t.closed_at for t in tasks if t.checkin_id == checkin.id and t.state == "done"}
                 dones = [s for s in truth.accepted() if s.meaning in DONES and s.about_checkin in by_id
+                         and (since is None or s.real >= since)  # a HELP: reached after it was asked for
                          and by_id[s.about_checkin].member_id == checkin.member_id
                          and by_id[s.about_checkin].due_at > checkin.due_at
                          and any(self.phone_of(a) == s.phone and at == s.clock for a, at in closed_by.items())]
