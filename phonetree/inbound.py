@@ -218,6 +218,8 @@ def _task_reply(work: Work, now: datetime, sender: _Sender, reply: Reply, text: 
     if reply.intent is Intent.DONE:
         tasks.done(session, task, now)
         template, what = "thanks", "done"
+    elif _answers_a_lapsed_ask(session, task):
+        template, what = "cant_ok", "kept: the CANT answers their earlier ask, passed on already"
     else:
         tasks.cant(session, task, now)
         template, what = "cant_ok", "can't: passed on"
@@ -269,6 +271,20 @@ def _may_repeat_a_done(session: Session, task: Task, sender_ids: list[int]) -> b
     if (dones or 0) >= asks[0]:
         return False  # every ask about it has had its DONE: this one is about the newer request
     return session.scalar(select(Message.id).where(Message.dedupe_key == _check_key(task))) is None
+
+
+def _answers_a_lapsed_ask(session: Session, task: Task) -> bool:
+    """A CANT for a task whose ask has not reached them yet (the provider failing), while an
+    earlier ask of theirs on the same check-in ran out of time: it answers that one, which has
+    passed on already (to this task, when they are also the organiser alerted). Applied here it
+    would drop an alert nobody has seen (long-run seed 13000026)."""
+    if task.checkin_id is None:
+        return False
+    left = session.scalar(select(Message.id).where(
+        Message.task_id == task.id, Message.purpose.is_not(None), Message.sent_at.is_not(None)).limit(1))
+    return left is None and session.scalar(select(Task.id).where(
+        Task.checkin_id == task.checkin_id, Task.assignee_id == task.assignee_id, Task.id != task.id,
+        Task.state == "expired", Task.asked_at < task.asked_at).limit(1)) is not None
 
 
 def _check_key(task: Task) -> str:

@@ -251,6 +251,32 @@ def test_a_done_that_may_be_owed_to_a_lapsed_ask_does_not_close_her_newer_call(o
     assert _open_held_by_jo(engine) == ["2026-12-01"]
 
 
+def test_a_cant_owed_to_a_lapsed_ask_does_not_drop_the_alert_not_yet_sent(oakfield, ok, engine, ticker):
+    """Long-run seed 13000026. Margaret is Vera's only contact and the organiser. Her 09:30 ask
+    runs out at 09:40 and the alert to her is queued, but the provider is failing, so it has not
+    left when her CANT (about the 09:30 ask) arrives at 09:41. The CANT answers that ask, which
+    has passed on already; the alert stands and goes when it can (before: the CANT closed the
+    alert nobody had seen, and Vera's check-in was held by nobody)."""
+    from phonetree.gateways.outbox import OutboxGateway
+    from schedules import dispatcher
+    from schedules.engine import step
+
+    add_checkin(ok, contacts="Margaret")
+    with freeze_time("2026-11-30 12:00:00"):
+        ok("checkin", "set", "Oakfield", "Vera", "--escalation-wait", "10m")
+    ticker(at(9))
+    ticker(at(9, 30))
+    assert templates_to(engine, MARGARET) == ["escalation"]
+    step(engine, at(9, 40))  # the ask ran out: the alert is queued, not sent (the provider is down)
+    receive(ok, MARGARET, "CANT", at(9, 41))
+    with session_scope(engine) as session:
+        assert [(t.kind, t.state) for t in session.scalars(select(Task).order_by(Task.id))] == [
+            ("escalation", "expired"), ("alert", "asked")]
+    dispatcher.dispatch(engine, OutboxGateway(), at(9, 45))
+    assert [m.template for m in sent(engine, to_phone=E164[MARGARET]) if m.state == "sent"] == [
+        "escalation", "alert", "cant_ok"]
+
+
 def test_an_organisers_resolve_stands_a_help_down_in_its_own_words(helped, ok, engine):
     with freeze_time(at(9, 20)):
         ok("resolve", "Oakfield", "Vera")
