@@ -529,10 +529,14 @@ class Checker:
             if [r for r in truth.resolves if r[2] == checkin.member_id and r[1] >= checkin.due_at]:
                 continue
             group = self.sim.group_of[checkin.member_id]
-            organisers = {self.phone_of(m) for m in self.sim.organisers[group] if m != checkin.member_id}
+            # The organisers phonetree can tell (escalation.alert_organisers: not opted out, no
+            # known problem with their phone).
+            organisers = {self.phone_of(m) for m in self.sim.organisers[group] if m != checkin.member_id
+                          and (row := session.get(Member, m)) is not None and not row.opted_out and not row.phone_problem}
             if not organisers:
-                # The member is the group's only organiser: the alert goes to everyone else in the
-                # group who can be reached (escalation's rule since 7128874, sim-findings F6).
+                # None (the member is the group's only organiser, or the others can't be told: seed
+                # 14000167): the alert goes to everyone else in the group who can be reached
+                # (escalation's rule since 7128874, sim-findings F6).
                 organisers = {self.phone_of(m) for m, g in self.sim.group_of.items()
                               if g == group and m != checkin.member_id}
             told = [d for d in truth.deliveries if d.to in organisers and d.real <= deadline and (
