@@ -57,11 +57,21 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
         events.record(session, now, "switched_to_voice", group_id=group.id, member_id=member.id)
         tell_organisers(session, now, group, member, message, "switched_to_voice")
         if message.template in ("checkin", "reminder"):
-            # The same prompt, spoken instead; the check-in waits for it.
-            queue(session, [message_row(now, group, member, kind=message.kind,
-                                        template=message.template, values={"name": member.name},
-                                        dedupe_key=f"{message.dedupe_key}:voice",
-                                        checkin_id=message.checkin_id, channel="voice")])
+            # The same prompt, spoken instead, by the same deadline; the check-in waits for it.
+            spoken = message_row(now, group, member, kind=message.kind,
+                                 template=message.template, values={"name": member.name},
+                                 dedupe_key=f"{message.dedupe_key}:voice", checkin_id=message.checkin_id,
+                                 channel="voice", deadline=message.expires_at,
+                                 validity=timedelta(seconds=message.validity_s) if message.validity_s else None)
+            if spoken["expires_at"] is None or spoken["not_before"] < spoken["expires_at"]:
+                queue(session, [spoken])
+                return
+            # Quiet hours hold the call past its deadline (a prompt late from an outage, found to
+            # be a landline at 22:45): a reminder lapses; the day's prompt is reported as missed
+            # now, not rung tomorrow morning (long-run seed 15000012: "prompting" all night).
+            checkin = session.get(checkins.CheckIn, message.checkin_id) if message.checkin_id else None
+            if message.kind == "checkin" and checkin is not None and checkin.state == "prompting":
+                checkins.report_missed(session, [checkin], now)
             return
         # An ask or alert: the same, rung, and it stays with them (passed on instead, a HELP's
         # alert to the one other organiser reached nobody).

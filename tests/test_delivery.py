@@ -94,6 +94,29 @@ def test_a_landline_given_as_sms_switches_to_voice_and_tells_the_organiser(engin
     assert checkin_state(engine).state == "sent"  # the spoken prompt is the check-in now
 
 
+def test_a_late_prompt_found_to_be_a_landline_in_quiet_hours_is_reported_missed_not_rung_next_day(
+        oakfield, ok, engine, wired):
+    """Long-run seed 15000012. Vera's 20:30 prompt waited out a provider outage; at 22:45 it is
+    refused as a landline, and the spoken prompt would be held by quiet hours (22:00-08:00) past
+    the end of its day. The day's check-in is reported to Margaret as missed now (before: it sat
+    "prompting" all night, to be rung the next morning)."""
+    standin, gateway = wired
+    with freeze_time("2026-12-01 12:00:00"):  # today's is the first 20:30
+        ok("group", "set", "Oakfield", "--quiet", "22:00-08:00")
+        ok("checkin", "add", "Oakfield", "Vera", "--at", "20:30", "--window", "30m", "--escalate-to", "Jo",
+           "--reminder", "off")
+    standin.fail_next("Messages", status=503, times=1000)
+    run(engine, gateway, utc(*DAY, 20, 30))
+    standin.recover("Messages")
+    standin.fail_next("Messages", status=400, code=21614, message="'To' number is not a valid mobile number")
+    run(engine, gateway, utc(*DAY, 22, 45), utc(*DAY, 22, 45, 5))
+    with session_scope(engine) as session:
+        assert session.scalars(select(CheckIn.state).where(CheckIn.occurrence == "2026-12-01")).one() == "missed"
+    assert [m for m in sent(engine, channel="voice")] == []
+    [report] = sent(engine, template="missed")
+    assert report.to_phone == "+447911100004"
+
+
 def test_opted_out_at_twilio_is_recorded_and_never_retried(engine, morning):
     standin, gateway = morning
     standin.fail_next("Messages", status=400, code=21610, message="Attempt to send to unsubscribed recipient")
