@@ -329,6 +329,13 @@ def answer(work: Work, item: OpenCheckIn, now: datetime, how: str) -> int:
     return told
 
 
+def help_in_force(checkin: CheckIn) -> bool:
+    """A call asked for and with a person now: whoever holds it has been told it is a call
+    request, so a HELP sent again is not asked of them again (request_help) but passed on as
+    the member's words (inbound._help)."""
+    return checkin.help_requested_at is not None and checkin.state in ("escalating", "alerted")
+
+
 def request_help(session: Session, member: Member, now: datetime, source: str) -> tuple[CheckIn, str]:
     """The member wants a call: the first reachable contact is asked at once, whatever the
     window. Returns the check-in and who was asked."""
@@ -350,7 +357,7 @@ def request_help(session: Session, member: Member, now: datetime, source: str) -
         # Already with a person: make it urgent and tell whoever holds it now. Whoever was asked
         # since a HELP knows already and is not asked again: a member texting HELP three times in
         # a panic must not send Jo the same text three times (inbound passes on their words).
-        knew = checkin.help_requested_at is not None
+        knew = help_in_force(checkin)
         checkin.urgent = True
         checkin.help_requested_at = now
         events.record(session, now, "help", group_id=checkin.group_id, member_id=member.id,

@@ -69,9 +69,7 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
             # Quiet hours hold the call past its deadline (a prompt late from an outage, found to
             # be a landline at 22:45): a reminder lapses; the day's prompt is reported as missed
             # now, not rung tomorrow morning (long-run seed 15000012: "prompting" all night).
-            checkin = session.get(checkins.CheckIn, message.checkin_id) if message.checkin_id else None
-            if message.kind == "checkin" and checkin is not None and checkin.state == "prompting":
-                checkins.report_missed(session, [checkin], now)
+            _report_unsent_prompt(session, now, message)
             return
         # An ask or alert: the same, rung, and it stays with them (passed on instead, a HELP's
         # alert to the one other organiser reached nobody).
@@ -87,9 +85,7 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
         if action == "expired":
             # Never sent in time: a reminder just lapses (the window's end still acts); a
             # prompt whose day ended unsent is reported as missed, not raised as "no reply".
-            checkin = session.get(checkins.CheckIn, message.checkin_id)
-            if message.kind == "checkin" and checkin is not None and checkin.state == "prompting":
-                checkins.report_missed(session, [checkin], now)
+            _report_unsent_prompt(session, now, message)
         elif message.kind == "checkin" or action not in ("suppressed", base.OPTED_OUT):
             # A reminder to someone who has opted out since their prompt arrived lapses, whether
             # we held it back or the provider refused it (their STOP lost in a crash): they had
@@ -101,6 +97,14 @@ def undeliverable(session: Session, now: datetime, message: Message, action: str
             tasks.unreachable(session, task, now)
     if action in (base.BAD_NUMBER, base.CONFIG, base.BLOCKED):
         tell_organisers(session, now, group, member, message, reason)
+
+
+def _report_unsent_prompt(session: Session, now: datetime, message: Message) -> None:
+    """A check-in prompt that can't go out on its day: the check-in, if it still waits for it,
+    is reported as missed (checkins.report_missed). A reminder just lapses."""
+    checkin = session.get(checkins.CheckIn, message.checkin_id) if message.checkin_id else None
+    if message.kind == "checkin" and checkin is not None and checkin.state == "prompting":
+        checkins.report_missed(session, [checkin], now)
 
 
 def tell_organisers(session: Session, now: datetime, group: Group, member: Member, message: Message,

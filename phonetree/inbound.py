@@ -16,7 +16,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from phonetree import events, tasks
-from phonetree.checkins import OpenCheckIn, answer, open_checkin_rows, open_checkins, request_help
+from phonetree.checkins import (OpenCheckIn, answer, help_in_force, open_checkin_rows, open_checkins,
+                                request_help)
 from phonetree.db import insert_for
 from phonetree.directory import organisers, pause_member
 from phonetree.escalation import chain_for
@@ -163,7 +164,7 @@ def _help(work: Work, now: datetime, sender: _Sender, reply: Reply, text: str, o
     # A HELP already with a person is not asked of them again (request_help): they are texted
     # these words instead, which may say more ("I can't breathe").
     newest = {c.member_id: c for c in reversed(open_items)}.values()  # the one request_help takes
-    again = [c for c in newest if c.help_requested_at is not None and c.state in ("escalating", "alerted")]
+    again = [c for c in newest if help_in_force(c)]
     targets = [m for m in sender.members if m.id in open_ids] or sender.members
     asked: list[tuple[CheckIn, str]] = []
     for member in targets:
